@@ -1,0 +1,12 @@
+"""glmmteach: Generalized Linear Mixed Models, step by step.
+
+GLMs are fitted by Fisher scoring (:func:`glm`), GLMMs by maximum likelihood with the Laplace
+approximation or adaptive Gauss–Hermite quadrature (:func:`glmer`); :func:`anova` compares
+nested models by likelihood-ratio tests.
+"""
+
+from .compare import anova, compare_ic
+from .glm import GLMResults, glm
+
+__all__ = ["GLMResults", "anova", "compare_ic", "glm"]
+__version__ = "0.1.0"

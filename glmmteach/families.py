@@ -1,0 +1,194 @@
+r"""Exponential families and link functions.
+
+A generalized linear model says that, given covariates, :math:`y_i` has a distribution from an
+exponential family with mean :math:`\mu_i` and variance :math:`\phi\, V(\mu_i) / w_i`, and that a
+link function :math:`g` maps the mean to the linear predictor,
+
+.. math:: g(\mu_i) = \eta_i = x_i^\top \beta + o_i ,
+
+with :math:`o_i` a known offset. Fisher scoring needs only four functions of the family and link:
+:math:`g`, its inverse :math:`g^{-1}`, the derivative :math:`d\mu/d\eta` and the variance function
+:math:`V(\mu)`. The log-likelihood and deviance need the density itself.
+
+Binomial outcomes are handled as R does: ``y`` is the *proportion* of successes out of ``n`` trials
+(``n = 1`` for binary data) and ``n`` enters as a prior weight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from .exceptions import FamilyError
+
+_EPS = np.finfo(float).eps
+# R's binomial links clamp eta so that mu stays strictly inside (0, 1).
+_PROBIT_BOUND = -stats.norm.ppf(_EPS)  # about 8.125
+_LOGIT_BOUND = 30.0
+_ETA_MAX_LOG = 700.0  # exp(700) is finite; beyond it overflow
+
+
+@dataclass(frozen=True)
+class Link:
+    r"""A link function :math:`\eta = g(\mu)` with its inverse and derivative."""
+
+    name: str
+    linkfun: Callable[[np.ndarray], np.ndarray]
+    linkinv: Callable[[np.ndarray], np.ndarray]
+    mu_eta: Callable[[np.ndarray], np.ndarray]
+
+
+def _logit_inv(eta: np.ndarray) -> np.ndarray:
+    # As R's binomial()$linkinv: beyond |eta| = 30 the probability is pinned at eps or 1 - eps,
+    # which is what makes "fitted probabilities numerically 0 or 1" detectable.
+    eta = np.asarray(eta, dtype=float)
+    return np.where(eta < -_LOGIT_BOUND, _EPS, np.where(eta > _LOGIT_BOUND, 1 / (1 + _EPS), special.expit(eta)))
+
+
+def _logit_mu_eta(eta: np.ndarray) -> np.ndarray:
+    # d expit / d eta = mu (1 - mu), computed without cancellation; eps beyond |eta| = 30 (as R)
+    eta = np.asarray(eta, dtype=float)
+    e = np.exp(-np.abs(eta))
+    return np.where(np.abs(eta) > _LOGIT_BOUND, _EPS, e / (1.0 + e) ** 2)
+
+
+def _probit_inv(eta: np.ndarray) -> np.ndarray:
+    return special.ndtr(np.clip(eta, -_PROBIT_BOUND, _PROBIT_BOUND))
+
+
+def _probit_mu_eta(eta: np.ndarray) -> np.ndarray:
+    return np.maximum(np.exp(-0.5 * eta**2) / np.sqrt(2 * np.pi), _EPS)
+
+
+def _cloglog_inv(eta: np.ndarray) -> np.ndarray:
+    mu = -np.expm1(-np.exp(np.minimum(eta, _ETA_MAX_LOG)))
+    return np.clip(mu, _EPS, 1 - _EPS)
+
+
+def _cloglog_mu_eta(eta: np.ndarray) -> np.ndarray:
+    eta = np.minimum(eta, _ETA_MAX_LOG)
+    return np.maximum(np.exp(eta - np.exp(eta)), _EPS)
+
+
+def _log_inv(eta: np.ndarray) -> np.ndarray:
+    return np.maximum(np.exp(np.minimum(eta, _ETA_MAX_LOG)), _EPS)
+
+
+LINKS: dict[str, Link] = {
+    "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta),
+    "probit": Link("probit", special.ndtri, _probit_inv, _probit_mu_eta),
+    "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta),
+    "log": Link("log", np.log, _log_inv, _log_inv),
+    "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
+}
+
+
+@dataclass(frozen=True)
+class Family:
+    r"""An exponential family with its link.
+
+    Attributes
+    ----------
+    name:
+        ``"binomial"``, ``"poisson"``, ``"gaussian"``, ``"quasibinomial"`` or ``"quasipoisson"``.
+    link:
+        The :class:`Link`.
+    estimate_scale:
+        Whether the dispersion :math:`\phi` is estimated (gaussian and quasi families) or fixed
+        at 1 (binomial, Poisson).
+    """
+
+    name: str
+    link: Link
+    estimate_scale: bool
+
+    @property
+    def base(self) -> str:
+        """The distribution behind the family: quasi families share their parent's variance."""
+        return self.name.removeprefix("quasi")
+
+    @property
+    def is_binomial(self) -> bool:
+        return self.base == "binomial"
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        r"""Variance function :math:`V(\mu)`: :math:`\mu(1-\mu)`, :math:`\mu` or 1."""
+        if self.base == "binomial":
+            return mu * (1 - mu)
+        if self.base == "poisson":
+            return mu
+        return np.ones_like(mu)
+
+    def starting_mu(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
+        """R's ``mustart``: a first mean that is valid for the link."""
+        if self.base == "binomial":
+            return (n * y + 0.5) / (n + 1)
+        if self.base == "poisson":
+            return y + 0.1
+        return y.astype(float)
+
+    def deviance_residuals(self, y: np.ndarray, mu: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        r"""Unit deviances :math:`d_i` with :math:`D = \sum_i d_i` (weights include trials).
+
+        Binomial: :math:`2 w_i [y_i \log(y_i/\mu_i) + (1-y_i)\log((1-y_i)/(1-\mu_i))]`;
+        Poisson: :math:`2 w_i [y_i \log(y_i/\mu_i) - (y_i - \mu_i)]`; Gaussian: :math:`w_i (y_i-\mu_i)^2`.
+        """
+        if self.base == "binomial":
+            return 2 * weights * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
+        if self.base == "poisson":
+            return 2 * weights * (special.xlogy(y, y / mu) - (y - mu))
+        return weights * (y - mu) ** 2
+
+    def loglik(self, y: np.ndarray, mu: np.ndarray, weights: np.ndarray, scale: float = 1.0) -> np.ndarray:
+        r"""Log-density of each observation, with every constant.
+
+        Binomial (``y`` a proportion of ``weights`` trials):
+        :math:`\log\binom{n}{ny} + ny\log\mu + n(1-y)\log(1-\mu)`;
+        Poisson: :math:`y\log\mu - \mu - \log y!`; Gaussian with variance :math:`\phi/w`.
+        Quasi families have no likelihood: asking for one is an error.
+        """
+        if self.name.startswith("quasi"):
+            raise FamilyError(
+                f"the {self.name} family has no likelihood (and so no logLik or AIC); "
+                "fit the binomial or poisson family for likelihood-based comparisons"
+            )
+        if self.base == "binomial":
+            successes = np.round(weights * y)
+            return stats.binom.logpmf(successes, np.round(weights), mu)
+        if self.base == "poisson":
+            return special.xlogy(y, mu) - mu - special.gammaln(y + 1)
+        return stats.norm.logpdf(y, mu, np.sqrt(scale / weights))
+
+
+FAMILY_LINKS: dict[str, tuple[str, ...]] = {
+    # the first link listed is the canonical (default) one
+    "binomial": ("logit", "probit", "cloglog", "log"),
+    "quasibinomial": ("logit", "probit", "cloglog", "log"),
+    "poisson": ("log", "identity"),
+    "quasipoisson": ("log", "identity"),
+    "gaussian": ("identity", "log"),
+}
+
+
+def get_family(family: str | Family, link: str | None = None) -> Family:
+    """Return the :class:`Family` called ``family`` with ``link`` (default: the canonical link).
+
+    Raises :class:`~glmmteach.exceptions.FamilyError` naming the unknown family or link.
+    """
+    if isinstance(family, Family):
+        if link is None or link == family.link.name:
+            return family
+        family = family.name
+    if not isinstance(family, str):
+        raise FamilyError(f"family must be a name such as 'binomial', got {family!r}")
+    name = family.lower()
+    if name not in FAMILY_LINKS:
+        raise FamilyError(f"unknown family {family!r}; choose one of {', '.join(sorted(FAMILY_LINKS))}")
+    allowed = FAMILY_LINKS[name]
+    link_name = allowed[0] if link is None else str(link).lower()
+    if link_name not in allowed:
+        raise FamilyError(f"link {link!r} is not available for the {name} family; choose one of {', '.join(allowed)}")
+    return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name == "gaussian")

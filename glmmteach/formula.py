@@ -1,0 +1,501 @@
+r"""R-style model formulas turned into design matrices.
+
+A formula such as ``death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)``
+has three parts, which lme4 separates the same way:
+
+* the **response** (left of ``~``), a column of the data;
+* the **fixed-effects** terms, expanded into the model matrix :math:`X` (one column per
+  coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
+  ``factor(sex)2``; ``a*b`` expands to ``a + b + a:b``; ``offset(z)`` adds a known term to
+  :math:`\eta` without a coefficient);
+* the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
+  ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
+  per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
+  group index of every row, so that the contribution to the linear predictor is
+  :math:`z_i^\top b_{g(i)}`.
+
+Model matrices are built by `formulae <https://bambinos.github.io/formulae/>`_ (bambi's parser);
+this module only splits off the random-effect bars (formulae does not know ``||``), maps
+``factor()`` to formulae's ``C()``, orders the terms as R does (main effects before
+interactions) and renames columns the R way. Rows with a missing value in any variable the model
+uses are dropped, and how many is reported, as R's ``na.omit`` does.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from formulae import design_matrices, model_description
+
+from .exceptions import DataError, FormulaError, MissingDataWarning
+from .families import Family, get_family
+
+ArrayLike = Sequence[float] | np.ndarray | pd.Series
+
+_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+@dataclass(frozen=True)
+class BarTerm:
+    """A random-effects term ``(expr | group)`` or, with ``correlated=False``, ``(expr || group)``."""
+
+    expr: str
+    group: str
+    correlated: bool
+
+    def __str__(self) -> str:
+        bar = "|" if self.correlated else "||"
+        return f"({self.expr} {bar} {self.group})"
+
+
+@dataclass(frozen=True)
+class ParsedFormula:
+    """A formula split as lme4 splits it: response, fixed-effects terms and random-effects bars."""
+
+    formula: str
+    response: str
+    fixed_terms: tuple[str, ...]
+    bars: tuple[BarTerm, ...]
+
+    @property
+    def fixed_rhs(self) -> str:
+        """Right-hand side without the random-effect bars (``1`` when nothing is left)."""
+        return " + ".join(self.fixed_terms) if self.fixed_terms else "1"
+
+
+def _split_top_level(text: str, sep: str = "+") -> list[str]:
+    """Split ``text`` on ``sep`` where it is not inside parentheses or brackets."""
+    parts, depth, start = [], 0, 0
+    for pos, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"unbalanced ')' in formula term {text!r}")
+        elif char == sep and depth == 0:
+            parts.append(text[start:pos])
+            start = pos + 1
+    if depth != 0:
+        raise FormulaError(f"unbalanced '(' in formula {text!r}")
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def _as_bar(term: str) -> BarTerm | None:
+    """Return the :class:`BarTerm` if ``term`` is ``( ... | ... )``, else None."""
+    if not (term.startswith("(") and term.endswith(")")):
+        return None
+    inner = term[1:-1]
+    # the parentheses must enclose the whole term, e.g. not "(a) + (b)"
+    depth = 0
+    for char in inner:
+        depth += char == "("
+        depth -= char == ")"
+        if depth < 0:
+            return None
+    pieces = _split_top_level(inner, "|")
+    if len(pieces) == 2:
+        expr, group = pieces
+        correlated = True
+    elif len(pieces) == 3 and pieces[1] == "":
+        expr, _, group = pieces
+        correlated = False
+    else:
+        return None
+    if not expr or not group:
+        raise FormulaError(f"random-effects term {term!r} needs an expression and a grouping factor")
+    return BarTerm(expr=expr, group=group, correlated=correlated)
+
+
+def parse_formula(formula: str) -> ParsedFormula:
+    """Split an R-style formula into response, fixed-effects terms and random-effects bars.
+
+    >>> parse_formula("outcome ~ trt*period + (1|ID)").bars
+    (BarTerm(expr='1', group='ID', correlated=True),)
+    """
+    if not isinstance(formula, str):
+        raise FormulaError(f"the formula must be a string such as 'y ~ x', got {type(formula).__name__}")
+    if formula.count("~") != 1:
+        raise FormulaError(f"the formula {formula!r} needs exactly one '~' (response ~ terms)")
+    lhs, rhs = (side.strip() for side in formula.split("~"))
+    if not lhs:
+        raise FormulaError(f"the formula {formula!r} has no response left of '~'")
+    if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", lhs):
+        raise FormulaError(
+            f"the response {lhs!r} must be a column name; for successes out of n trials "
+            "use the successes column as response and pass trials='n' (cbind() is not supported)"
+        )
+    if not rhs:
+        raise FormulaError(f"the formula {formula!r} has nothing right of '~' (use '1' for an intercept)")
+    fixed, bars = [], []
+    for term in _split_top_level(rhs):
+        if not term:
+            raise FormulaError(f"empty term in formula {formula!r} (a stray '+'?)")
+        bar = _as_bar(term)
+        if bar is None:
+            fixed.append(term)
+        else:
+            bars.append(bar)
+    return ParsedFormula(formula, lhs, tuple(fixed), tuple(bars))
+
+
+# --------------------------------------------------------------------------------------------
+# Design matrices
+
+
+@dataclass
+class RandomTerm:
+    r"""The random-effects covariates of one bar term.
+
+    ``Z[i]`` holds the :math:`r` covariates of row ``i`` (e.g. ``[1, x_i]`` for ``(1 + x | g)``)
+    and ``group_codes[i]`` the index (0 … G−1) of its group among ``group_levels``.
+    ``correlated`` is False for ``(expr || g)``: the :math:`r` effects are independent.
+    """
+
+    expr: str
+    group_name: str
+    correlated: bool
+    names: list[str]
+    Z: np.ndarray
+    group_codes: np.ndarray
+    group_levels: np.ndarray
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_levels)
+
+    def codes_for(self, values: ArrayLike) -> np.ndarray:
+        """Group index of each value; −1 for a level not seen when fitting."""
+        return pd.Categorical(np.asarray(values), categories=self.group_levels).codes.astype(np.intp)
+
+
+@dataclass
+class Design:
+    """Everything a fitter needs, built from a formula and a data frame.
+
+    ``y`` is the response as given (0/1, successes, counts); ``trials`` the number of binomial trials
+    of each row (ones when there are none); ``weights`` prior weights; ``offset`` the known part of the
+    linear predictor; ``X`` the fixed-effects model matrix with ``column_names`` in R's order and
+    naming; ``random`` one :class:`RandomTerm` per bar; ``row_index`` the data-frame index of the rows
+    used (rows with missing values removed, ``dropped_rows`` of them).
+    """
+
+    parsed: ParsedFormula
+    y: np.ndarray
+    X: np.ndarray
+    column_names: list[str]
+    offset: np.ndarray
+    trials: np.ndarray
+    weights: np.ndarray
+    random: list[RandomTerm]
+    row_index: pd.Index
+    dropped_rows: int
+    has_trials: bool = False
+    _common: Any = field(default=None, repr=False)
+    _column_order: list[int] = field(default_factory=list, repr=False)
+    _offset_spec: Any = field(default=None, repr=False)
+    _logical_bars: dict[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    @property
+    def response_name(self) -> str:
+        return self.parsed.response
+
+    def new_fixed(self, newdata: pd.DataFrame, offset: ArrayLike | str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Model matrix and offset for new rows, with the factor coding of the fit."""
+        newdata = _check_frame(newdata, "newdata")
+        frame = newdata.copy()
+        for placeholder in self._logical_bars:
+            frame[placeholder] = 1.0
+        _require_columns(frame, _fixed_variables(self.parsed, self._logical_bars), "newdata")
+        try:
+            common = self._common.evaluate_new_data(frame)
+        except Exception as err:  # formulae raises many types; name the cause
+            raise DataError(f"cannot build the model matrix for newdata: {err}") from err
+        matrix, _, formula_offset = _split_offsets(common)
+        X = matrix[:, self._column_order]
+        extra = self._offset_spec if offset is None else offset
+        if isinstance(extra, np.ndarray | list | pd.Series) and offset is None:
+            raise DataError("the model was fitted with offset= given as an array; pass offset= for the new rows too")
+        return X, formula_offset + _numeric_vector(frame, extra, "offset", len(frame), default=0.0)
+
+
+def _check_frame(data: Any, what: str = "data") -> pd.DataFrame:
+    if not isinstance(data, pd.DataFrame):
+        raise DataError(f"{what} must be a pandas DataFrame, got {type(data).__name__}")
+    if len(data) == 0:
+        raise DataError(f"{what} is empty: it has no rows to fit or predict")
+    return data
+
+
+def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") -> None:
+    missing = sorted(name for name in names if name not in data.columns)
+    if missing:
+        listed = ", ".join(map(repr, missing))
+        raise DataError(
+            f"column {listed} named in the formula is not in {what} (columns: {', '.join(map(str, data.columns))})"
+        )
+
+
+def _to_formulae(rhs: str) -> str:
+    # R's factor(x) is formulae's C(x): treatment coding, first level as reference.
+    return re.sub(r"\bfactor\(", "C(", rhs)
+
+
+def _variables(rhs: str) -> set[str]:
+    try:
+        return set(model_description(_to_formulae(rhs)).var_names)
+    except Exception as err:
+        raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err}") from err
+
+
+def _fixed_variables(parsed: ParsedFormula, logical_bars: dict[str, str]) -> set[str]:
+    rhs = " + ".join(t if t not in logical_bars.values() else "1" for t in parsed.fixed_terms) or "1"
+    return _variables(rhs) - set(logical_bars)
+
+
+_LEVEL = re.compile(r"\[([^\[\]]*)\]")
+
+
+def _r_name(name: str, factor_vars: set[str]) -> str:
+    """formulae column name -> R's: ``C(sex)[2]`` -> ``factor(sex)2``, ``Intercept`` -> ``(Intercept)``."""
+    if name == "Intercept":
+        return "(Intercept)"
+    pieces = []
+    for piece in name.split(":"):
+        piece = _LEVEL.sub(r"\1", piece)
+        match = re.fullmatch(r"C\(([^,()]+)\)(.*)", piece)
+        if match and match.group(1).strip() in factor_vars:
+            piece = f"factor({match.group(1).strip()}){match.group(2)}"
+        pieces.append(piece)
+    return ":".join(pieces)
+
+
+def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Separate formulae's offset(...) columns (summed) from the coefficient columns."""
+    frame = matrix_obj.as_dataframe()
+    is_offset = np.array([c.startswith("offset(") for c in frame.columns])
+    values = frame.to_numpy(dtype=float)
+    offset = values[:, is_offset].sum(axis=1) if is_offset.any() else np.zeros(len(frame))
+    names = [c for c, o in zip(frame.columns, is_offset, strict=True) if not o]
+    return values[:, ~is_offset], names, offset
+
+
+def _numeric_vector(data: pd.DataFrame, spec: ArrayLike | str | None, what: str, n: int, default: float) -> np.ndarray:
+    """Resolve an argument given as a column name, an array, or None (the default value)."""
+    if spec is None:
+        return np.full(n, default)
+    if isinstance(spec, str):
+        if spec not in data.columns:
+            raise DataError(f"{what}={spec!r} is not a column of the data")
+        values = data[spec]
+        label = f"{what} column {spec!r}"
+    else:
+        values = np.asarray(spec)
+        label = f"{what}="
+        if values.shape != (n,):
+            raise DataError(f"{what}= must have one value per row ({n}), got shape {values.shape}")
+    try:
+        out = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"{label} must be numeric: {err}") from err
+    if not np.all(np.isfinite(out)):
+        raise DataError(f"{label} has missing or infinite values")
+    return out
+
+
+def _response_values(series: pd.Series, name: str) -> np.ndarray:
+    if series.dtype == bool or str(series.dtype) == "boolean":
+        return series.to_numpy(dtype=float)
+    try:
+        return series.to_numpy(dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(
+            f"the response column {name!r} must be numeric (0/1 or counts), got values such as {series.iloc[0]!r}"
+        ) from err
+
+
+def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, name: str) -> None:
+    """Check that the response values are possible for the family; raise a :class:`DataError` if not."""
+
+    def first_bad(mask: np.ndarray) -> str:
+        return repr(float(y[np.argmax(mask)]))
+
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"the response column {name!r} has infinite values")
+    if family.is_binomial:
+        if trials is None:
+            bad = (y != 0) & (y != 1)
+            if bad.any():
+                raise DataError(
+                    f"binomial response {name!r} must be 0/1 but has value {first_bad(bad)}; "
+                    "for counts of successes out of n trials pass trials= (a column name or array)"
+                )
+        else:
+            if np.any(trials < 1) or np.any(trials != np.round(trials)):
+                raise DataError("trials must be whole numbers of at least 1")
+            bad = (y < 0) | (y > trials) | (y != np.round(y))
+            if bad.any():
+                raise DataError(
+                    f"binomial response {name!r} must be whole numbers of successes between 0 and "
+                    f"the trials; it has value {first_bad(bad)}"
+                )
+    elif family.base == "poisson":
+        if np.any(y < 0):
+            raise DataError(f"{family.name} response {name!r} has a negative count {first_bad(y < 0)}")
+        if family.name == "poisson" and np.any(y != np.round(y)):
+            raise DataError(
+                f"poisson response {name!r} must be whole counts; it has value "
+                f"{first_bad(y != np.round(y))} (for non-integer data use quasipoisson)"
+            )
+
+
+def build_design(
+    formula: str,
+    data: pd.DataFrame,
+    *,
+    family: str | Family | None = None,
+    offset: ArrayLike | str | None = None,
+    weights: ArrayLike | str | None = None,
+    trials: ArrayLike | str | None = None,
+    random: str = "random",
+) -> Design:
+    """Build the :class:`Design` of ``formula`` on ``data``.
+
+    ``random="random"`` builds the random-effects terms (for :func:`glmmteach.glmer`);
+    ``random="logical"`` reproduces what R's ``glm`` does with a bar term: it evaluates ``1 | g`` as a
+    logical covariate (always TRUE, named ``1 | gTRUE``), which is aliased with the intercept.
+    When ``family`` is given the response is checked against it.
+    """
+    data = _check_frame(data)
+    parsed = parse_formula(formula)
+    fam = None if family is None else get_family(family)
+    logical_bars: dict[str, str] = {}
+    fixed_terms = list(parsed.fixed_terms)
+    if random == "logical":
+        for k, bar in enumerate(parsed.bars):
+            placeholder = f"glmmteach_bar_{k}"
+            logical_bars[placeholder] = str(bar)
+            fixed_terms.append(placeholder)
+    elif random != "random":
+        raise ValueError(f"random must be 'random' or 'logical', got {random!r}")
+
+    # Which columns does the model use? Missing ones are an error; rows with NaN are dropped.
+    fixed_rhs = " + ".join(fixed_terms) if fixed_terms else "1"
+    used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars))
+    for bar in parsed.bars:
+        if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", bar.group):
+            raise FormulaError(f"the grouping factor of {bar} must be a single column name")
+        used |= {bar.group} | _variables(bar.expr)
+    for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
+        if isinstance(spec, str):
+            if spec not in data.columns:
+                raise DataError(f"{name}={spec!r} is not a column of the data")
+            used.add(spec)
+    _require_columns(data, used)
+    frame = data.loc[:, sorted(used)]
+    complete = frame.notna().all(axis=1).to_numpy()
+    for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
+        if spec is not None and not isinstance(spec, str):
+            values = np.asarray(spec, dtype=float)
+            if values.shape != (len(data),):
+                raise DataError(f"{name}= must have one value per row ({len(data)}), got shape {values.shape}")
+            complete &= ~np.isnan(values)
+    dropped = int((~complete).sum())
+    if dropped:
+        if dropped == len(data):
+            raise DataError("every row has a missing value in a model variable: nothing to fit")
+        warnings.warn(
+            f"{dropped} row(s) with missing values in the model variables were dropped ({len(data) - dropped} used)",
+            MissingDataWarning,
+            stacklevel=3,
+        )
+        frame = frame.loc[complete]
+    frame = frame.copy()
+    for placeholder in logical_bars:
+        frame[placeholder] = 1.0
+    n = len(frame)
+
+    def subset(spec: ArrayLike | str | None) -> ArrayLike | str | None:
+        return spec if spec is None or isinstance(spec, str) else np.asarray(spec, dtype=float)[complete]
+
+    y = _response_values(frame[parsed.response], parsed.response)
+    trials_arr = None if trials is None else _numeric_vector(frame, subset(trials), "trials", n, 1.0)
+    if fam is not None:
+        check_response(fam, y, trials_arr, parsed.response)
+    weights_arr = _numeric_vector(frame, subset(weights), "weights", n, 1.0)
+    if np.any(weights_arr < 0):
+        raise DataError("weights must be non-negative")
+
+    # Fixed effects: formulae builds the columns; we order terms as R does and rename.
+    factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
+    try:
+        matrices = design_matrices(_to_formulae(fixed_rhs), frame, na_action="error", extra_namespace=_NAMESPACE)
+    except Exception as err:
+        raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
+    matrix, names, formula_offset = _split_offsets(matrices.common)
+    degree = [0 if nm == "Intercept" else nm.count(":") + 1 for nm in names]
+    order = sorted(range(len(names)), key=lambda j: degree[j])  # stable: written order within degree
+    column_names = []
+    for j in order:
+        nm = names[j]
+        column_names.append(
+            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars else _r_name(nm, factor_vars)
+        )
+    X = np.ascontiguousarray(matrix[:, order])
+    total_offset = formula_offset + _numeric_vector(frame, subset(offset), "offset", n, 0.0)
+
+    random_terms = [] if random == "logical" else [_random_term(bar, frame) for bar in parsed.bars]
+    return Design(
+        parsed=parsed,
+        y=y,
+        X=X,
+        column_names=column_names,
+        offset=total_offset,
+        trials=np.ones(n) if trials_arr is None else trials_arr,
+        weights=weights_arr,
+        random=random_terms,
+        row_index=frame.index,
+        dropped_rows=dropped,
+        has_trials=trials_arr is not None,
+        _common=matrices.common,
+        _column_order=order,
+        _offset_spec=offset,
+        _logical_bars=logical_bars,
+    )
+
+
+def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
+    """Random-effects covariates and group codes of one bar term."""
+    factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", bar.expr))
+    try:
+        matrices = design_matrices(_to_formulae(bar.expr), frame, na_action="error", extra_namespace=_NAMESPACE)
+    except Exception as err:
+        raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
+    Z, names, _ = _split_offsets(matrices.common)
+    if Z.shape[1] == 0:
+        raise FormulaError(f"the random-effects term {bar} has no covariates")
+    groups = pd.Categorical(frame[bar.group].to_numpy())
+    return RandomTerm(
+        expr=bar.expr,
+        group_name=bar.group,
+        correlated=bar.correlated,
+        names=[_r_name(nm, factor_vars) for nm in names],
+        Z=np.ascontiguousarray(Z),
+        group_codes=groups.codes.astype(np.intp),
+        group_levels=np.asarray(groups.categories),
+    )

@@ -1,0 +1,483 @@
+r"""Generalized linear models fitted by Fisher scoring (iteratively reweighted least squares).
+
+Maximising :math:`\ell(\beta) = \sum_i \log f(y_i; \mu_i)` with :math:`g(\mu_i) = x_i^\top\beta + o_i`
+by Fisher scoring gives, at each step, a weighted least-squares problem. With the current
+:math:`\eta = X\beta + o` and :math:`\mu = g^{-1}(\eta)`, form the *working response* and *working
+weights*
+
+.. math::
+
+   z_i = \eta_i - o_i + (y_i - \mu_i)\,\frac{d\eta_i}{d\mu_i}, \qquad
+   w_i = \frac{p_i}{V(\mu_i)}\Big(\frac{d\mu_i}{d\eta_i}\Big)^2 ,
+
+(:math:`p_i` the prior weights, the trials for binomial data) and solve
+
+.. math:: \beta^{(t+1)} = (X^\top W X)^{-1} X^\top W z .
+
+Iteration stops, as in R's ``glm``, when the deviance changes by less than
+:math:`\epsilon = 10^{-8}` relative: :math:`|D^{(t)} - D^{(t-1)}| / (|D^{(t)}| + 0.1) < \epsilon`.
+At convergence :math:`\widehat{\operatorname{Var}}(\hat\beta) = \phi\,(X^\top W X)^{-1}`, with the
+dispersion :math:`\phi = 1` for binomial and Poisson and the Pearson statistic
+:math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2 / V(\hat\mu_i) / (n - p)` for quasi and Gaussian
+families.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, stats
+
+from .exceptions import ConvergenceWarning, RankDeficiencyWarning, SeparationWarning
+from .families import Family, get_family
+from .formula import ArrayLike, Design, build_design
+from .rformat import coef_table_text, format_r
+
+EPSILON = 1e-8
+MAX_ITERATIONS = 25
+# R's rank tolerance for the QR decomposition in glm.fit
+RANK_TOLERANCE = 1e-7
+
+
+@dataclass
+class IRLSStep:
+    """One Fisher-scoring iteration: its number, the coefficients after it, and the deviance."""
+
+    iteration: int
+    params: np.ndarray
+    deviance: float
+
+
+@dataclass
+class IRLSFit:
+    """Raw result of :func:`irls`: coefficients of the estimable columns and the final state."""
+
+    params: np.ndarray
+    mu: np.ndarray
+    eta: np.ndarray
+    working_weights: np.ndarray  # at the start of the last step, as R's glm.fit reports them
+    deviance: float
+    iterations: int
+    converged: bool
+    history: list[IRLSStep] = field(default_factory=list)
+
+
+def estimable_columns(X: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarray:
+    """Boolean mask of the columns of ``X`` that are not linear combinations of earlier ones.
+
+    Like R's pivoted QR (``dqrdc2``), a column is aliased if what is left of it after projecting
+    out the columns kept so far is below ``tol`` times its own norm; aliased coefficients are
+    reported as ``NaN`` ("not defined because of singularities").
+    """
+    keep = np.zeros(X.shape[1], dtype=bool)
+    Q = np.empty((X.shape[0], 0))
+    for j in range(X.shape[1]):  # a loop over columns (few), not rows
+        col = X[:, j]
+        norm = np.linalg.norm(col)
+        if norm == 0:
+            continue
+        resid = col - Q @ (Q.T @ col)
+        if np.linalg.norm(resid) > tol * norm:
+            keep[j] = True
+            Q = np.column_stack([Q, resid / np.linalg.norm(resid)])
+    return keep
+
+
+def irls_step(
+    X: np.ndarray, y: np.ndarray, weights: np.ndarray, eta: np.ndarray, offset: np.ndarray, family: Family
+) -> np.ndarray:
+    r"""One Fisher-scoring step from linear predictor ``eta``: returns the new coefficients.
+
+    Solves the weighted least-squares problem :math:`\min_\beta \sum_i w_i (z_i - x_i^\top\beta)^2`
+    with working response :math:`z` and weights :math:`w` evaluated at ``eta`` (see the module
+    docstring); ``y`` is a proportion for binomial data and ``weights`` the prior weights × trials.
+    """
+    mu = family.link.linkinv(eta)
+    mu_eta = family.link.mu_eta(eta)
+    z = eta - offset + (y - mu) / mu_eta
+    w = weights * mu_eta**2 / family.variance(mu)
+    sqrt_w = np.sqrt(w)
+    coef, *_ = linalg.lstsq(X * sqrt_w[:, None], z * sqrt_w, lapack_driver="gelsy")
+    return coef
+
+
+def irls(
+    X: np.ndarray,
+    y: np.ndarray,
+    family: Family,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+    *,
+    tol: float = EPSILON,
+    max_iter: int = MAX_ITERATIONS,
+) -> IRLSFit:
+    """Fit a GLM by Fisher scoring, as R's ``glm.fit`` does (same start, step halving, criterion).
+
+    ``X`` must have full column rank (drop aliased columns first, see :func:`estimable_columns`).
+    The iteration history (coefficients and deviance after each step) is kept.
+    """
+    n = len(y)
+    weights = np.ones(n) if weights is None else weights
+    offset = np.zeros(n) if offset is None else offset
+    mu = family.starting_mu(y, weights)
+    eta = family.link.linkfun(mu)
+    dev_old = float(np.sum(family.deviance_residuals(y, mu, weights)))
+    coef_old: np.ndarray | None = None
+    history: list[IRLSStep] = []
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        # R's standard errors come from the weighted least squares of the last step, i.e. the
+        # weights at the linear predictor the step started from; keep them.
+        step_weights = weights * family.link.mu_eta(eta) ** 2 / family.variance(family.link.linkinv(eta))
+        coef = irls_step(X, y, weights, eta, offset, family)
+        eta_new = X @ coef + offset
+        mu_new = family.link.linkinv(eta_new)
+        dev = float(np.sum(family.deviance_residuals(y, mu_new, weights)))
+        halvings = 0
+        # step halving when the deviance is not finite (R does the same)
+        while not np.isfinite(dev) and coef_old is not None and halvings < 30:
+            coef = (coef + coef_old) / 2
+            eta_new = X @ coef + offset
+            mu_new = family.link.linkinv(eta_new)
+            dev = float(np.sum(family.deviance_residuals(y, mu_new, weights)))
+            halvings += 1
+        eta, mu = eta_new, mu_new
+        history.append(IRLSStep(iteration, coef.copy(), dev))
+        if abs(dev - dev_old) / (abs(dev) + 0.1) < tol:
+            converged = True
+            break
+        dev_old, coef_old = dev, coef
+    return IRLSFit(coef, mu, eta, step_weights, dev, iteration, converged, history)
+
+
+class GLMResults:
+    """A fitted generalized linear model (attribute names follow statsmodels; output follows R).
+
+    Attributes
+    ----------
+    params, bse, zvalues, pvalues : pandas.Series
+        Estimates, standard errors, Wald statistics (*t* for families with an estimated
+        dispersion) and two-sided p-values, in formula order, intercept first; ``NaN`` for
+        coefficients that are not estimable (aliased columns).
+    llf, aic, bic, deviance, null_deviance : float
+        Log-likelihood with all constants (``NaN`` for quasi families), information criteria,
+        residual and null deviance.
+    df_resid, df_null, nobs, scale, iterations, converged, history
+        Residual/null degrees of freedom, number of observations, dispersion, number of Fisher
+        scoring iterations, convergence flag and the iteration history.
+    """
+
+    def __init__(
+        self, design: Design, family: Family, fit: IRLSFit, keep: np.ndarray, null_deviance: float, formula: str
+    ):
+        self.design = design
+        self.family = family
+        self.formula = formula
+        self.converged = fit.converged
+        self.iterations = fit.iterations
+        self.fittedvalues = pd.Series(fit.mu, index=design.row_index, name="fitted")
+        self.linear_predictor = fit.eta
+        self.deviance = fit.deviance
+        self.null_deviance = null_deviance
+        self._fit = fit
+        self._keep = keep
+        names = design.column_names
+        prior = design.weights * design.trials
+        self.nobs = int(np.sum(prior > 0))
+        self.rank = int(keep.sum())
+        self.df_resid = self.nobs - self.rank
+        has_intercept = "(Intercept)" in names
+        self.df_null = self.nobs - int(has_intercept)
+        y = design.y / design.trials
+        if family.estimate_scale:
+            pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
+            self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
+        else:
+            self.scale = 1.0
+        full = np.full(len(names), np.nan)
+        full[keep] = fit.params
+        self.params = pd.Series(full, index=names, name="Estimate")
+        Xk = design.X[:, keep]
+        xtwx = Xk.T @ (Xk * fit.working_weights[:, None])
+        cov = self.scale * linalg.inv(xtwx)
+        cov_full = np.full((len(names), len(names)), np.nan)
+        cov_full[np.ix_(keep, keep)] = cov
+        self._cov = pd.DataFrame(cov_full, index=names, columns=names)
+        self.bse = pd.Series(np.sqrt(np.diag(cov_full)), index=names, name="Std. Error")
+        self.zvalues = pd.Series(self.params / self.bse, name="t value" if self.use_t else "z value")
+        if self.use_t:
+            p = 2 * stats.t.sf(np.abs(self.zvalues), self.df_resid)
+        else:
+            p = 2 * stats.norm.sf(np.abs(self.zvalues))
+        self.pvalues = pd.Series(p, index=names, name=f"Pr(>|{'t' if self.use_t else 'z'}|)")
+        self.history = pd.DataFrame(
+            [
+                {
+                    "iteration": s.iteration,
+                    **dict(zip(np.array(names)[keep], s.params, strict=True)),
+                    "deviance": s.deviance,
+                }
+                for s in fit.history
+            ]
+        ).set_index("iteration")
+
+    # ---- likelihood-based summaries -------------------------------------------------------
+    @property
+    def use_t(self) -> bool:
+        """Wald tests use the t distribution when the dispersion is estimated."""
+        return self.family.estimate_scale
+
+    @property
+    def k_params(self) -> int:
+        """Number of estimated parameters counted by AIC (the dispersion too, for gaussian)."""
+        return self.rank + int(self.family.name == "gaussian")
+
+    @property
+    def llf(self) -> float:
+        """Maximised log-likelihood with all constants (NaN for quasi families)."""
+        if self.family.name.startswith("quasi"):
+            return np.nan
+        d = self.design
+        y = d.y / d.trials
+        scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
+        return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
+
+    @property
+    def aic(self) -> float:
+        r""":math:`\mathrm{AIC} = -2\ell(\hat\beta) + 2p`."""
+        return -2 * self.llf + 2 * self.k_params
+
+    @property
+    def bic(self) -> float:
+        r""":math:`\mathrm{BIC} = -2\ell(\hat\beta) + p\log n`."""
+        return -2 * self.llf + np.log(self.nobs) * self.k_params
+
+    def cov_params(self) -> pd.DataFrame:
+        r"""Estimated covariance of the estimates, :math:`\phi (X^\top W X)^{-1}`."""
+        return self._cov.copy()
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        r"""Wald confidence intervals :math:`\hat\beta \pm q_{1-\alpha/2}\,\mathrm{SE}` (R's ``confint.default``).
+
+        ``q`` is the normal quantile, or the *t* quantile on ``df_resid`` degrees of freedom when
+        the dispersion is estimated. Exponentiate for odds or rate ratios.
+        """
+        q = stats.t.ppf(1 - alpha / 2, self.df_resid) if self.use_t else stats.norm.ppf(1 - alpha / 2)
+        lower, upper = self.params - q * self.bse, self.params + q * self.bse
+        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
+        return pd.DataFrame({pct[0]: lower, pct[1]: upper})
+
+    # ---- prediction -------------------------------------------------------------------------
+    def predict(
+        self,
+        newdata: pd.DataFrame | None = None,
+        type: str = "link",  # noqa: A002 - R's argument name
+        offset: ArrayLike | str | None = None,
+        se_fit: bool = False,
+    ) -> pd.Series | pd.DataFrame:
+        """Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
+
+        With ``se_fit=True`` returns a DataFrame with the prediction and its standard error (delta
+        method on the response scale). Aliased coefficients contribute nothing, as in R.
+        """
+        if type not in ("link", "response"):
+            raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        if newdata is None:
+            X, off, index = self.design.X, self.design.offset, self.design.row_index
+        else:
+            X, off = self.design.new_fixed(newdata, offset)
+            index = newdata.index
+        beta = np.nan_to_num(self.params.to_numpy())
+        eta = X @ beta + off
+        keep = self._keep
+        cov = self._cov.to_numpy()[np.ix_(keep, keep)]
+        se_eta = np.sqrt(np.einsum("ij,jk,ik->i", X[:, keep], cov, X[:, keep]))
+        if type == "link":
+            value, se = eta, se_eta
+        else:
+            value, se = self.family.link.linkinv(eta), se_eta * self.family.link.mu_eta(eta)
+        if se_fit:
+            return pd.DataFrame({"fit": value, "se_fit": se}, index=index)
+        return pd.Series(value, index=index, name=type)
+
+    # ---- residuals ---------------------------------------------------------------------------
+    @property
+    def resid_pearson(self) -> pd.Series:
+        r"""Pearson residuals :math:`\sqrt{p_i}(y_i - \hat\mu_i)/\sqrt{V(\hat\mu_i)}`."""
+        d = self.design
+        y = d.y / d.trials
+        mu = self._fit.mu
+        return pd.Series(
+            np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
+        )
+
+    @property
+    def resid_deviance(self) -> pd.Series:
+        r"""Deviance residuals :math:`\operatorname{sign}(y_i-\hat\mu_i)\sqrt{d_i}`."""
+        d = self.design
+        y = d.y / d.trials
+        unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
+        return pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index)
+
+    # ---- display ---------------------------------------------------------------------------
+    def coef_table(self) -> pd.DataFrame:
+        """The coefficient table as a DataFrame (estimate, SE, statistic, p-value)."""
+        return pd.concat([self.params, self.bse, self.zvalues, self.pvalues], axis=1)
+
+    def summary(self) -> GLMSummary:
+        """R's ``summary.glm``: printed as R prints it, shown as tables in a notebook."""
+        return GLMSummary(self)
+
+    def __repr__(self) -> str:
+        coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return f"<GLMResults {self.family.name}({self.family.link.name}): {coefs}>"
+
+
+class GLMSummary:
+    """Printable summary of a :class:`GLMResults` in the layout of R's ``summary.glm``."""
+
+    def __init__(self, result: GLMResults):
+        self.result = result
+
+    @property
+    def coefficients(self) -> pd.DataFrame:
+        return self.result.coef_table()
+
+    def __str__(self) -> str:
+        r = self.result
+        fam = r.family
+        call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
+        n_na = int((~r._keep).sum())
+        coef_head = "Coefficients:" + (f" ({n_na} not defined because of singularities)" if n_na else "")
+        table = coef_table_text(
+            list(r.params.index),
+            r.params.to_numpy(),
+            r.bse.to_numpy(),
+            r.zvalues.to_numpy(),
+            r.pvalues.to_numpy(),
+            stat_name="t" if r.use_t else "z",
+        )
+        disp = "1" if not fam.estimate_scale else format_r([r.scale], 7)[0]
+        dev = format_r([r.null_deviance, r.deviance], 5)
+        width = max(map(len, dev))
+        aic = "NA" if np.isnan(r.aic) else format_r([r.aic], 5)[0]
+        lines = [
+            "",
+            "Call:",
+            call,
+            "",
+            coef_head,
+            table,
+            "",
+            f"(Dispersion parameter for {fam.name} family taken to be {disp})",
+            "",
+            f"    Null deviance: {dev[0].rjust(width)}  on {r.df_null}  degrees of freedom",
+            f"Residual deviance: {dev[1].rjust(width)}  on {r.df_resid}  degrees of freedom",
+            f"AIC: {aic}",
+            "",
+            f"Number of Fisher Scoring iterations: {r.iterations}",
+            "",
+        ]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        r = self.result
+        table = self.coefficients.to_html(float_format=lambda v: f"{v:.4g}", na_rep="NA")
+        facts = pd.Series(
+            {
+                "family (link)": f"{r.family.name} ({r.family.link.name})",
+                "observations": r.nobs,
+                "dispersion": r.scale,
+                "null deviance (df)": f"{r.null_deviance:.2f} ({r.df_null})",
+                "residual deviance (df)": f"{r.deviance:.2f} ({r.df_resid})",
+                "AIC": "NA" if np.isnan(r.aic) else f"{r.aic:.2f}",
+                "Fisher scoring iterations": r.iterations,
+            },
+            name="",
+        )
+        return f"<p><b>glm</b>: <code>{r.formula}</code></p>{table}{facts.to_frame().to_html(header=False)}"
+
+
+def glm(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "binomial",
+    link: str | None = None,
+    offset: ArrayLike | str | None = None,
+    weights: ArrayLike | str | None = None,
+    trials: ArrayLike | str | None = None,
+    maxit: int = MAX_ITERATIONS,
+) -> GLMResults:
+    """Fit a generalized linear model with an R-style formula, as R's ``glm`` does.
+
+    Parameters
+    ----------
+    formula:
+        e.g. ``"outcome ~ 1 + trt + period + trt*period"`` or
+        ``"death ~ offset(logpop) + factor(sex) + factor(race) + year"``. A random-effects term
+        such as ``(1|county)`` is *not* a random effect here: like R, ``glm`` evaluates
+        ``1 | county`` as a logical covariate (always TRUE, so aliased with the intercept); use
+        :func:`glmmteach.glmer` for random effects.
+    family, link:
+        ``"binomial"`` (links logit, probit, cloglog), ``"poisson"`` (log), ``"quasipoisson"``,
+        ``"quasibinomial"``, ``"gaussian"``.
+    offset, weights, trials:
+        Column names or arrays: a known term added to the linear predictor, prior weights, and the
+        number of binomial trials (the response is then the number of successes).
+    maxit:
+        Maximum number of Fisher-scoring iterations (R's ``glm.control(maxit = 25)``).
+    """
+    fam = get_family(family, link)
+    design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
+    if design._logical_bars:
+        bars = ", ".join(design._logical_bars.values())
+        warnings.warn(
+            f"glm() does not fit random effects: {bars} is treated as R treats it, a logical "
+            "covariate that is always TRUE (reported as not estimable). Use glmer() for a random effect.",
+            RankDeficiencyWarning,
+            stacklevel=2,
+        )
+    keep = estimable_columns(design.X)
+    if not keep.all() and not design._logical_bars:
+        dropped = ", ".join(np.array(design.column_names)[~keep])
+        warnings.warn(
+            f"design is rank deficient: {dropped} not estimable (reported as NaN, as R reports NA)",
+            RankDeficiencyWarning,
+            stacklevel=2,
+        )
+    y = design.y / design.trials
+    prior = design.weights * design.trials
+    fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit)
+    _warn_fit_problems(fit, fam, prior)
+    if "(Intercept)" in design.column_names:
+        null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset)
+        null_deviance = null_fit.deviance
+    else:
+        mu0 = fam.link.linkinv(design.offset)
+        null_deviance = float(np.sum(fam.deviance_residuals(y, mu0, prior)))
+    return GLMResults(design, fam, fit, keep, null_deviance, formula)
+
+
+def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray) -> None:
+    if not fit.converged:
+        warnings.warn(
+            f"Fisher scoring did not converge in {fit.iterations} iterations; the estimates are not "
+            "the maximum likelihood estimates",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    if family.is_binomial:
+        eps = 10 * np.finfo(float).eps
+        if np.any((fit.mu > 1 - eps) | (fit.mu < eps)):
+            warnings.warn(
+                "fitted probabilities numerically 0 or 1 occurred: the data are (quasi-)separated and "
+                "some estimates and standard errors are effectively infinite",
+                SeparationWarning,
+                stacklevel=3,
+            )

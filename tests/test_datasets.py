@@ -1,0 +1,44 @@
+"""The course data load, with the codes of data/README.md, from wherever the package is."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from glmmteach import datasets
+
+
+def test_crossover_layout():
+    data = datasets.load_crossover()
+    assert list(data.columns) == ["ID", "group", "period", "trt", "outcome"]
+    assert data.shape == (134, 5) and data["ID"].nunique() == 67
+    # group 1 = placebo first: period 0 on placebo
+    first = data[(data["group"] == 1) & (data["period"] == 0)]
+    assert (first["trt"] == 0).all() and first["ID"].max() == 34
+
+
+def test_ohio_layout():
+    data = datasets.load_ohio_cancer()
+    assert data.shape == (7392, 7)
+    assert data["year"].between(1, 21).all() and data["year"].nunique() == 21
+    assert set(data["sex"]) == {1, 2} and set(data["race"]) == {1, 2}
+    np.testing.assert_allclose(data["logpop"], np.log(data["pop"]))
+
+
+def test_county_shapes_match_names():
+    shapes = datasets.load_ohio_counties()
+    names = datasets.load_ohio_county_names()
+    assert [s.county for s in shapes] == list(range(1, 89))
+    assert [s.name for s in shapes] == list(names["name"])
+    # county k has FIPS 39000 + 2k - 1
+    assert all(int(s.fips) == 39000 + 2 * s.county - 1 for s in shapes)
+    lon, lat = np.concatenate([r for s in shapes for r in s.rings]).T
+    assert -85 < lon.min() < lon.max() < -80 and 38 < lat.min() < lat.max() < 42.5
+
+
+def test_loaders_work_outside_the_repository(tmp_path):
+    code = "from glmmteach import datasets; print(len(datasets.load_crossover()))"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "134"

@@ -1,0 +1,259 @@
+"""glmer parity with lme4 beyond the syllabus models.
+
+The cases (binomial with trials, probit and cloglog links, correlated and uncorrelated random
+slopes, a Poisson offset with a random slope, adaptive quadrature with 10 nodes, and one singular
+fit) are synthetic data sets made by ``tests/data/lme4_extra/make_data.py`` and fitted by
+``tests/data/lme4_extra/make_reference.R`` with lme4 at tight tolerances; ``reference.json`` holds
+the results. For ``nAGQ > 1`` its ``loglik`` adds back the saturated log-likelihood that lme4's
+printed value leaves out (``loglik_lme4``), so it is the full marginal log-likelihood that
+:func:`glmmteach.glmer` reports.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+try:
+    import glmmteach
+except ModuleNotFoundError as err:  # only a missing package skips; a broken one must fail
+    if err.name != "glmmteach":
+        raise
+    glmmteach = None
+
+GLMER = getattr(glmmteach, "glmer", None)
+needs_glmer = pytest.mark.skipif(GLMER is None, reason="glmmteach.glmer is not implemented yet")
+
+DATA_DIR = Path(__file__).parent / "data" / "lme4_extra"
+REFERENCE = json.loads((DATA_DIR / "reference.json").read_text())
+CASES: dict[str, dict[str, Any]] = REFERENCE["cases"]
+LAPLACE_CASES = [name for name, case in CASES.items() if case["nAGQ"] == 1]
+SINGULAR_SD = 1e-4  # an SD below this is "on the boundary" for the comparisons below
+
+
+@cache
+def load_case_data(name: str) -> pd.DataFrame:
+    return pd.read_csv(DATA_DIR / CASES[name]["data"])
+
+
+@cache
+def fit_case(name: str) -> Any:
+    """Fit one case with glmmteach.glmer, exactly as the reference records it (cached per case)."""
+    case = CASES[name]
+    return GLMER(
+        case["formula"],
+        load_case_data(name),
+        family=case["family"],
+        link=case["link"],
+        nAGQ=case["nAGQ"],
+        offset=case["offset"],
+        trials=case["trials"],
+    )
+
+
+def side_by_side(got: pd.Series, expected: pd.Series) -> str:
+    return pd.DataFrame({"ours": got, "lme4": expected, "diff": got - expected}).to_string()
+
+
+def random_effect_sds(result: Any) -> pd.Series:
+    """Standard deviations of the random effects, from the covariance matrix ``cov_re``."""
+    cov = result.cov_re
+    return pd.Series(np.sqrt(np.diag(cov.to_numpy())), index=list(cov.index), dtype=float)
+
+
+def random_effect_corr(result: Any) -> pd.DataFrame:
+    cov = result.cov_re.to_numpy()
+    sd = np.sqrt(np.diag(cov))
+    return pd.DataFrame(
+        cov / np.outer(sd, sd), index=result.cov_re.index, columns=result.cov_re.columns
+    )
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_fixed_effects_match_lme4(name: str) -> None:
+    result = fit_case(name)
+    expected = pd.Series(CASES[name]["fixef"], dtype=float)
+    got = result.params
+    assert list(got.index) == list(expected.index), "coefficient names differ from lme4's"
+    tolerance = np.maximum(1e-4 * expected.abs(), 1e-5)
+    diff = (got - expected).abs()
+    assert (diff <= tolerance).all(), (
+        f"fixed effects differ from lme4:\n{side_by_side(got, expected)}"
+    )
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_standard_errors_match_lme4(name: str) -> None:
+    result = fit_case(name)
+    expected = pd.Series(CASES[name]["se"], dtype=float)
+    got = result.bse[expected.index]
+    rel = ((got - expected) / expected).abs()
+    assert (rel <= 1e-3).all(), f"standard errors differ from lme4:\n{side_by_side(got, expected)}"
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_random_effect_sds_match_lme4(name: str) -> None:
+    result = fit_case(name)
+    expected = pd.Series(CASES[name]["random"]["sd"], dtype=float)
+    got = random_effect_sds(result)
+    assert list(got.index) == list(expected.index), "random-effect names differ from lme4's"
+    # Relative 1e-3; an SD lme4 puts on the boundary only has to be within 1e-3 of 0.
+    tolerance = np.where(expected < SINGULAR_SD, 1e-3, 1e-3 * expected)
+    diff = (got - expected).abs()
+    assert (diff <= tolerance).all(), f"random-effect SDs differ:\n{side_by_side(got, expected)}"
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_random_effect_correlation_matches_lme4(name: str) -> None:
+    random = CASES[name]["random"]
+    result = fit_case(name)
+    got = random_effect_corr(result).to_numpy()
+    # lme4 reports no correlation for (1 + x || g): the effects are independent by construction.
+    expected = np.asarray(random["corr"]) if random["correlated"] else np.eye(len(random["names"]))
+    assert np.abs(got - expected).max() <= 1e-3, f"correlation {got} differs from lme4's {expected}"
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", LAPLACE_CASES)
+def test_laplace_loglik_matches_lme4(name: str) -> None:
+    """Laplace log-likelihoods agree, and ours is not below lme4's converged optimum."""
+    result = fit_case(name)
+    expected = CASES[name]["loglik"]
+    assert result.llf == pytest.approx(expected, abs=1e-4)
+    assert result.llf >= expected - 1e-6, "glmer stopped below lme4's optimum"
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", [name for name in CASES if name not in LAPLACE_CASES])
+def test_quadrature_loglik_matches_lme4_with_constants(name: str) -> None:
+    """With nAGQ > 1 we compare to lme4's value plus the saturated log-likelihood it drops."""
+    case = CASES[name]
+    result = fit_case(name)
+    # The reference itself is consistent: an independent integration at lme4's estimates agrees.
+    assert case["loglik_integrated"] == pytest.approx(case["loglik"], abs=1e-4)
+    assert abs(case["loglik"] - case["loglik_lme4"]) > 1.0, "this case should exercise the constant"
+    assert result.llf == pytest.approx(case["loglik"], abs=1e-4)
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_singular_flag_matches_lme4(name: str) -> None:
+    assert bool(fit_case(name).singular) is CASES[name]["isSingular"]
+
+
+@needs_glmer
+@pytest.mark.parametrize("name", list(CASES))
+def test_fit_reports_convergence_and_sizes(name: str) -> None:
+    case = CASES[name]
+    result = fit_case(name)
+    assert result.converged
+    assert result.nobs == case["nobs"]
+
+
+def test_reference_covers_the_planned_cases() -> None:
+    """The reference keeps one singular case and several quadrature and random-slope cases."""
+    assert [name for name, case in CASES.items() if case["isSingular"]] == ["singular_binary"]
+    assert {case["nAGQ"] for case in CASES.values()} == {1, 10}
+    assert {case["link"] for case in CASES.values()} >= {"logit", "probit", "cloglog", "log"}
+    assert any(
+        not case["random"]["correlated"] and len(case["random"]["names"]) == 2
+        for case in CASES.values()
+    )
+
+
+def _import_make_data() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("lme4_extra_make_data", DATA_DIR / "make_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.modules.pop(spec.name, None)
+    return module
+
+
+def test_csv_files_are_what_make_data_generates() -> None:
+    """Every CSV is exactly what make_data.py generates (the script is the source)."""
+    make_data = _import_make_data()
+    files = {spec.file for spec in make_data.SPECS}
+    assert {case["data"] for case in CASES.values()} <= files
+    for spec in make_data.SPECS:
+        simulated = make_data.simulate(spec)
+        stored = pd.read_csv(DATA_DIR / spec.file)
+        pd.testing.assert_frame_equal(
+            stored, simulated, check_dtype=False, check_exact=True, obj=spec.file
+        )
+
+
+def _r_with_lme4() -> str | None:
+    """Why the R-side test cannot run, or None when Rscript with lme4 and jsonlite is available."""
+    if shutil.which("Rscript") is None:
+        return "Rscript is not installed"
+    probe = subprocess.run(
+        ["Rscript", "-e", "library(lme4); library(jsonlite)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0:
+        return f"R packages lme4/jsonlite are not installed: {probe.stderr.strip()[-200:]}"
+    return None
+
+
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
+def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
+    """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
+    reason = _r_with_lme4()
+    if reason is not None:
+        pytest.skip(reason)
+    names = ["poisson_offset_slope", "poisson_agq10"]  # offset argument, offset(), nAGQ, constants
+    out = tmp_path / "reference.json"
+    run = subprocess.run(
+        [
+            "Rscript",
+            str(DATA_DIR / "make_reference.R"),
+            "--out",
+            str(out),
+            "--cases",
+            ",".join(names),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert run.returncode == 0, f"make_reference.R failed:\n{run.stderr}"
+    fresh = json.loads(out.read_text())["cases"]
+    assert list(fresh) == names
+    for name in names:
+        old, new = CASES[name], fresh[name]
+        for key in ("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"):
+            assert new[key] == old[key], f"{name}: {key}"
+        for key in ("fixef", "se", "theta"):
+            for coef, value in old[key].items():
+                assert math.isclose(new[key][coef], value, rel_tol=1e-7, abs_tol=1e-10), (
+                    f"{name}: {key}[{coef}]"
+                )
+        for coef, value in old["random"]["sd"].items():
+            assert math.isclose(new["random"]["sd"][coef], value, rel_tol=1e-7), (
+                f"{name}: sd[{coef}]"
+            )
+        for key in ("loglik", "loglik_lme4", "deviance_lme4"):
+            assert math.isclose(new[key], old[key], rel_tol=1e-10), f"{name}: {key}"
