@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -42,3 +43,33 @@ def test_loaders_work_outside_the_repository(tmp_path):
     code = "from glmmteach import datasets; print(len(datasets.load_crossover()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "134"
+
+
+def test_loaders_work_from_an_installed_wheel(tmp_path):
+    """Build the wheel, install it into a bare folder, and load every data set from there."""
+    root = Path(__file__).resolve().parents[1]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "--no-build-isolation", str(root), "-w", str(tmp_path / "wheel")],
+        check=True,
+        capture_output=True,
+    )
+    wheel = next((tmp_path / "wheel").glob("glmmteach-*.whl"))
+    subprocess.run(
+        [*pip, "install", "--no-deps", "--target", str(tmp_path / "site"), str(wheel)], check=True, capture_output=True
+    )
+    code = (
+        "import glmmteach, sys; from glmmteach import datasets as d; "
+        "assert glmmteach.__file__.startswith(sys.argv[1]), glmmteach.__file__; "
+        "print(len(d.load_crossover()), len(d.load_ohio_cancer()), len(d.load_ohio_counties()))"
+    )
+    env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "site")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.split() == ["134", "7392", "88"]
