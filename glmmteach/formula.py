@@ -177,7 +177,8 @@ class RandomTerm:
 
     def codes_for(self, values: ArrayLike) -> np.ndarray:
         """Group index of each value; −1 for a level not seen when fitting."""
-        return pd.Categorical(np.asarray(values), categories=self.group_levels).codes.astype(np.intp)
+        index = pd.Index(self.group_levels)
+        return index.get_indexer(pd.Index(np.asarray(values))).astype(np.intp)
 
 
 @dataclass
@@ -408,7 +409,7 @@ def build_design(
             used.add(spec)
     _require_columns(data, used)
     frame = data.loc[:, sorted(used)]
-    complete = frame.notna().all(axis=1).to_numpy()
+    complete = frame.notna().all(axis=1).to_numpy().copy()
     for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
         if spec is not None and not isinstance(spec, str):
             values = np.asarray(spec, dtype=float)

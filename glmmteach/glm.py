@@ -332,6 +332,9 @@ class GLMResults:
         """R's ``summary.glm``: printed as R prints it, shown as tables in a notebook."""
         return GLMSummary(self)
 
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
     def __repr__(self) -> str:
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
         return f"<GLMResults {self.family.name}({self.family.link.name}): {coefs}>"

@@ -1,0 +1,81 @@
+"""The ``glmmteach`` command: ``release`` exercise notebooks to students and ``grade`` their submissions.
+
+    glmmteach release SOURCE_DIR OUT_DIR
+    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--timeout SECONDS] [--jobs N]
+
+Exit status 0 on success, 1 when a release is refused or grading cannot start, 2 on bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .grading import GradingError, grade, release
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="glmmteach", description="Release and grade glmmteach exercises.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    rel = commands.add_parser("release", help="write student notebooks (solutions removed) after checking "
+                              "that every solution passes its own checks")
+    rel.add_argument("source_dir", type=Path, help="folder of instructor source notebooks")
+    rel.add_argument("out_dir", type=Path, help="folder for the student notebooks")
+    rel.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                     help="notebooks checked in parallel (default: number of CPUs)")
+    rel.add_argument("--timeout", type=_positive_float, default=600,
+                     help="seconds allowed per solution notebook (default 600)")
+
+    gra = commands.add_parser("grade", help="run and score every student's notebooks")
+    gra.add_argument("source_dir", type=Path, help="folder of instructor source notebooks (the key)")
+    gra.add_argument("submissions_dir", type=Path, help="one folder per student, named by student id")
+    gra.add_argument("--out", type=Path, required=True, help="gradebook CSV; feedback/ is written beside it")
+    gra.add_argument("--timeout", type=_positive_float, default=300,
+                     help="seconds allowed per submitted notebook (default 300)")
+    gra.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
+                     help="submissions run in parallel (default: number of CPUs)")
+    gra.add_argument("--no-sandbox", action="store_true",
+                     help="run kernels as the current user even when running as root")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    try:
+        if args.command == "release":
+            written = release(args.source_dir, args.out_dir, timeout=args.timeout, jobs=args.jobs, log=log)
+            log(f"released {len(written)} notebook(s) to {args.out_dir}")
+        else:
+            rows = grade(args.source_dir, args.submissions_dir, args.out, timeout=args.timeout, jobs=args.jobs,
+                         sandbox=False if args.no_sandbox else None, log=log)
+            log(f"graded {len(rows)} notebook(s); gradebook {args.out}, feedback in {args.out.parent / 'feedback'}")
+    except GradingError as exc:
+        log(f"glmmteach {args.command}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Formula parsing and design matrices: R's term order and names, random-effect bars."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glmmteach.exceptions import DataError, FormulaError
+from glmmteach.formula import BarTerm, build_design, parse_formula
+
+
+def test_parse_splits_fixed_and_random_terms():
+    parsed = parse_formula("y ~ x + factor(g) + (1 + x | id) + (1 + x || site)")
+    assert parsed.response == "y"
+    assert parsed.fixed_terms == ("x", "factor(g)")
+    assert parsed.bars == (BarTerm("1 + x", "id", True), BarTerm("1 + x", "site", False))
+    assert parse_formula("y ~ (1|id)").fixed_rhs == "1"
+
+
+def test_r_term_order_and_names(ohio):
+    design = build_design("death ~ offset(logpop) + factor(sex)*factor(race) + year", ohio)
+    assert design.column_names == [
+        "(Intercept)",
+        "factor(sex)2",
+        "factor(race)2",
+        "year",
+        "factor(sex)2:factor(race)2",
+    ]
+    np.testing.assert_allclose(design.offset, ohio["logpop"])
+    np.testing.assert_array_equal(design.X[:, 1], (ohio["sex"] == 2).astype(float))
+
+
+def test_star_expands_with_interaction_last(crossover):
+    design = build_design("outcome ~ 1 + trt + period + trt*period", crossover)
+    assert design.column_names == ["(Intercept)", "trt", "period", "trt:period"]
+    np.testing.assert_array_equal(design.X[:, 3], crossover["trt"] * crossover["period"])
+
+
+def test_random_terms_build_z_and_group_codes(crossover):
+    design = build_design("outcome ~ trt + (1 + period | ID)", crossover)
+    (term,) = design.random
+    assert term.group_name == "ID" and term.correlated and term.names == ["(Intercept)", "period"]
+    assert term.Z.shape == (134, 2) and term.n_groups == 67
+    np.testing.assert_array_equal(term.Z[:, 1], crossover["period"])
+    np.testing.assert_array_equal(term.group_levels[term.group_codes], crossover["ID"])
+    assert not build_design("outcome ~ trt + (1 + period || ID)", crossover).random[0].correlated
+    np.testing.assert_array_equal(term.codes_for([1, 67, 999]), [0, 66, -1])
+
+
+def test_string_factor_names_like_r():
+    data = pd.DataFrame({"y": [0, 1, 1, 0], "arm": ["control", "drug", "drug", "control"]})
+    assert build_design("y ~ arm", data).column_names == ["(Intercept)", "armdrug"]
+
+
+def test_new_data_keeps_the_fitted_coding(ohio):
+    design = build_design("death ~ factor(sex) + year", ohio)
+    X, offset = design.new_fixed(pd.DataFrame({"sex": [2, 1], "year": [5, 6]}))
+    np.testing.assert_array_equal(X, [[1, 1, 5], [1, 0, 6]])
+    np.testing.assert_array_equal(offset, 0)
+
+
+def test_grouping_column_missing(crossover):
+    with pytest.raises(DataError, match="column 'patient' named in the formula"):
+        build_design("outcome ~ trt + (1 | patient)", crossover)
+
+
+def test_grouping_factor_must_be_a_column(crossover):
+    with pytest.raises(FormulaError, match="single column name"):
+        build_design("outcome ~ trt + (1 | ID:period)", crossover)
+
+
+def test_offset_argument_and_formula_offset_add(ohio):
+    design = build_design("death ~ offset(logpop) + year", ohio, offset=np.ones(len(ohio)))
+    np.testing.assert_allclose(design.offset, ohio["logpop"] + 1)

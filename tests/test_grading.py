@@ -1,0 +1,351 @@
+"""Release and grading, with real notebooks run by real kernels (fixture: tests/grading_fixtures/source)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import pytest
+
+from glmmteach.checks import (
+    ExactMatcher,
+    ExerciseChecks,
+    HashedMatcher,
+    QuestionSpec,
+    answer_to_json,
+    diagnose,
+    make_public_key,
+)
+from glmmteach.grading import PLACEHOLDER, ReleaseError, leaked_values, load_exercise, release, solution_lines
+
+FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
+TIMEOUT = 10  # seconds per notebook; the fixture runs in about 1.5 s
+
+# ---------------------------------------------------------------------------------------------------------
+# The key of the fixture, computed here with pandas (independently of the notebook's own solution code).
+
+crossover = pd.read_csv(FIXTURE / "crossover.csv")
+table = pd.crosstab(crossover["trt"], crossover["outcome"])
+ODDS_RATIO = (table.loc[1, 1] / table.loc[1, 0]) / (table.loc[0, 1] / table.loc[0, 0])
+P_PLACEBO_2 = crossover.query("trt == 0 and period == 1")["outcome"].mean()
+P_BY_PERIOD = crossover.groupby("period")["outcome"].mean().to_numpy()
+LOG_ODDS = np.log(P_BY_PERIOD / (1 - P_BY_PERIOD))
+MORE_FREQUENT = "period 2" if P_BY_PERIOD[1] > P_BY_PERIOD[0] else "period 1"
+EXPECTED = {"q1": ODDS_RATIO, "q2": P_PLACEBO_2, "q3": list(LOG_ODDS), "q4": MORE_FREQUENT}
+
+# Student answers, as code that replaces each `raise NotImplementedError()` placeholder (in question order).
+RIGHT = [
+    "t = pd.crosstab(crossover['trt'], crossover['outcome'])\nodds_ratio = (t.loc[1, 1] / t.loc[1, 0]) / "
+    "(t.loc[0, 1] / t.loc[0, 0])",
+    "p_placebo_2 = crossover.query('trt == 0 and period == 1')['outcome'].mean()",
+    "p_by_period = crossover.groupby('period')['outcome'].mean().to_numpy()\n"
+    "log_odds_by_period = np.log(p_by_period / (1 - p_by_period))",
+    "more_frequent = 'period 2' if p_by_period[1] > p_by_period[0] else 'period 1'",
+]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Checks without a kernel
+
+
+SPECS = {s.id: s for s in load_exercise(FIXTURE / "tiny.ipynb").specs}
+
+
+@pytest.mark.parametrize(
+    ("qid", "value", "correct", "says"),
+    [
+        ("q1", ODDS_RATIO, True, "right"),
+        ("q1", math.log(ODDS_RATIO), False, "log scale"),
+        ("q1", 1 / ODDS_RATIO, False, "reciprocal"),
+        ("q1", round(ODDS_RATIO, 1), False, "close but outside the tolerance"),
+        ("q1", "2.3", False, "expected a single number, got text"),
+        ("q1", pd.Series([ODDS_RATIO]), False, "got an array of shape (1,)"),
+        ("q2", 100 * P_PLACEBO_2, False, "percentage"),
+        ("q2", 1 - P_PLACEBO_2, False, "one minus the probability"),
+        ("q2", float("nan"), False, "non-finite"),
+        ("q3", -LOG_ODDS, False, "period 1, period 2 has the wrong sign"),
+        ("q3", np.exp(LOG_ODDS), False, "ratio scale"),
+        ("q3", LOG_ODDS[:1], False, "expected an array of shape (2,), got shape (1,)"),
+        ("q4", " Period 2 " if MORE_FREQUENT == "period 2" else "PERIOD 1", True, "right"),
+        ("q4", "period 3", False, "expected one of ['period 1', 'period 2']"),
+    ],
+)
+def test_feedback_names_the_slip_in_notebook_and_grader_alike(qid, value, correct, says):
+    spec = SPECS[qid]
+    key = make_public_key("tiny", list(SPECS.values()), EXPECTED)
+    notebook_side = diagnose(spec, answer_to_json(value), HashedMatcher(spec, key["salt"],
+                                                                        key["questions"][qid]["digests"]))
+    grader_side = diagnose(spec, answer_to_json(value), ExactMatcher(spec, EXPECTED[qid]))
+    assert (notebook_side.correct, grader_side.correct) == (correct, correct)
+    assert says in notebook_side.message
+    assert notebook_side.message == grader_side.message
+
+
+def test_notebook_check_is_never_more_lenient_than_the_grader():
+    spec = QuestionSpec.from_dict({"id": "x", "kind": "number", "rtol": 1e-3})
+    expected = 1.2345678
+    key = make_public_key("t", [spec], {"x": expected})
+    hashed = HashedMatcher(spec, key["salt"], key["questions"]["x"]["digests"])
+    exact = ExactMatcher(spec, expected)
+    relative_errors = np.linspace(-2e-3, 2e-3, 801)
+    hashed_ok = np.array([hashed.matches("fine", 0, expected * (1 + r)) for r in relative_errors])
+    exact_ok = np.array([exact.matches("fine", 0, expected * (1 + r)) for r in relative_errors])
+    assert not np.any(hashed_ok & ~exact_ok)
+    assert np.all(hashed_ok[np.abs(relative_errors) < 0.79e-3])  # at least M/(M+1) of the tolerance
+
+
+def test_public_key_holds_no_answer_value():
+    key_text = json.dumps(make_public_key("tiny", list(SPECS.values()), EXPECTED))
+    assert leaked_values(key_text, EXPECTED) == []
+    assert MORE_FREQUENT not in key_text.replace('"options": ["period 1", "period 2"]', "")
+
+
+def test_unknown_question_and_keyless_checks_explain_themselves(capsys):
+    checks = ExerciseChecks.from_key(json.dumps(make_public_key("tiny", list(SPECS.values()), EXPECTED)))
+    assert checks.check("q9", 1.0) is False
+    assert "there is no question 'q9'" in capsys.readouterr().out
+    keyless = ExerciseChecks("tiny")
+    keyless.check("q1", 2.0)
+    assert "no answer key" in capsys.readouterr().out and keyless.answers == {"q1": 2.0}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Release
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("released")
+    release(FIXTURE, out, timeout=60, jobs=2, log=lambda message: None)
+    return out
+
+
+def test_release_removes_solutions_and_answer_values(released):
+    text = (released / "tiny.ipynb").read_text()
+    exercise = load_exercise(FIXTURE / "tiny.ipynb")
+    lines = solution_lines(exercise)
+    assert len(lines) >= 5
+    assert [line for line in lines if line in text] == []
+    assert leaked_values(text, EXPECTED) == []
+    for value in [ODDS_RATIO, P_PLACEBO_2, *LOG_ODDS]:
+        for rendering in (f"{value:.3f}", f"{value:.4f}", f"{value:.6g}", repr(float(value))):
+            assert rendering not in text
+    notebook = nbformat.reads(text, as_version=4)
+    assert text.count("raise NotImplementedError()") == len(exercise.specs)
+    assert all(not cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code")
+    assert '"glmmteach"' not in json.dumps(notebook.metadata)
+    assert all("glmmteach" not in cell.metadata for cell in notebook.cells)
+    assert (released / "crossover.csv").is_file()
+
+
+def _broken(source: Path, name: str, old: str, new: str) -> None:
+    notebook = nbformat.read(FIXTURE / "tiny.ipynb", as_version=4)
+    hits = [cell for cell in notebook.cells if old in cell.source]
+    assert hits, old
+    hits[0].source = hits[0].source.replace(old, new)
+    nbformat.write(notebook, source / name)
+
+
+def test_release_refuses_solutions_that_fail_their_checks(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    shutil.copy(FIXTURE / "crossover.csv", source)
+    shutil.copy(FIXTURE / "tiny.ipynb", source / "a_good.ipynb")
+    _broken(source, "b_raises.ipynb", "p_placebo_2 = ", "p_placebo_2 = 1 / 0 + ")
+    _broken(source, "c_out_of_range.ipynb", 'check("q2", p_placebo_2)', 'check("q2", 100 * p_placebo_2)')
+    _broken(source, "d_unchecked.ipynb", 'check("q4", more_frequent)', 'record("q4", more_frequent)')
+    out = tmp_path / "out"
+    with pytest.raises(ReleaseError) as refused:
+        release(source, out, timeout=60, jobs=2, log=lambda message: None)
+    message = str(refused.value)
+    assert "b_raises.ipynb: the solution notebook did not run cleanly" in message
+    assert "ZeroDivisionError" in message
+    assert "c_out_of_range.ipynb: the solution's answers fail their checks: q2: the answer is outside [0, 1]" \
+        in message
+    assert "d_unchecked.ipynb: the solution does not pass its own checks (never checked: ['q4']" in message
+    assert "a_good" not in message
+    assert not out.exists()  # all or nothing
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Grading
+
+
+def _submission(released: Path, codes: list[str], extra_cells: dict[int, str] | None = None) -> str:
+    """A student's notebook: the released one with each placeholder replaced (and cells inserted after)."""
+    notebook = nbformat.read(released / "tiny.ipynb", as_version=4)
+    answers = iter(codes)
+    cells = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and PLACEHOLDER in cell.source:
+            cell.source = cell.source.replace(PLACEHOLDER, next(answers))
+        cells.append(cell)
+    for position, code in sorted((extra_cells or {}).items(), reverse=True):
+        cells.insert(position, nbformat.v4.new_code_cell(code))
+    notebook.cells = cells
+    return nbformat.writes(notebook)
+
+
+@pytest.fixture(scope="module")
+def graded(released, tmp_path_factory):
+    root = tmp_path_factory.mktemp("grading")
+    source = root / "source"
+    shutil.copytree(FIXTURE, source)
+    submissions = root / "submissions"
+    source_notebook = source / "tiny.ipynb"
+    notebooks = {
+        "alice": _submission(released, RIGHT),
+        "bob": _submission(released, [
+            RIGHT[0] + "\nodds_ratio = np.log(odds_ratio)",
+            RIGHT[1] + "\np_placebo_2 = 100 * p_placebo_2",
+            RIGHT[2],
+            "more_frequent = 'period 1' if p_by_period[1] > p_by_period[0] else 'period 2'",
+        ]),
+        "carol": _submission(released, [RIGHT[0], "raise ValueError('carol broke q2')", RIGHT[2], RIGHT[3]]),
+        "dave": _submission(released, [RIGHT[0], "while True:\n    pass", RIGHT[2], RIGHT[3]]),
+        "frank": _submission(released, RIGHT[:1] + ["pass"] * 3, {3: f"""
+import os, shutil
+for target in [{str(source_notebook)!r}, {str(submissions / 'alice')!r}, {str(source)!r}]:
+    try:
+        shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+    except OSError:
+        pass
+try:
+    with open({str(source_notebook)!r}, "w") as handle:
+        handle.write("{{}}")
+except OSError:
+    pass
+with open("crossover.csv", "w") as handle:  # its own copy: allowed, and changes nothing for others
+    handle.write("ID,group,period,trt,outcome\\n")
+"""}),
+        "grace": _submission(released, ["odds_ratio = 1.0", "p_placebo_2 = 0.5", "log_odds_by_period = [0, 0]",
+                                        "more_frequent = 'maybe'"], {2: f"""
+import glob, json, os
+found = None
+candidates = [{str(source_notebook)!r}] + glob.glob("/tmp/**/source/tiny.ipynb", recursive=True)
+for pid in os.listdir("/proc"):
+    try:
+        with open(f"/proc/{{pid}}/cmdline", "rb") as handle:
+            args = handle.read().decode(errors="replace").split("\\0")
+    except OSError:
+        continue
+    candidates += [os.path.join(arg, "tiny.ipynb") for arg in args if arg.startswith("/")]
+for path in candidates:
+    try:
+        with open(path) as handle:
+            found = json.load(handle)
+        break
+    except (OSError, ValueError):
+        pass
+if found is not None:  # run the instructor's solution code to get the right answers
+    for cell in found["cells"]:
+        if cell["cell_type"] == "code" and "checks-setup" not in cell.get("metadata", {{}}).get("tags", []):
+            exec("".join(cell["source"]).replace("check(", "record("))
+    raise SystemExit("found the key")
+"""}),
+    }
+    for student, text in notebooks.items():
+        (submissions / student).mkdir(parents=True)
+        (submissions / student / "tiny.ipynb").write_text(text)
+    (submissions / "erin").mkdir()
+    (submissions / "erin" / "tiny.ipynb").write_text('{"cells": [ this is not json')
+    (submissions / "heidi").mkdir()  # submitted nothing
+    # grace also replaces check, fakes the results and prints a fake answers line, after her (wrong) answers
+    grace = nbformat.read(submissions / "grace" / "tiny.ipynb", as_version=4)
+    grace.cells.append(nbformat.v4.new_code_cell(
+        "checks.results.update({q: True for q in ['q1', 'q2', 'q3', 'q4']})\n"
+        "check = lambda question, value: print(question, ': correct - right.')\n"
+        "import json\nopen('answers.json', 'w').write(json.dumps({'q1': 99}))\n"
+        "print('GLMMTEACH-ANSWERS:' + json.dumps({'answers': {'q1': 99, 'q4': 'period 2'}}))"))
+    nbformat.write(grace, submissions / "grace" / "tiny.ipynb")
+    before = {p: p.read_bytes() for p in [source_notebook, submissions / "alice" / "tiny.ipynb"]}
+    out = root / "out" / "gradebook.csv"
+    command = [sys.executable, "-m", "glmmteach.cli", "grade", str(source), str(submissions), "--out", str(out),
+               "--timeout", str(TIMEOUT), "--jobs", "2"]
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    rows = {row["student"]: row for row in csv.DictReader(out.open())} if out.exists() else {}
+    return {"finished": finished, "rows": rows, "out": out, "before": before, "command": command, "env": env}
+
+
+def test_grade_command_finishes_with_progress(graded):
+    finished = graded["finished"]
+    assert finished.returncode == 0, finished.stderr
+    progress = [line for line in finished.stderr.splitlines() if line.startswith("[")]
+    assert len(progress) == 8 and progress[-1].startswith("[8/8]")
+
+
+def test_gradebook_has_one_row_per_student_and_notebook(graded):
+    header = graded["out"].read_text().splitlines()[0]
+    assert header == "student,notebook,tiny:q1,tiny:q2,tiny:q3,tiny:q4,total,max,status"
+    assert list(graded["rows"]) == sorted(graded["rows"])
+    assert set(graded["rows"]) == {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+
+
+@pytest.mark.parametrize(
+    ("student", "status", "points"),
+    [
+        ("alice", "ok", ["2", "1", "1", "1", "5"]),
+        ("bob", "ok", ["0", "0", "1", "0", "1"]),
+        ("carol", "error", ["2", "0", "1", "1", "4"]),
+        ("dave", "timeout", ["2", "0", "0", "0", "2"]),
+        ("erin", "invalid-notebook", ["0", "0", "0", "0", "0"]),
+        ("frank", "ok", ["2", "0", "0", "0", "2"]),
+        ("grace", "error", ["0", "0", "0", "0", "0"]),
+        ("heidi", "missing", ["0", "0", "0", "0", "0"]),
+    ],
+)
+def test_each_submission_gets_its_status_and_only_earned_points(graded, student, status, points):
+    row = graded["rows"][student]
+    assert row["status"] == status
+    assert [row["tiny:q1"], row["tiny:q2"], row["tiny:q3"], row["tiny:q4"], row["total"]] == points
+    assert row["max"] == "5"
+
+
+def test_partly_wrong_submission_gets_specific_feedback(graded):
+    text = (graded["out"].parent / "feedback" / "bob.md").read_text()
+    assert "q1 (0/2): your answer is on the log scale" in text
+    assert "q2 (0/1): your answer looks like a percentage" in text
+    assert "q3 (1/1): right." in text
+    assert "q4 (0/1): that is not the right option." in text
+    assert leaked_values(text, EXPECTED) == []
+    carol = (graded["out"].parent / "feedback" / "carol.md").read_text()
+    assert "ValueError: carol broke q2" in carol
+
+
+def test_hostile_submissions_cannot_touch_the_source_or_other_students(graded):
+    for path, content in graded["before"].items():
+        assert path.read_bytes() == content
+
+
+def test_grading_is_repeatable(graded, tmp_path):
+    out = tmp_path / "again.csv"
+    command = [*graded["command"][:5], "--out", str(out), "--timeout", str(TIMEOUT), "--jobs", "1"]
+    submissions = Path(command[4])
+    keep = tmp_path / "subset"
+    for student in ("alice", "bob", "erin", "heidi"):
+        shutil.copytree(submissions / student, keep / student)
+    command[4] = str(keep)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=graded["env"])
+    assert finished.returncode == 0, finished.stderr
+    first = [line for line in graded["out"].read_text().splitlines()
+             if line.split(",")[0] in {"student", "alice", "bob", "erin", "heidi"}]
+    assert out.read_text().splitlines() == first
+
+
+def test_cli_reports_bad_arguments(tmp_path):
+    from glmmteach.cli import main
+
+    assert main(["grade", str(tmp_path / "nowhere"), str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 1
+    with pytest.raises(SystemExit) as bad:
+        main(["grade", str(tmp_path), str(tmp_path), "--out", "g.csv", "--jobs", "0"])
+    assert bad.value.code == 2
