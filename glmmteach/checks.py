@@ -347,8 +347,7 @@ class Feedback:
     max_points: float = 0.0
 
     def __str__(self) -> str:
-        mark = "correct" if self.correct else "not yet"
-        return f"{self.question}: {mark} - {self.message}"
+        return f"{self.question}: correct." if self.correct else f"{self.question}: not yet - {self.message}"
 
 
 def _range_problem(kind: str, values: np.ndarray) -> str | None:

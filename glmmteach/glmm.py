@@ -18,15 +18,24 @@ bounded below by zero). The fit has two nested loops:
    (differentiated through the modes by the implicit function theorem), starting from the
    GLM fit for :math:`\beta` and :math:`\theta = 1`. The fixed effects are optimised in
    whitened coordinates :math:`\delta = R(\beta - \beta_0)`, :math:`R^\top R` the information
-   for :math:`\beta` at the start, so that all directions have a comparable scale.
+   for :math:`\beta` at the start, and each :math:`\theta_k` is divided by its standard error
+   at the start, so that all directions have a comparable scale.
 
 Standard errors follow lme4: the Hessian of the objective with respect to :math:`(\theta, \beta)`
-at the optimum (central differences of the analytic gradient), inverted; the :math:`\beta`
-block is the covariance of :math:`\hat\beta`.
+at the optimum (central differences of the analytic gradient; forward differences above
+200,000 rows, where the log-likelihood is nearly quadratic), inverted; the :math:`\beta` block is
+the covariance of :math:`\hat\beta`. The same Hessian gives a final Newton step and the
+convergence test (Newton decrement below 1e-6), whatever message the optimiser stopped with.
+
+Warnings: singular (boundary) fit, non-convergence, a badly scaled problem (largest eigenvalue of
+the deviance Hessian above 1e6, as lme4's "very large eigenvalue"; the warning names the column
+and a rescaling) and a flat likelihood ridge (smallest eigenvalue of the deviance Hessian, per
+standard deviation of each covariate, below 1).
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import warnings
@@ -38,19 +47,31 @@ import pandas as pd
 from scipy import optimize, stats
 
 from . import integration as ig
-from .exceptions import ConvergenceWarning, DataError, FormulaError, GlmmteachError, GlmmteachWarning
-from .exceptions import ScalingWarning, SingularFitWarning
+from .exceptions import (
+    ConvergenceWarning,
+    DataError,
+    FormulaError,
+    GlmmteachError,
+    GlmmteachWarning,
+    ScalingWarning,
+    SingularFitWarning,
+)
 from .families import Family, get_family
 from .formula import Design, build_design, parse_formula
 from .rformat import coef_table_text, format_r
 
+try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
+    from threadpoolctl import threadpool_limits
+except ImportError:  # pragma: no cover
+    threadpool_limits = None
+
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
-RIDGE_CORRELATION = 0.99  # |correlation| of two estimates beyond which the likelihood is a ridge
+RIDGE_CURVATURE = 1.0  # smallest scaled deviance curvature below which the likelihood is a flat ridge
 
 
 class FlatRidgeWarning(GlmmteachWarning):
-    """The likelihood is nearly flat along a ridge: some estimates are almost perfectly correlated."""
+    """The likelihood is nearly flat along a ridge: a combination of the estimates is barely determined."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,7 +99,9 @@ class FitOutcome:
 def glm_start(data: ig.GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
     r"""Fixed-effects-only GLM fit (Newton/Fisher scoring with step-halving), the starting point.
 
-    Returns :math:`\hat\beta_{GLM}` and the information :math:`X^\top W X` there.
+    Starts from least squares on the linked, slightly shrunk responses (R's ``mustart``) and stops
+    when the Newton decrement is below 1e-6: a starting point needs no more. Returns
+    :math:`\hat\beta_{GLM}` and the information :math:`X^\top W X` there.
     """
     kernel = data.kernel
     n = np.ones(data.nobs) if data.trials is None else data.trials
@@ -90,22 +113,22 @@ def glm_start(data: ig.GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.
         eta_start = {"logit": np.log(p / (1 - p)), "probit": ig.special.ndtri(p),
                      "cloglog": np.log(-np.log1p(-p))}[kernel.link]
     beta = np.linalg.lstsq(data.X, eta_start - offset, rcond=None)[0]
-    value = float(kernel.loglik(data.eta_fixed(beta), data.y, data.trials).sum())
+    kv = kernel.evaluate(data.eta_fixed(beta), data.y, data.trials)
+    value = float(kv.loglik.sum())
     info = np.eye(data.X.shape[1])
     for _ in range(max_iter):
-        kv = kernel.evaluate(data.eta_fixed(beta), data.y, data.trials)
         grad = data.X.T @ kv.score
         info = data.X.T @ (kv.fisher[:, None] * data.X)
         step = np.linalg.solve(info, grad)
-        decrement = float(grad @ step)
-        if decrement < 1e-12 * (1.0 + abs(value)):
+        if float(grad @ step) < 1e-6:
             break
-        for _ in range(40):
-            new_value = float(kernel.loglik(data.eta_fixed(beta + step), data.y, data.trials).sum())
+        for _ in range(40):  # step-halving: the new point must not lower the log-likelihood
+            kv_new = kernel.evaluate(data.eta_fixed(beta + step), data.y, data.trials)
+            new_value = float(kv_new.loglik.sum())
             if new_value >= value - 1e-12 * abs(value):
                 break
             step = step * 0.5
-        beta, value = beta + step, new_value
+        beta, value, kv = beta + step, new_value, kv_new
     return beta, info
 
 
@@ -126,31 +149,45 @@ def _beta_information(data: ig.GroupedData, state: ig.ModeState) -> np.ndarray:
 
 
 class _Objective:
-    """Negative log-likelihood and gradient in optimiser coordinates x = (theta, delta)."""
+    r"""Negative log-likelihood and gradient in optimiser coordinates :math:`x = (\theta/s, \delta)`.
+
+    :math:`\beta = \beta_0 + R^{-1}\delta` whitens the fixed effects; :math:`s` scales each
+    :math:`\theta_k` by :math:`(-\partial^2\ell/\partial\theta_k^2)^{-1/2}` at the start, so that a
+    unit step means about one standard error in every coordinate (L-BFGS-B is not scale free).
+    """
 
     def __init__(self, data: ig.GroupedData, correlated: bool, n_nodes: int, beta0: np.ndarray, R: np.ndarray):
         self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
         self.beta0 = beta0
         self.R_inv = np.linalg.inv(R)
         self.n_theta = len(ig.theta_positions(data.n_re, correlated)[0])
+        self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
         self.evaluations = 0
         self.passes = 0
         self.best: tuple[float, np.ndarray] | None = None
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return x[: self.n_theta], self.beta0 + self.R_inv @ x[self.n_theta :]
+        return x[: self.n_theta] * self.theta_scale, self.beta0 + self.R_inv @ x[self.n_theta :]
 
     def to_x(self, theta: np.ndarray, beta: np.ndarray) -> np.ndarray:
-        return np.concatenate([theta, np.linalg.solve(self.R_inv, beta - self.beta0)])
+        return np.concatenate([theta / self.theta_scale, np.linalg.solve(self.R_inv, beta - self.beta0)])
 
-    def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10):
+    def jacobian(self) -> np.ndarray:
+        """d(theta, beta)/dx."""
+        J = np.zeros((self.n_theta + len(self.beta0),) * 2)
+        J[: self.n_theta, : self.n_theta] = np.diag(self.theta_scale)
+        J[self.n_theta :, self.n_theta :] = self.R_inv
+        return J
+
+    def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
-        value, grad, state = ig.loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start, tol)
+        value, grad, state = ig.loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
+                                                    tol, min_iter)
         self.evaluations += 1
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
-        grad_x = np.concatenate([grad[: self.n_theta], self.R_inv.T @ grad[self.n_theta :]])
+        grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
         return value, grad_x, state
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
@@ -159,22 +196,30 @@ class _Objective:
             return 1e300, np.zeros_like(x)
         self.u = state.u
         if self.best is None or value > self.best[0]:
-            self.best = (value, x.copy())
+            self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x
 
-    def hessian(self, x: np.ndarray, u_start: np.ndarray) -> np.ndarray:
-        """Central differences of the analytic gradient (log-likelihood, optimiser coordinates)."""
+    def hessian(self, x: np.ndarray, grad_x: np.ndarray, u_start: np.ndarray, central: bool) -> np.ndarray:
+        """Differences of the analytic gradient (log-likelihood, optimiser coordinates): central, or
+        forward from the known ``grad_x`` (half the evaluations; used for large data, where the
+        log-likelihood is close to quadratic)."""
         k = len(x)
         H = np.empty((k, k))
+        h = 1e-3 if central else 1e-4  # about 1e-3 (1e-4) standard errors in these coordinates
         for i in range(k):  # loop over the few parameters, not over data
-            h = 1e-4 * max(1.0, abs(x[i])) if i < self.n_theta else 1e-3
-            xp, xm = x.copy(), x.copy()
+            xp = x.copy()
             xp[i] += h
-            xm[i] -= h
-            gp = self.loglik(xp, u_start, tol=1e-13)[1]
-            gm = self.loglik(xm, u_start, tol=1e-13)[1]
-            H[:, i] = (gp - gm) / (2 * h)
+            gp = self.loglik(xp, u_start, tol=1e-13, min_iter=2)[1]
+            if central:
+                xm = x.copy()
+                xm[i] -= h
+                H[:, i] = (gp - self.loglik(xm, u_start, tol=1e-13, min_iter=2)[1]) / (2 * h)
+            else:
+                H[:, i] = (gp - grad_x) / h
         return 0.5 * (H + H.T)
+
+
+CENTRAL_DIFFERENCE_LIMIT = 200_000  # rows up to which the Hessian uses central differences
 
 
 def fit_glmm(
@@ -184,8 +229,24 @@ def fit_glmm(
     beta_start: np.ndarray | None = None,
     theta_start: np.ndarray | None = None,
 ) -> FitOutcome:
-    """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring."""
-    beta0, _ = glm_start(data) if beta_start is None else (np.asarray(beta_start, dtype=float), None)
+    """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring.
+
+    The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
+    BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
+    """
+    limit = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
+    with limit:
+        return _fit_glmm(data, correlated, n_nodes, beta_start, theta_start)
+
+
+def _fit_glmm(
+    data: ig.GroupedData,
+    correlated: bool,
+    n_nodes: int,
+    beta_start: np.ndarray | None,
+    theta_start: np.ndarray | None,
+) -> FitOutcome:
+    beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     rows, cols = ig.theta_positions(data.n_re, correlated)
     theta0 = np.where(rows == cols, 1.0, 0.0) if theta_start is None else np.asarray(theta_start, dtype=float)
     T0 = ig.theta_to_T(theta0, data.n_re, correlated)
@@ -198,57 +259,67 @@ def fit_glmm(
     objective = _Objective(data, correlated, n_nodes, beta0, R)
     objective.passes += state0.passes + 1
     objective.u = state0.u
+    n_theta = objective.n_theta
+
+    # Scale theta by its curvature at the start (one gradient difference per theta element).
+    _, grad0, _ = objective.loglik(objective.to_x(theta0, beta0))
+    for k in range(n_theta):
+        step = 1e-3 * max(1.0, abs(theta0[k]))
+        shifted = theta0.copy()
+        shifted[k] += step
+        curvature = (objective.loglik(objective.to_x(shifted, beta0))[1][k] - grad0[k]) / step
+        if curvature < 0 and np.isfinite(curvature):
+            objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
+    objective.u = state0.u
+
     lower = ig.theta_lower_bounds(data.n_re, correlated)
-    bounds = [(lo if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
+    bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
     x0 = objective.to_x(theta0, beta0)
     result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-7,
+                               options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
                                         "maxcor": 20})
-    x = result.x
-    if objective.best is not None and -result.fun < objective.best[0]:
-        x = objective.best[1]
-    theta_lower = np.array([lo if np.isfinite(lo) else -np.inf for lo in lower])
+    assert objective.best is not None
+    _, x, grad_x, state = objective.best
 
-    # Polish with Newton steps on the finite-difference Hessian of the analytic gradient and
-    # judge convergence by the gradient (Newton decrement), not by the optimiser's message.
-    value, grad_x, state = objective.loglik(x, tol=1e-13)
-    H_x = objective.hessian(x, state.u)
-    decrement = np.inf
-    for _ in range(8):
-        free = np.ones(len(x), dtype=bool)
-        at_bound = np.zeros(len(x), dtype=bool)
-        at_bound[: len(lower)] = (x[: len(lower)] <= theta_lower + 1e-10) & (grad_x[: len(lower)] < 0)
-        free &= ~at_bound
-        neg_H = -H_x[np.ix_(free, free)]
-        try:
-            np.linalg.cholesky(neg_H)
-        except np.linalg.LinAlgError:
-            decrement = float(np.max(np.abs(grad_x[free]))) if free.any() else 0.0
-            break
-        step = np.zeros(len(x))
-        step[free] = np.linalg.solve(neg_H, grad_x[free])
-        decrement = float(grad_x[free] @ step[free])
-        if decrement < 1e-10:
-            break
+    # Judge convergence by the gradient (Newton decrement on the finite-difference Hessian of the
+    # analytic gradient), not by the optimiser's message; take one Newton step to polish.
+    central = data.nobs <= CENTRAL_DIFFERENCE_LIMIT
+    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
+    H_x = objective.hessian(x, grad_x, state.u, central)
+    decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
+    if decrement > 1e-10:
+        _, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
         x_new = x + step
-        x_new[: len(lower)] = np.maximum(x_new[: len(lower)], theta_lower)
-        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13)
-        if not (new_value > value):
-            break
-        x, value, grad_x, state = x_new, new_value, new_grad, new_state
-        H_x = objective.hessian(x, state.u)
+        x_new[:n_theta] = np.where(np.isfinite(lower), np.maximum(x_new[:n_theta], 0.0), x_new[:n_theta])
+        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13, min_iter=2)
+        if new_value > value:
+            x, value, grad_x, state = x_new, new_value, new_grad, new_state
+            decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
     converged = bool(decrement < 1e-6)
 
-    n_theta = objective.n_theta
     theta, beta = objective.split(x)
-    # Back to (theta, beta) coordinates: beta = beta0 + R^{-1} delta.
-    J = np.eye(len(x))
-    J[n_theta:, n_theta:] = objective.R_inv
-    J_inv = np.linalg.inv(J)
+    J_inv = np.linalg.inv(objective.jacobian())
     hessian = J_inv.T @ H_x @ J_inv
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
                       converged, str(result.message), decrement)
+
+
+def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_theta: int,
+                      lower: np.ndarray) -> tuple[float, np.ndarray]:
+    """Newton decrement g' (-H)^{-1} g over the coordinates not held at a bound, and the step."""
+    free = np.ones(len(x), dtype=bool)
+    free[:n_theta] = ~(np.isfinite(lower) & (x[:n_theta] <= 1e-10) & (grad_x[:n_theta] < 0))
+    step = np.zeros(len(x))
+    if not free.any():
+        return 0.0, step
+    neg_H = -H_x[np.ix_(free, free)]
+    try:
+        np.linalg.cholesky(neg_H)
+    except np.linalg.LinAlgError:
+        return float(np.max(np.abs(grad_x[free]))), step
+    step[free] = np.linalg.solve(neg_H, grad_x[free])
+    return float(grad_x[free] @ step[free]), step
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,7 +341,10 @@ def _check_response_varies(design: Design, family: Family) -> None:
     if family.is_binomial:
         n = design.trials
         if np.all(y == 0) or np.all(y == n):
-            what = "0 (no successes)" if np.all(y == 0) else ("1" if not design.has_trials else "all trials (successes)")
+            if np.all(y == 0):
+                what = "0 (no successes)"
+            else:
+                what = "all trials (successes)" if design.has_trials else "1"
             raise DataError(
                 f"the response {name!r} is {what} in every row: with identical outcomes the fixed effects "
                 "have no finite maximum-likelihood estimate"
@@ -464,12 +538,10 @@ class GLMMResults:
     # ---- warnings ---------------------------------------------------------------------------
     def _warn(self, message: str, category: type[Warning]) -> None:
         self.warnings.append(message)
-        warnings.warn(message, category, stacklevel=4)
+        warnings.warn(message, category, stacklevel=5)
 
     def _diagnose(self, n_theta: int) -> None:
-        rows, cols = ig.theta_positions(self._data.n_re, self.correlated)
-        diag = self.theta[rows == cols]
-        if np.any(diag < SINGULAR_TOLERANCE):
+        if self.singular:
             self._warn("boundary (singular) fit: a random-effect standard deviation is estimated at (or near) "
                        "zero; see cov_re", SingularFitWarning)
         if not self.converged:
@@ -478,33 +550,50 @@ class GLMMResults:
         deviance_hessian = -2.0 * self._outcome.hessian
         eigenvalues = np.linalg.eigvalsh(deviance_hessian)
         if eigenvalues.max() > LARGE_EIGENVALUE:
+            # The eigenvalue comes from the column with the largest curvature (sum of w x^2):
+            # dividing that column by f divides its curvature by f^2.
             diag_h = np.diag(deviance_hessian)[n_theta:]
             worst = int(np.argmax(diag_h))
             column = self.params.index[worst]
+            factor = 10.0 ** np.ceil(np.log10(np.sqrt(diag_h[worst] / LARGE_EIGENVALUE)))
             values = self._data.X[:, worst]
-            advice = ("centre it (subtract its mean)" if np.std(values) > 0 and abs(values.mean()) > np.std(values)
-                      else "rescale it (divide by its standard deviation)")
+            advice = f"measure it in larger units (e.g. {column}/{factor:g})"
+            if np.std(values) > 0 and abs(values.mean()) > np.std(values):
+                advice += f" and centre it (subtract its mean, {values.mean():.4g}) so the intercept is interpretable"
             self._warn(
                 f"model is nearly unidentifiable: very large eigenvalue ({eigenvalues.max():.3g}) of the deviance "
-                f"Hessian (lme4: 'Rescale variables?'). Column {column!r} dominates; {advice}. This is a scaling "
-                "issue, not a fit problem: the estimates are unaffected except the intercept", ScalingWarning)
-        if self._cov_full is not None:
-            sd = np.sqrt(np.diag(self._cov_full))
-            corr = self._cov_full / np.outer(sd, sd)
-            off = np.abs(corr - np.eye(len(sd)))
-            if off.max() > RIDGE_CORRELATION:
-                i, j = np.unravel_index(np.argmax(off), off.shape)
-                labels = [f"theta{k + 1}" for k in range(n_theta)] + list(self.params.index)
-                self._warn(
-                    f"flat likelihood ridge: the estimates of {labels[i]} and {labels[j]} are correlated "
-                    f"{corr[i, j]:+.3f}; the data barely distinguish them and the optimum is poorly determined "
-                    "(consider nAGQ > 1 or a simpler model)", FlatRidgeWarning)
+                f"Hessian (lme4: 'Rescale variables?'). Column {column!r} dominates: {advice}. This is a scaling "
+                "issue, not a fit problem: the estimates are unaffected", ScalingWarning)
+        # Flat ridge: the smallest curvature of the deviance, with each coefficient measured per
+        # standard deviation of its covariate (so the scale of x does not matter). Well-determined
+        # fits have values in the tens to thousands; the crossover data's are below 0.1.
+        X = self._data.X
+        spread = X.std(axis=0)
+        spread[spread == 0] = 1.0
+        scale = np.concatenate([np.ones(n_theta), spread])
+        scaled = scale[:, None] * deviance_hessian * scale[None, :]
+        values, vectors = np.linalg.eigh(scaled)
+        if values[0] < RIDGE_CURVATURE:
+            labels = [f"theta{k + 1}" for k in range(n_theta)] + list(self.params.index)
+            direction = vectors[:, 0]
+            top = np.argsort(-np.abs(direction))[:3]
+            along = ", ".join(f"{labels[k]} ({direction[k]:+.2f})" for k in top)
+            self._warn(
+                f"flat likelihood ridge: moving the estimates by one unit (per SD of each covariate) along the "
+                f"direction {along} changes -2 logLik by only {values[0] / 2:.3g}; the optimum is poorly "
+                "determined (with few observations per group, compare nAGQ > 1 fits)", FlatRidgeWarning)
 
     # ---- basic quantities -------------------------------------------------------------------
     @property
     def k_params(self) -> int:
         """Number of estimated parameters: fixed effects plus random-effect (co)variances."""
         return len(self.params) + len(self.theta)
+
+    @property
+    def singular(self) -> bool:
+        """True for a boundary fit: a random-effect SD below 1e-4 (lme4's ``isSingular``)."""
+        rows, cols = ig.theta_positions(self._data.n_re, self.correlated)
+        return bool(np.any(np.abs(self.theta[rows == cols]) < SINGULAR_TOLERANCE))
 
     @property
     def df_resid(self) -> int:
@@ -644,7 +733,7 @@ class GLMMResults:
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
-                n_nodes: int = 40) -> pd.Series:
+                n_nodes: int = 40, offset: Any = None) -> pd.Series:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         ``conditional=True``: given the estimated random effects (groups not seen in the fit get 0),
@@ -654,6 +743,8 @@ class GLMMResults:
         :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
         Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`) — not
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
+        Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
+        was given ``offset=`` as an array (a column name is looked up in ``newdata``).
         """
         from .predict import population_average_mean
 
@@ -665,7 +756,7 @@ class GLMMResults:
             codes = self._data.groups
             index = self.design.row_index
         else:
-            X, offset = self.design.new_fixed(newdata)
+            X, offset = self.design.new_fixed(newdata, offset)
             Z, codes = self._new_random(newdata, conditional)
             index = newdata.index
         eta_fixed = X @ self.params.to_numpy() + offset
@@ -711,13 +802,16 @@ class GLMMResults:
         var_s = format_r(var, 4)
         sd_s = format_r(sd, 4)
         header = ["Groups", "Name", "Variance", "Std.Dev."]
-        rows = [[self.group_name if a == 0 else "", name, var_s[a], sd_s[a]] for a, name in enumerate(self.re_names)]
-        if len(self.re_names) > 1:
+        if self.correlated:
+            groups = [self.group_name if a == 0 else "" for a in range(len(self.re_names))]
+        else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
+            groups = [self.group_name if a == 0 else f"{self.group_name}.{a}" for a in range(len(self.re_names))]
+        rows = [[groups[a], name, var_s[a], sd_s[a]] for a, name in enumerate(self.re_names)]
+        if len(self.re_names) > 1 and self.correlated:
             header.append("Corr")
             corr = cov / np.outer(np.where(sd > 0, sd, 1), np.where(sd > 0, sd, 1))
             for a in range(len(self.re_names)):
-                cells = [f"{corr[a, c]:.2f}" for c in range(a)] if self.correlated else []
-                rows[a].append(" ".join(cells))
+                rows[a].append(" ".join(f"{corr[a, c]:.2f}" for c in range(a)))
         widths = [max(len(header[j]), *(len(r[j]) for r in rows)) for j in range(len(header))]
         out = [" " + " ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
         for r in rows:
@@ -787,7 +881,8 @@ class GLMMSummary:
     def __str__(self) -> str:
         r = self.result
         if r.nAGQ == 1:
-            method = ["Generalized linear mixed model fit by maximum likelihood (Laplace", "  Approximation) [glmerMod]"]
+            method = ["Generalized linear mixed model fit by maximum likelihood (Laplace",
+                      "  Approximation) [glmerMod]"]
         else:
             method = ["Generalized linear mixed model fit by maximum likelihood (Adaptive",
                       f"  Gauss-Hermite Quadrature, nAGQ = {r.nAGQ}) [glmerMod]"]

@@ -76,8 +76,10 @@ END_SOLUTION = "### END SOLUTION"
 PLACEHOLDER = "# YOUR CODE HERE\nraise NotImplementedError()"
 ANSWERS_MARKER = "GLMMTEACH-ANSWERS:"
 MAX_ANSWERS_TEXT = 2_000_000
+MAX_OUTPUT_BYTES = 20 * 2**20
 EXTRACT_SECONDS = 20
 STARTUP_SECONDS = 30
+KERNEL_MEMORY_BYTES = 6 * 2**30  # address-space limit of a sandboxed kernel
 SANDBOX_UID_BASE = 61_000  # each kernel gets SANDBOX_UID_BASE + n, a uid no account uses on a normal system
 
 EXTRACT_CODE = textwrap.dedent(f"""\
@@ -205,7 +207,7 @@ def strip_solution(source: str) -> str:
     return "\n".join(out)
 
 
-_DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{(exercise)\}[^\n]*\n(?P<body>.*?)^\1\s*$", re.S | re.M)
+_DIRECTIVE = re.compile(r"^(`{3,}|:{3,})\{exercise\}(?P<title>[^\n]*)\n(?P<body>.*?)^\1\s*$", re.S | re.M)
 
 
 def _plain_markdown(source: str) -> str:
@@ -213,7 +215,8 @@ def _plain_markdown(source: str) -> str:
 
     def replace(match: re.Match[str]) -> str:
         body = "\n".join(line for line in match["body"].splitlines() if not re.match(r"^:\w[\w-]*:", line))
-        return "**Exercise.** " + body.strip() + "\n"
+        title = match["title"].strip()
+        return f"**Exercise{': ' + title if title else ''}.** " + body.strip() + "\n"
 
     return _DIRECTIVE.sub(replace, source)
 
@@ -281,28 +284,69 @@ class Execution:
     notebook: NotebookNode | None = None
 
 
-# Runs (as root) inside `unshare --mount`: hide folders, hand the kernel its connection file, drop to the
-# sandbox uid, then become the kernel. Kept free of glmmteach imports so it runs before any student code.
+# Runs (as root) inside `unshare --mount`, before any student code: hands the kernel its connection file, then
+# rebuilds the filesystem view. Every top-level folder that is not part of the system (/tmp, /home, /root,
+# /work, ...) is replaced by an empty tmpfs, and only what the kernel needs is mounted back at its own path: the
+# Python installation, the glmmteach package, its data and the kernel's own folder. So no copy of a solution,
+# another student's folder or the grader's files is visible, wherever it lies. Then it drops to the sandbox uid
+# and becomes the kernel. No glmmteach imports here.
 _LAUNCHER = textwrap.dedent("""\
-    import json, os, resource, shutil, subprocess, sys
+    import json, os, resource, shutil, subprocess, sys, tempfile
     config, connection, extra = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3:]
-    for path in config["hidden"]:
-        if os.path.isdir(path):
-            subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=4k,mode=555", "glmmteach-hidden", path],
-                           check=True)
     uid, workdir = config["uid"], config["workdir"]
     local = os.path.join(workdir, ".kernel-connection.json")
     shutil.copyfile(connection, local)
     os.chown(local, uid, uid)
     os.chmod(local, 0o600)
-    resource.setrlimit(resource.RLIMIT_NPROC, (512, 512))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 2**20, 512 * 2**20))
+    def mount(*args):
+        subprocess.run(["mount", *args], check=True)
+    stage_root = tempfile.mkdtemp(prefix="glmmteach-stage-", dir=config["stage"])
+    staged = []
+    for number, path in enumerate(config["expose"]):
+        stage = os.path.join(stage_root, str(number))
+        os.mkdir(stage)
+        mount("--rbind", path, stage)
+        staged.append((path, stage))
+    for root in config["mask"]:
+        mount("-t", "tmpfs", "-o", "mode=755,size=64k", "glmmteach-masked", root)
+    for path, stage in staged:
+        os.makedirs(path, exist_ok=True)
+        mount("--move", stage, path)
+        os.rmdir(stage)
+    os.rmdir(stage_root)
+    if config["stage"] == "/dev/shm":  # a private /dev/shm: no channel to other kernels
+        mount("-t", "tmpfs", "-o", "mode=1777,size=64m", "glmmteach-shm", "/dev/shm")
+    for path in config["hidden"]:
+        if os.path.isdir(path):
+            mount("-t", "tmpfs", "-o", "ro,size=4k,mode=555", "glmmteach-hidden", path)
+    for limit, value in config["limits"].items():
+        resource.setrlimit(getattr(resource, limit), (value, value))
     os.setgroups([])
     os.setgid(uid)
     os.setuid(uid)
     os.chdir(workdir)
     os.execv(sys.executable, [sys.executable, "-m", "ipykernel_launcher", "-f", local, *extra])
     """)
+SYSTEM_FOLDERS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
+                  "usr", "var"}
+
+
+def _sandbox_view(workdir: Path) -> dict[str, Any]:
+    """Which folders a sandboxed kernel sees: the masked top-level folders and the paths mounted back."""
+    import importlib.util
+
+    package = Path(__file__).resolve().parent
+    expose = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, package, workdir)}
+    expose.add(os.path.dirname(os.path.realpath(sys.executable)))
+    data = importlib.util.find_spec("glmmteach.data")
+    if data is not None and data.submodule_search_locations:
+        expose |= {os.path.realpath(p) for p in data.submodule_search_locations}
+    expose = {p for p in expose if not any(p != q and Path(p).is_relative_to(q) for q in expose)}
+    mask = [f"/{name}" for name in sorted(os.listdir("/"))
+            if name not in SYSTEM_FOLDERS and os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}")]
+    mask += [path for path in ("/var/tmp", "/var/lib", "/run/user") if os.path.isdir(path)]
+    stage = "/dev/shm" if os.path.isdir("/dev/shm") else "/run"
+    return {"expose": sorted(expose), "mask": mask, "stage": stage}
 
 
 def _kernel_env(workdir: Path) -> dict[str, str]:
@@ -374,7 +418,7 @@ def _plain_json(value: Any, depth: int) -> bool:
 def _execute(request: dict[str, Any]) -> dict[str, Any]:
     """Run one notebook (in the worker process) and return a JSON-able summary."""
     from jupyter_client.kernelspec import KernelSpecManager
-    from jupyter_client.manager import KernelManager
+    from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
@@ -384,20 +428,35 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
     if sandbox:
         spec_dir = Path(request["private"]) / "kernels" / "glmmteach-sandbox"
         spec_dir.mkdir(parents=True)
-        config = json.dumps({"uid": sandbox["uid"], "hidden": sandbox["hidden"], "workdir": str(workdir)})
+        limits = {"RLIMIT_NPROC": 512, "RLIMIT_FSIZE": 512 * 2**20, "RLIMIT_AS": KERNEL_MEMORY_BYTES,
+                  "RLIMIT_CPU": int(request["timeout"]) + STARTUP_SECONDS + EXTRACT_SECONDS}
+        config = json.dumps({"uid": sandbox["uid"], "hidden": sandbox["hidden"], "workdir": str(workdir),
+                             "limits": limits, **_sandbox_view(workdir)})
         argv = ["unshare", "--mount", "--propagation", "private", "--",
                 sys.executable, "-c", _LAUNCHER, config, "{connection_file}"]
         (spec_dir / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python",
                                                           "display_name": "glmmteach sandbox"}))
         specs = KernelSpecManager(kernel_dirs=[str(spec_dir.parent)], ensure_native_kernel=False)
-        manager = KernelManager(kernel_name="glmmteach-sandbox", kernel_spec_manager=specs)
+        manager = AsyncKernelManager(kernel_name="glmmteach-sandbox", kernel_spec_manager=specs)
     else:
-        manager = KernelManager(kernel_name="python3")
+        manager = AsyncKernelManager(kernel_name="python3")
+    class BoundedClient(NotebookClient):
+        """Keeps at most MAX_OUTPUT_BYTES of a submission's outputs, so a flood of prints cannot exhaust memory."""
+
+        output_bytes = 0
+
+        def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None,
+                   cell_index: int) -> NotebookNode | None:
+            self.output_bytes += len(json.dumps(msg.get("content", {}), default=str))
+            if self.output_bytes > MAX_OUTPUT_BYTES:
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
     extract = nbformat.v4.new_code_cell(EXTRACT_CODE)
     notebook.cells.append(extract)
-    client = NotebookClient(notebook, km=manager, allow_errors=True, interrupt_on_timeout=True,
-                            startup_timeout=60, record_timing=False,
-                            resources={"metadata": {"path": str(workdir)}})
+    client = BoundedClient(notebook, km=manager, allow_errors=True, interrupt_on_timeout=True,
+                           startup_timeout=60, record_timing=False,
+                           resources={"metadata": {"path": str(workdir)}})
     deadline = time.monotonic() + request["timeout"]
     status = "ok"
     answers: dict[str, Any] = {}
@@ -422,7 +481,9 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
             if time.monotonic() >= deadline:
                 status = "timeout"
                 break
+        truncated = client.output_bytes > MAX_OUTPUT_BYTES
         if status != "error":
+            client.output_bytes = 0  # the answers line always gets through
             client.timeout = EXTRACT_SECONDS
             try:
                 client.execute_cell(extract, len(notebook.cells) - 1)
@@ -431,8 +492,10 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
                 pass
     notebook.cells.pop()
     errors = _collect_errors(notebook)
-    if status == "ok" and errors:
-        only_placeholders = all(e.startswith("NotImplementedError") for e in errors)
+    if truncated:
+        errors.append(f"outputs beyond {MAX_OUTPUT_BYTES // 2**20} MB were dropped")
+    if status == "ok" and errors and not all(e.startswith("outputs beyond") for e in errors):
+        only_placeholders = all(e.startswith(("NotImplementedError", "outputs beyond")) for e in errors)
         status = "incomplete" if only_placeholders else "error"
     return {"status": status, "answers": answers, "results": results, "errors": errors,
             "notebook": nbformat.writes(notebook)}
@@ -708,6 +771,10 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
     def zero(message: str) -> list[Feedback]:
         return [Feedback(s.id, False, message, 0.0, s.points) for s in exercise.specs]
 
+    if path.is_symlink() or path.parent.is_symlink():
+        # a link could point at the instructor's source, which the grader (not the kernel) would read
+        return GradeRow(student, exercise.filename, "invalid-notebook",
+                        zero("the submission is a symbolic link, not a notebook file."), ["symbolic link"])
     if not path.is_file():
         return GradeRow(student, exercise.filename, "missing", zero("not submitted."))
     try:
@@ -775,7 +842,8 @@ def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
             lines += [f"- {f.question} ({_format_points(f.points)}/{_format_points(f.max_points)}): {f.message}"
                       for f in row.feedback]
             if row.errors:
-                lines += ["", "Errors:", *(f"- `{e}`" for e in row.errors[:10])]
+                distinct = list(dict.fromkeys(row.errors))[:10]
+                lines += ["", "Errors:", *(f"- `{e}`" for e in distinct)]
             lines.append("")
         path = folder / f"{student}.md"
         path.write_text("\n".join(lines))
@@ -793,8 +861,8 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     if use_sandbox and not sandbox_available():
         raise GradingError("the sandbox needs root and a working `unshare --mount`")
     if not use_sandbox:
-        log("warning: not running as root (or no unshare): kernels run as your user and can read or change "
-            "anything you can; grade as root to confine them")
+        log("warning: kernels are not sandboxed (that needs root and `unshare`): they run as your user and can "
+            "read or change anything you can")
     hidden = sorted({str(p.resolve()) for p in (source_dir, submissions_dir)})
     package = Path(__file__).resolve().parent
     if any(package.is_relative_to(h) for h in hidden):

@@ -52,6 +52,12 @@ _ETA_RANGE = {
     "cloglog": (-40.0, 30.0),
 }
 _CANONICAL = {"poisson": "log", "binomial": "logit"}
+# Inner Newton iterations stop when the largest step (spherical scale u) is below _STEP_EXACT, or
+# right after a full step below _STEP_QUADRATIC (quadratic convergence makes the new point exact to
+# roughly its square). Mode errors enter the Laplace log-determinant and the gradient to first order,
+# so the decrement alone (second order) is not a sufficient test.
+_STEP_EXACT = 1e-9
+_STEP_QUADRATIC = 1e-6
 _ALLOWED_LINKS = {"poisson": ("log",), "binomial": ("logit", "probit", "cloglog")}
 
 
@@ -76,6 +82,7 @@ class KernelValues:
     neg_hessian: np.ndarray
     fisher: np.ndarray
     fisher_deriv: np.ndarray | None = None
+    mean: np.ndarray | None = None  # mu (canonical links), kept so fisher_deriv costs no exp()
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,7 @@ class LikelihoodKernel:
         if self.link == "log":
             return y * eta - np.exp(eta)
         if self.link == "logit":
-            return y * eta + n * special.log_expit(-eta)
+            return y * eta - n * (np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))))
         if self.link == "probit":
             return y * special.log_ndtr(eta) + (n - y) * special.log_ndtr(-eta)
         t = np.exp(eta)
@@ -180,13 +187,18 @@ class LikelihoodKernel:
             score = y - mu
             neg_h = fisher = mu
             deriv = mu if with_fisher_deriv else None
+            return KernelValues(ll, score, neg_h, fisher, deriv, mu)
         elif self.link == "logit":
-            mu = special.expit(eta)
-            ll = y * eta + n * special.log_expit(-eta)
+            # One exp and one log1p: e = exp(-|eta|) gives both mu and log(1 + exp(eta)) stably.
+            e = np.exp(-np.abs(eta))
+            inv = 1.0 / (1.0 + e)
+            mu = np.where(eta >= 0, inv, e * inv)
+            ll = y * eta - n * (np.maximum(eta, 0.0) + np.log1p(e))
             score = y - n * mu
             neg_h = fisher = n * mu * (1.0 - mu)
             if with_fisher_deriv:
                 deriv = fisher * (1.0 - 2.0 * mu)
+            return KernelValues(ll, score, neg_h, fisher, deriv, mu)
         elif self.link == "probit":
             log_p = special.log_ndtr(eta)
             log_q = special.log_ndtr(-eta)
@@ -212,8 +224,15 @@ class LikelihoodKernel:
                 deriv = fisher * (2.0 - t * (1.0 + odds_fail))
         return KernelValues(ll, score, neg_h, fisher, deriv)
 
-    def fisher_deriv(self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
-        r""":math:`\partial w/\partial\eta` of the expected-information weight :math:`w`."""
+    def fisher_deriv(
+        self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None, values: KernelValues | None = None
+    ) -> np.ndarray:
+        r""":math:`\partial w/\partial\eta` of the expected-information weight :math:`w`
+        (from ``values`` at the same ``eta`` when they carry the mean: no new transcendentals)."""
+        if values is not None and values.mean is not None:
+            if self.link == "log":
+                return values.fisher
+            return values.fisher * (1.0 - 2.0 * values.mean)
         values = self.evaluate(eta, y, trials, with_fisher_deriv=True)
         assert values.fisher_deriv is not None
         return values.fisher_deriv
@@ -353,7 +372,9 @@ def cluster_mode(
     b = float(start)
     history = [b]
     value = objective(b)
-    for iteration in range(1, max_iter + 1):
+    iterations = 0
+    for _ in range(max_iter):
+        iterations += 1
         kv = kernel.evaluate(eta_fixed + b * z_arr, y, trials_arr)
         gradient = float(np.dot(z_arr, kv.score)) - precision * b
         curvature = float(np.dot(z_arr**2, kv.neg_hessian)) + precision
@@ -371,7 +392,7 @@ def cluster_mode(
     kv = kernel.evaluate(eta_fixed + b * z_arr, y, trials_arr)
     curvature = float(np.dot(z_arr**2, kv.neg_hessian)) + precision
     log_g = float(cluster_log_integrand(b, y, eta_fixed, sd, kernel, None, trials_arr, z_arr))
-    return ClusterMode(b, curvature, log_g, iteration, history)
+    return ClusterMode(b, curvature, log_g, iterations, history)
 
 
 def cluster_laplace(
@@ -458,7 +479,8 @@ def cluster_exact(
     scale = 1.0 / np.sqrt(m.curvature)
 
     def rescaled(b: float) -> float:
-        return float(np.exp(cluster_log_integrand(b, y, eta_fixed, sd, family, link, trials, z) - m.log_integrand_at_mode))
+        log_g = cluster_log_integrand(b, y, eta_fixed, sd, family, link, trials, z)
+        return float(np.exp(log_g - m.log_integrand_at_mode))
 
     # Log-concavity gives g(b) <= g(mode) - (b - mode)^2 / (2 sd^2): nothing is lost beyond
     # mode +- 40 sd. The breakpoints keep quad from stepping over the (possibly narrow) peak.
@@ -620,22 +642,32 @@ def _group_vector_sum(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> 
 
 
 def _random_part(data: GroupedData, ZT: np.ndarray, u: np.ndarray) -> np.ndarray:
-    r""":math:`z_j^\top T u_{g(j)}` for every row."""
-    if ZT.shape[1] == 1:
-        return ZT[:, 0] * u[data.groups, 0]
-    return np.einsum("nr,nr->n", ZT, u[data.groups])
+    r""":math:`z_j^\top T u_{g(j)}` for every row (one gather per random-effect term)."""
+    out = ZT[:, 0] * u[:, 0][data.groups]
+    for a in range(1, ZT.shape[1]):
+        out += ZT[:, a] * u[:, a][data.groups]
+    return out
+
+
+# Stacked symmetric r×r systems: closed forms for r = 1 and 2 (the usual cases), LAPACK otherwise.
 
 
 def _batch_solve(H: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Solve the stacked systems H_i x_i = g_i (G×r×r, G×r)."""
+    """Solve the stacked symmetric systems H_i x_i = g_i (G×r×r, G×r)."""
     if H.shape[1] == 1:
         return g / H[:, :, 0]
+    if H.shape[1] == 2:
+        a, b, d = H[:, 0, 0], H[:, 0, 1], H[:, 1, 1]
+        det = a * d - b * b
+        return np.stack([(d * g[:, 0] - b * g[:, 1]) / det, (a * g[:, 1] - b * g[:, 0]) / det], axis=1)
     return np.linalg.solve(H, g[:, :, None])[:, :, 0]
 
 
 def _batch_logdet(H: np.ndarray) -> np.ndarray:
     if H.shape[1] == 1:
         return np.log(H[:, 0, 0])
+    if H.shape[1] == 2:
+        return np.log(H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2)
     chol = np.linalg.cholesky(H)
     return 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
 
@@ -643,7 +675,22 @@ def _batch_logdet(H: np.ndarray) -> np.ndarray:
 def _batch_inverse(H: np.ndarray) -> np.ndarray:
     if H.shape[1] == 1:
         return 1.0 / H
+    if H.shape[1] == 2:
+        a, b, d = H[:, 0, 0], H[:, 0, 1], H[:, 1, 1]
+        det = a * d - b * b
+        return np.stack([np.stack([d, -b], axis=1), np.stack([-b, a], axis=1)], axis=1) / det[:, None, None]
     return np.linalg.inv(H)
+
+
+def _leverage(data: GroupedData, ZT: np.ndarray, M: np.ndarray) -> np.ndarray:
+    r""":math:`q_j = (T^\top z_j)^\top M_{g(j)} (T^\top z_j)` for every row."""
+    g = data.groups
+    if ZT.shape[1] == 1:
+        return ZT[:, 0] ** 2 * M[:, 0, 0][g]
+    if ZT.shape[1] == 2:
+        return (ZT[:, 0] ** 2 * M[:, 0, 0][g] + 2.0 * ZT[:, 0] * ZT[:, 1] * M[:, 0, 1][g]
+                + ZT[:, 1] ** 2 * M[:, 1, 1][g])
+    return np.einsum("na,nab,nb->n", ZT, M[g], ZT)
 
 
 def conditional_modes(
@@ -654,6 +701,7 @@ def conditional_modes(
     tol: float = 1e-10,
     max_iter: int = 200,
     eta_fixed: np.ndarray | None = None,
+    min_iter: int = 1,
 ) -> ModeState:
     r"""Conditional modes of the spherical random effects for all groups at once.
 
@@ -675,7 +723,11 @@ def conditional_modes(
     systems. Groups whose :math:`h_i` would decrease get their step halved (other groups are
     not held back). Iteration stops when the summed Newton decrement
     :math:`\sum_i \nabla h_i^\top (-\nabla^2 h_i)^{-1} \nabla h_i` (about twice the distance
-    to the maximum in log-likelihood units) is below ``tol`` × (1 + |Σ h_i|).
+    to the maximum in log-likelihood units) is below ``tol`` × (1 + |Σ h_i|) and every step is
+    below 1e-9, or right after a full Newton step below 1e-6; and only after at least
+    ``min_iter`` Newton steps: a warm start from the modes of a nearby (θ, β) can already pass
+    the test while the modes have not yet responded to the change, which would make the
+    gradient inconsistent with the value.
     """
     r = data.n_re
     ZT = data.Z @ T if not data.z_is_ones else np.full((data.nobs, 1), T[0, 0])
@@ -702,7 +754,8 @@ def conditional_modes(
         H_obs = eye + _weighted_crossprod(data, kv.neg_hessian, ZT)
         step = _batch_solve(H_obs, gradient)
         decrement = float(np.einsum("gr,gr->", gradient, step))
-        if decrement <= tol * (1.0 + abs(float(h.sum()))):
+        largest_step = float(np.abs(step).max()) if step.size else 0.0
+        if iterations > min_iter and decrement <= tol * (1.0 + abs(float(h.sum()))) and largest_step <= _STEP_EXACT:
             converged = True
             break
         fraction = np.ones(data.n_groups)
@@ -715,6 +768,12 @@ def conditional_modes(
                 break
             fraction[worse] *= 0.5
         u, eta, kv, h = u_new, eta_new, kv_new, h_new
+        # Newton converges quadratically: after a full step this small, the new point is exact to
+        # about the square of it, so stop there (saving the pass that would only confirm it).
+        if iterations >= min_iter and largest_step <= _STEP_QUADRATIC and np.all(fraction == 1.0):
+            H_obs = eye + _weighted_crossprod(data, kv.neg_hessian, ZT)
+            converged = True
+            break
     if data.kernel.canonical:
         H_fisher = H_obs
     else:
@@ -820,7 +879,7 @@ def _agq_gradient(data, state, eta0, T, nodes, scale, u_nodes, log_terms) -> np.
     u_mode = state.u[:, 0]
     H_obs = state.hessian_obs[:, 0, 0]
     H_f = state.hessian_fisher[:, 0, 0]
-    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials)
+    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials, kv)
     weights_node = np.exp(log_terms - special.logsumexp(log_terms, axis=1, keepdims=True))  # G×K, pi_ik
 
     # Second sweep over the nodes: the pi-weighted score per row and the per-group sums E_ik.
@@ -862,14 +921,9 @@ def _laplace_gradient(data: GroupedData, state: ModeState, T: np.ndarray, correl
     """
     kv = state.values
     ZT = state.ZT
-    g = data.groups
-    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials)
+    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials, kv)
     M = _batch_inverse(state.hessian_fisher)  # G×r×r
-    if ZT.shape[1] == 1:
-        leverage = ZT[:, 0] ** 2 * M[g, 0, 0]
-    else:
-        leverage = np.einsum("na,nab,nb->n", ZT, M[g], ZT)
-    e = -0.5 * fisher_deriv * leverage  # dG/deta_j
+    e = -0.5 * fisher_deriv * _leverage(data, ZT, M)  # dG/deta_j
     dG_du = _group_vector_sum(data, e, ZT)
     v = _batch_solve(state.hessian_obs, dG_du)
     s = _random_part(data, ZT, v)
@@ -893,6 +947,7 @@ def loglik_and_gradient(
     n_nodes: int = 1,
     u_start: np.ndarray | None = None,
     tol: float = 1e-10,
+    min_iter: int = 1,
 ) -> tuple[float, np.ndarray, ModeState]:
     r"""Marginal log-likelihood (Laplace or AGQ) and its analytic gradient in (theta, beta).
 
@@ -904,7 +959,7 @@ def loglik_and_gradient(
     """
     T = theta_to_T(np.asarray(theta, dtype=float), data.n_re, correlated)
     eta0 = data.eta_fixed(beta)
-    state = conditional_modes(data, beta, T, u_start=u_start, tol=tol, eta_fixed=eta0)
+    state = conditional_modes(data, beta, T, u_start=u_start, tol=tol, eta_fixed=eta0, min_iter=min_iter)
     if n_nodes == 1:
         value, _ = laplace_loglik(data, beta, T, state=state)
         grad = _laplace_gradient(data, state, T, correlated)

@@ -42,8 +42,10 @@ RAW_TEX_PATTERNS = [
     re.compile(r"\\(frac|sum|prod|int|beta|theta|tau|mathbf|boldsymbol|left|right)\b"),
     re.compile(r"(?<![\w$])\$[^$\s][^$]*[\\^_][^$]*\$"),  # unparsed inline $...$ with TeX inside
 ]
-# Elements whose text is code, script or MathJax output, not prose to be scanned for raw TeX.
+# Elements whose text is code, script or MathJax output, not prose to be scanned for raw TeX;
+# also API signatures (class "sig"), whose default values are Python literals.
 NON_PROSE_TAGS = {"script", "style", "pre", "code", "mjx-container", "textarea", "noscript", "svg"}
+NON_PROSE_CLASSES = {"sig", "highlight", "literal"}
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
              "track", "wbr"}
 
@@ -76,7 +78,7 @@ class PageScan(HTMLParser):
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.stack: list[str] = []
+        self.stack: list[tuple[str, bool]] = []  # (tag, is non-prose)
         self.prose: list[str] = []
         self.images: list[str] = []
         self.remote: list[str] = []
@@ -106,21 +108,21 @@ class PageScan(HTMLParser):
             if loads_resource and re.match(r"^(https?:)?//", value):
                 self.remote.append(f"<{tag} {key}={value}>")
         if tag not in VOID_TAGS:
-            self.stack.append(tag)
+            non_prose = (tag in NON_PROSE_TAGS or tag.startswith("mjx-")
+                         or bool(NON_PROSE_CLASSES.intersection(classes)))
+            self.stack.append((tag, non_prose))
 
     def handle_endtag(self, tag: str) -> None:
         if tag in VOID_TAGS:
             return
         # Pop back to the matching tag; tolerate sloppy nesting.
         for index in range(len(self.stack) - 1, -1, -1):
-            if self.stack[index] == tag:
+            if self.stack[index][0] == tag:
                 del self.stack[index:]
                 return
 
     def handle_data(self, data: str) -> None:
-        if not NON_PROSE_TAGS.intersection(self.stack) and not any(
-            tag.startswith("mjx-") for tag in self.stack
-        ):
+        if not any(non_prose for _, non_prose in self.stack):
             self.prose.append(data)
 
 

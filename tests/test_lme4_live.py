@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import warnings
 from functools import cache
 from typing import Any
 
@@ -25,6 +26,8 @@ import pytest
 try:
     import glmmteach
     from glmmteach import datasets
+    from glmmteach.exceptions import ScalingWarning
+    from glmmteach.glmm import FlatRidgeWarning
 except ModuleNotFoundError as err:  # only a missing package skips; a broken one must fail
     if err.name != "glmmteach":
         raise
@@ -35,16 +38,16 @@ CROSSOVER = "outcome ~ trt * period + (1 | ID)"
 OHIO = "death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)"
 
 # name: (data set, formula, family, nAGQ, tolerances). The crossover Laplace optimum lies on a flat
-# ridge (tau ~ 23): lme4's finite-difference Hessian there moves its SEs in the 4th digit, so its
-# estimates and SEs are compared more loosely than the well-determined Ohio model's.
+# ridge (tau ~ 23): lme4's finite-difference Hessian there moves its SEs in the 4th digit (measured
+# 5e-4 from ours), so that fit's estimates and SEs are compared more loosely.
 MODELS: dict[str, dict[str, Any]] = {
     "crossover_laplace": {
         "data": "crossover", "formula": CROSSOVER, "family": "binomial", "nAGQ": 1,
-        "fixef_rel": 1e-3, "se_rel": 5e-3,
+        "fixef_rel": 5e-4, "se_rel": 2e-3,
     },
     "crossover_agq25": {
         "data": "crossover", "formula": CROSSOVER, "family": "binomial", "nAGQ": 25,
-        "fixef_rel": 1e-3, "se_rel": 2e-3,
+        "fixef_rel": 1e-4, "se_rel": 1e-3,
     },
     "ohio_laplace": {
         "data": "ohio_cancer", "formula": OHIO, "family": "poisson", "nAGQ": 1,
@@ -144,7 +147,12 @@ def lme4_fits(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, A
 @cache
 def fit(name: str) -> Any:
     spec = MODELS[name]
-    return GLMER(spec["formula"], load(spec["data"]), family=spec["family"], nAGQ=spec["nAGQ"])
+    with warnings.catch_warnings():
+        # Expected diagnostics, not failures: the crossover ridge is flat, Ohio's raw year is
+        # badly scaled (lme4 warns too). Their own tests live with the results module.
+        warnings.simplefilter("ignore", FlatRidgeWarning)
+        warnings.simplefilter("ignore", ScalingWarning)
+        return GLMER(spec["formula"], load(spec["data"]), family=spec["family"], nAGQ=spec["nAGQ"])
 
 
 def side_by_side(got: pd.Series, expected: pd.Series) -> str:
