@@ -7,6 +7,7 @@ nested models by likelihood-ratio tests.
 
 from .compare import anova, compare_ic
 from .glm import GLMResults, glm
+from .glmm import GLMMResults, glmer
 
-__all__ = ["GLMResults", "anova", "compare_ic", "glm"]
+__all__ = ["GLMMResults", "GLMResults", "anova", "compare_ic", "glm", "glmer"]
 __version__ = "0.1.0"
