@@ -49,3 +49,7 @@ class SingularFitWarning(GlmmteachWarning):
 
 class ScalingWarning(GlmmteachWarning):
     """The problem is badly scaled (lme4: 'very large eigenvalue - rescale variables?')."""
+
+
+class FlatRidgeWarning(GlmmteachWarning):
+    """The likelihood is nearly flat along a ridge: a combination of the estimates is barely determined."""

@@ -170,6 +170,7 @@ class RandomTerm:
     Z: np.ndarray
     group_codes: np.ndarray
     group_levels: np.ndarray
+    _common: Any = field(default=None, repr=False)
 
     @property
     def n_groups(self) -> int:
@@ -179,6 +180,17 @@ class RandomTerm:
         """Group index of each value; −1 for a level not seen when fitting."""
         index = pd.Index(self.group_levels)
         return index.get_indexer(pd.Index(np.asarray(values))).astype(np.intp)
+
+    def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """``Z`` and group codes (−1 for new groups) of new rows, with the coding of the fit."""
+        _require_columns(newdata, {self.group_name} | _variables(self.expr), "newdata")
+        try:
+            Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
+        except Exception as err:  # formulae raises many types; name the cause
+            raise DataError(
+                f"cannot build the random-effects covariates of ({self.expr} | ...) for newdata: {err}"
+            ) from err
+        return Z, self.codes_for(newdata[self.group_name].to_numpy())
 
 
 @dataclass
@@ -499,4 +511,5 @@ def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
         Z=np.ascontiguousarray(Z),
         group_codes=groups.codes.astype(np.intp),
         group_levels=np.asarray(groups.categories),
+        _common=matrices.common,
     )

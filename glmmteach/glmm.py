@@ -50,9 +50,9 @@ from . import integration as ig
 from .exceptions import (
     ConvergenceWarning,
     DataError,
+    FlatRidgeWarning,
     FormulaError,
     GlmmteachError,
-    GlmmteachWarning,
     ScalingWarning,
     SingularFitWarning,
 )
@@ -68,10 +68,6 @@ except ImportError:  # pragma: no cover
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
 RIDGE_CURVATURE = 1.0  # smallest scaled deviance curvature below which the likelihood is a flat ridge
-
-
-class FlatRidgeWarning(GlmmteachWarning):
-    """The likelihood is nearly flat along a ridge: a combination of the estimates is barely determined."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -557,13 +553,22 @@ class GLMMResults:
             column = self.params.index[worst]
             factor = 10.0 ** np.ceil(np.log10(np.sqrt(diag_h[worst] / LARGE_EIGENVALUE)))
             values = self._data.X[:, worst]
-            advice = f"measure it in larger units (e.g. {column}/{factor:g})"
-            if np.std(values) > 0 and abs(values.mean()) > np.std(values):
-                advice += f" and centre it (subtract its mean, {values.mean():.4g}) so the intercept is interpretable"
+            constant = np.flatnonzero(np.ptp(self._data.X, axis=0) == 0)
+            if constant.size and diag_h[constant].max() > LARGE_EIGENVALUE:
+                # Even the intercept's curvature is huge: the data carry that much information
+                # (large counts or many rows); no rescaling of covariates removes it.
+                advice = (f"even the intercept's curvature is {diag_h[constant].max():.3g}, so this reflects the "
+                          "amount of information in the data (large counts or many rows), and no rescaling removes "
+                          "it")
+            else:
+                advice = f"Column {column!r} dominates: measure it in larger units (e.g. {column}/{factor:g})"
+                if np.std(values) > 0 and abs(values.mean()) > np.std(values):
+                    advice += (f" and centre it (subtract its mean, {values.mean():.4g}) so the intercept is "
+                               "interpretable")
             self._warn(
                 f"model is nearly unidentifiable: very large eigenvalue ({eigenvalues.max():.3g}) of the deviance "
-                f"Hessian (lme4: 'Rescale variables?'). Column {column!r} dominates: {advice}. This is a scaling "
-                "issue, not a fit problem: the estimates are unaffected", ScalingWarning)
+                f"Hessian (lme4: 'Rescale variables?'). {advice}. This is a scaling issue, not a fit problem: "
+                "the estimates are unaffected", ScalingWarning)
         # Flat ridge: the smallest curvature of the deviance, with each coefficient measured per
         # standard deviation of its covariate (so the scale of x does not matter). Well-determined
         # fits have values in the tens to thousands; the crossover data's are below 0.1.
@@ -773,20 +778,16 @@ class GLMMResults:
         return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
 
     def _new_random(self, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
-        from .formula import _random_term, parse_formula
-
-        bar = parse_formula(self.formula).bars[0]
-        frame = newdata.copy()
-        if bar.group not in frame.columns:
+        frame = newdata
+        if self._term.group_name not in frame.columns:
             if conditional:
                 raise DataError(
-                    f"newdata has no column {bar.group!r} (the grouping factor); add it, or use "
+                    f"newdata has no column {self._term.group_name!r} (the grouping factor); add it, or use "
                     "conditional=False for population-level predictions"
                 )
-            frame[bar.group] = self._term.group_levels[0]
-        term = _random_term(bar, frame)
-        codes = self._term.codes_for(frame[bar.group].to_numpy())
-        return term.Z, codes
+            # population-level predictions need Z but no group: any level will do
+            frame = newdata.assign(**{self._term.group_name: self._term.group_levels[0]})
+        return self._term.new_rows(frame)
 
     # ---- printing ---------------------------------------------------------------------------
     def _formula_text(self) -> str:

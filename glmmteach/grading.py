@@ -26,10 +26,22 @@ worker process with a time limit. Cells run with ``allow_errors`` so that answer
 failing cell still count (status ``error``, or ``incomplete`` when the only errors are the unanswered
 ``NotImplementedError`` placeholders). A cell appended by the grader prints the ``answers`` dict as JSON; the
 grader parses it as untrusted data (numbers, strings, lists only) and scores it in its own process against
-the key, so replacing ``check`` or writing files earns nothing. When the grader runs as root the kernel also
-runs under an unused user id of its own (files outside its folder are read-only to it, other kernels are out
-of reach, and every process it leaves behind is killed), in a private mount namespace in which the source,
-submissions and output folders are hidden under empty read-only mounts.
+the key, so replacing ``check`` or writing files earns nothing. Outputs beyond ``MAX_OUTPUT_BYTES`` are
+dropped; the time limit includes the kernel's start.
+
+**Sandbox.** When the grader runs as root (and ``unshare`` works), each kernel runs
+
+* under an unused user id of its own (``SANDBOX_UID_BASE + n``): files outside its folder are read-only to it,
+  other kernels are out of reach, and every process it leaves behind is killed afterwards;
+* in a private mount namespace whose file system shows only the system folders, the Python installation, the
+  glmmteach package and data, and its own folder; every other top-level folder (``/tmp``, ``/home``,
+  ``/root``, ``/work``, ...) is an empty tmpfs, and the source and submissions folders are covered even if
+  they lie under a system folder. So no copy of a solution, nor another student's work, is readable;
+* with a private ``/proc`` (``hidepid=2``: it sees only its own processes, not the grader's command line), a
+  private ``/dev/shm``, and limits on processes, file size, memory and CPU time.
+
+Without root, kernels run as the grader's user in a fresh temporary folder with a minimal environment, and
+the grader warns that they are not confined.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ import io
 import json
 import math
 import os
+import platform
 import re
 import shutil
 import signal
@@ -319,6 +332,8 @@ _LAUNCHER = textwrap.dedent("""\
     for path in config["hidden"]:
         if os.path.isdir(path):
             mount("-t", "tmpfs", "-o", "ro,size=4k,mode=555", "glmmteach-hidden", path)
+    if config["private_proc"]:  # other users' processes (the grader's command line) become invisible
+        mount("-t", "proc", "-o", "hidepid=2", "proc", "/proc")
     for limit, value in config["limits"].items():
         resource.setrlimit(getattr(resource, limit), (value, value))
     os.setgroups([])
@@ -346,7 +361,9 @@ def _sandbox_view(workdir: Path) -> dict[str, Any]:
             if name not in SYSTEM_FOLDERS and os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}")]
     mask += [path for path in ("/var/tmp", "/var/lib", "/run/user") if os.path.isdir(path)]
     stage = "/dev/shm" if os.path.isdir("/dev/shm") else "/run"
-    return {"expose": sorted(expose), "mask": mask, "stage": stage}
+    # Since Linux 5.8 every proc mount has its own options; before, hidepid would change the host's /proc.
+    release = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
+    return {"expose": sorted(expose), "mask": mask, "stage": stage, "private_proc": release >= (5, 8)}
 
 
 def _kernel_env(workdir: Path) -> dict[str, str]:
@@ -440,6 +457,7 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
         manager = AsyncKernelManager(kernel_name="glmmteach-sandbox", kernel_spec_manager=specs)
     else:
         manager = AsyncKernelManager(kernel_name="python3")
+
     class BoundedClient(NotebookClient):
         """Keeps at most MAX_OUTPUT_BYTES of a submission's outputs, so a flood of prints cannot exhaust memory."""
 
@@ -459,6 +477,7 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
                            resources={"metadata": {"path": str(workdir)}})
     deadline = time.monotonic() + request["timeout"]
     status = "ok"
+    notes: list[str] = []
     answers: dict[str, Any] = {}
     results: dict[str, bool] = {}
     with client.setup_kernel(env=_kernel_env(workdir), cwd=str(workdir)):
@@ -475,8 +494,9 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
             client.timeout = max(1, math.ceil(remaining))
             try:
                 client.execute_cell(cell, index)
-            except (CellTimeoutError, DeadKernelError):
+            except (CellTimeoutError, DeadKernelError) as exc:
                 status = "timeout" if time.monotonic() >= deadline else "error"
+                notes.append("the kernel died" if isinstance(exc, DeadKernelError) else "a cell overran the limit")
                 break
             if time.monotonic() >= deadline:
                 status = "timeout"
@@ -492,11 +512,11 @@ def _execute(request: dict[str, Any]) -> dict[str, Any]:
                 pass
     notebook.cells.pop()
     errors = _collect_errors(notebook)
+    if status == "ok" and errors:
+        status = "incomplete" if all(e.startswith("NotImplementedError") for e in errors) else "error"
     if truncated:
-        errors.append(f"outputs beyond {MAX_OUTPUT_BYTES // 2**20} MB were dropped")
-    if status == "ok" and errors and not all(e.startswith("outputs beyond") for e in errors):
-        only_placeholders = all(e.startswith(("NotImplementedError", "outputs beyond")) for e in errors)
-        status = "incomplete" if only_placeholders else "error"
+        notes.append(f"outputs beyond {MAX_OUTPUT_BYTES // 2**20} MB were dropped")
+    errors += notes
     return {"status": status, "answers": answers, "results": results, "errors": errors,
             "notebook": nbformat.writes(notebook)}
 
@@ -654,7 +674,9 @@ def leaked_values(text: str, key: dict[str, Any]) -> list[str]:
             flat = [x for row in flat for x in row]
         for number in flat:
             if isinstance(number, (int, float)) and not isinstance(number, bool):
-                hits = sorted(s for s in _number_renderings(float(number)) if s in text)
+                # a rendering counts where it stands as a number of its own, not inside a digest or longer number
+                hits = sorted(s for s in _number_renderings(float(number))
+                              if re.search(rf"(?<![\w.]){re.escape(s)}(?![\w])", text))
                 if hits:
                     leaks.append(f"{qid}: {hits[0]}")
     return leaks
@@ -820,7 +842,7 @@ def write_gradebook(rows: list[GradeRow], exercises: list[Exercise], path: Path)
 STATUS_TEXT = {
     "ok": "ran without errors",
     "incomplete": "ran; some questions still raise NotImplementedError",
-    "error": "a cell raised an error; answers recorded anyway were graded",
+    "error": "a cell raised an error, or the kernel died; the answers the kernel still held were graded",
     "timeout": "stopped at the time limit; answers recorded before that were graded",
     "missing": "not submitted",
     "invalid-notebook": "the file is not a valid notebook",

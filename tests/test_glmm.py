@@ -13,13 +13,14 @@ from glmmteach import datasets
 from glmmteach import integration as ig
 from glmmteach.exceptions import (
     DataError,
+    FlatRidgeWarning,
     FormulaError,
     GlmmteachError,
     MissingDataWarning,
     ScalingWarning,
     SingularFitWarning,
 )
-from glmmteach.glmm import FlatRidgeWarning, GLMMResults, glmer, r_abbreviate
+from glmmteach.glmm import GLMMResults, glmer, r_abbreviate
 
 CROSSOVER = "outcome ~ trt*period + (1|ID)"
 OHIO = "death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)"
@@ -288,3 +289,14 @@ def test_singular_fit_is_reported_not_raised() -> None:
         fit = glmer("y ~ x + (1 | g)", data, "binomial")
     assert fit.singular and fit.sd_re.iloc[0] < 1e-4
     assert np.all(np.isfinite(fit.bse))
+
+
+def test_quadrature_loglik_keeps_the_poisson_constant() -> None:
+    """lme4 prints -4264.67 for Ohio with nAGQ > 1 (saturated constant dropped); the true value is
+    about -13447.92, next to the Laplace value."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ScalingWarning)
+        fit = glmer(OHIO, datasets.load_ohio_cancer(), "poisson", nAGQ=7)
+    assert fit.llf == pytest.approx(-13447.92, abs=0.01)
+    assert abs(fit.llf - ohio_fit().llf) < 0.05
+    assert "nAGQ = 7" in str(fit.summary())

@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -25,9 +26,18 @@ from glmmteach.checks import (
     diagnose,
     make_public_key,
 )
-from glmmteach.grading import PLACEHOLDER, ReleaseError, leaked_values, load_exercise, release, solution_lines
+from glmmteach.grading import (
+    PLACEHOLDER,
+    ReleaseError,
+    leaked_values,
+    load_exercise,
+    release,
+    sandbox_available,
+    solution_lines,
+)
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
+SANDBOXED = sandbox_available()
 TIMEOUT = 15  # seconds per notebook; the fixture runs in about 2 s
 
 # ---------------------------------------------------------------------------------------------------------
@@ -259,32 +269,46 @@ if found is not None:  # run the instructor's solution code to get the right ans
             exec("".join(cell["source"]).replace("check(", "record("))
 """}),
     }
+    if not SANDBOXED:  # unconfined, frank would really delete files and grace would find the key
+        del notebooks["frank"], notebooks["grace"]
     for student, text in notebooks.items():
         (submissions / student).mkdir(parents=True)
         (submissions / student / "tiny.ipynb").write_text(text)
     kate = nbformat.reads(notebooks["alice"], as_version=4)  # right answers, then a flood of output
-    kate.cells.insert(3, nbformat.v4.new_code_cell("for _ in range(40):\n    print('x' * 2**20)"))
+    kate.cells.insert(3, nbformat.v4.new_code_cell("print('x' * 21 * 2**20)"))
     (submissions / "kate").mkdir()
     nbformat.write(kate, submissions / "kate" / "tiny.ipynb")
+    liam = nbformat.reads(notebooks["alice"], as_version=4)  # the kernel dies after q1
+    liam.cells.insert(6, nbformat.v4.new_code_cell("import os\nos._exit(1)"))
+    (submissions / "liam").mkdir()
+    nbformat.write(liam, submissions / "liam" / "tiny.ipynb")
     (submissions / "erin").mkdir()
     (submissions / "erin" / "tiny.ipynb").write_text('{"cells": [ this is not json')
     (submissions / "heidi").mkdir()  # submitted nothing
     (submissions / "ivan").mkdir()  # submits a link to the instructor's source
     (submissions / "ivan" / "tiny.ipynb").symlink_to(source_notebook)
     # grace also replaces check, fakes the results and prints a fake answers line, after her (wrong) answers
-    grace = nbformat.read(submissions / "grace" / "tiny.ipynb", as_version=4)
-    grace.cells.append(nbformat.v4.new_code_cell(
-        "checks.results.update({q: True for q in ['q1', 'q2', 'q3', 'q4']})\n"
-        "check = lambda question, value: print(question, ': correct - right.')\n"
-        "import json\nopen('answers.json', 'w').write(json.dumps({'q1': 99}))\n"
-        "print('GLMMTEACH-ANSWERS:' + json.dumps({'answers': {'q1': 99, 'q4': 'period 2'}}))"))
-    nbformat.write(grace, submissions / "grace" / "tiny.ipynb")
+    if SANDBOXED:
+        grace = nbformat.read(submissions / "grace" / "tiny.ipynb", as_version=4)
+        grace.cells.append(nbformat.v4.new_code_cell(
+            "checks.results.update({q: True for q in ['q1', 'q2', 'q3', 'q4']})\n"
+            "check = lambda question, value: print(question, ': correct.')\n"
+            "import json\nopen('answers.json', 'w').write(json.dumps({'q1': 99}))\n"
+            "print('GLMMTEACH-ANSWERS:' + json.dumps({'answers': {'q1': 99, 'q4': 'period 2'}}))"))
+        nbformat.write(grace, submissions / "grace" / "tiny.ipynb")
+    # A world-readable copy of the source elsewhere in /tmp, as an instructor might leave one: grace looks for it.
+    exposed = Path(tempfile.mkdtemp(prefix="glmmteach-test-exposed-"))
+    os.chmod(exposed, 0o755)
+    shutil.copytree(source, exposed / "source")
     before = {p: p.read_bytes() for p in [source_notebook, submissions / "alice" / "tiny.ipynb"]}
     out = root / "out" / "gradebook.csv"
     command = [sys.executable, "-m", "glmmteach.cli", "grade", str(source), str(submissions), "--out", str(out),
                "--timeout", str(TIMEOUT), "--jobs", "2"]
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    try:
+        finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    finally:
+        shutil.rmtree(exposed)
     rows = {row["student"]: row for row in csv.DictReader(out.open())} if out.exists() else {}
     return {"finished": finished, "rows": rows, "out": out, "before": before, "command": command, "env": env}
 
@@ -293,14 +317,17 @@ def test_grade_command_finishes_with_progress(graded):
     finished = graded["finished"]
     assert finished.returncode == 0, finished.stderr
     progress = [line for line in finished.stderr.splitlines() if line.startswith("[")]
-    assert len(progress) == 10 and progress[-1].startswith("[10/10]")
+    expected = len(graded["rows"])
+    assert expected == (11 if SANDBOXED else 9)
+    assert len(progress) == expected and progress[-1].startswith(f"[{expected}/{expected}]")
 
 
 def test_gradebook_has_one_row_per_student_and_notebook(graded):
     header = graded["out"].read_text().splitlines()[0]
     assert header == "student,notebook,tiny:q1,tiny:q2,tiny:q3,tiny:q4,total,max,status"
     assert list(graded["rows"]) == sorted(graded["rows"])
-    assert set(graded["rows"]) == {"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "kate"}
+    hostile = {"frank", "grace"} if SANDBOXED else set()
+    assert set(graded["rows"]) == {"alice", "bob", "carol", "dave", "erin", "heidi", "ivan", "kate", "liam"} | hostile
 
 
 @pytest.mark.parametrize(
@@ -316,9 +343,12 @@ def test_gradebook_has_one_row_per_student_and_notebook(graded):
         ("heidi", "missing", ["0", "0", "0", "0", "0"]),
         ("ivan", "invalid-notebook", ["0", "0", "0", "0", "0"]),
         ("kate", "ok", ["2", "1", "1", "1", "5"]),
+        ("liam", "error", ["0", "0", "0", "0", "0"]),  # answers live in the kernel: a dead kernel loses them
     ],
 )
 def test_each_submission_gets_its_status_and_only_earned_points(graded, student, status, points):
+    if student in ("frank", "grace") and not SANDBOXED:
+        pytest.skip("hostile submissions are only graded safely in the sandbox (root and unshare)")
     row = graded["rows"][student]
     assert row["status"] == status
     assert [row["tiny:q1"], row["tiny:q2"], row["tiny:q3"], row["tiny:q4"], row["total"]] == points
@@ -335,8 +365,10 @@ def test_partly_wrong_submission_gets_specific_feedback(graded):
     carol = (graded["out"].parent / "feedback" / "carol.md").read_text()
     assert "ValueError: carol broke q2" in carol
     assert "outputs beyond 20 MB were dropped" in (graded["out"].parent / "feedback" / "kate.md").read_text()
+    assert "the kernel died" in (graded["out"].parent / "feedback" / "liam.md").read_text()
 
 
+@pytest.mark.skipif(not SANDBOXED, reason="needs the sandbox (root and unshare)")
 def test_hostile_submissions_cannot_touch_the_source_or_other_students(graded):
     for path, content in graded["before"].items():
         assert path.read_bytes() == content
@@ -357,9 +389,14 @@ def test_grading_is_repeatable(graded, tmp_path):
     assert out.read_text().splitlines() == first
 
 
-def test_cli_reports_bad_arguments(tmp_path):
+def test_cli_reports_bad_arguments(tmp_path, capsys):
     from glmmteach.cli import main
 
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_code_cell("x = 1")]
+    nbformat.write(notebook, tmp_path / "no_questions.ipynb")
+    assert main(["release", str(tmp_path), str(tmp_path / "out")]) == 1
+    assert "no_questions.ipynb: no cell defines a question" in capsys.readouterr().err
     assert main(["grade", str(tmp_path / "nowhere"), str(tmp_path), "--out", str(tmp_path / "g.csv")]) == 1
     with pytest.raises(SystemExit) as bad:
         main(["grade", str(tmp_path), str(tmp_path), "--out", "g.csv", "--jobs", "0"])

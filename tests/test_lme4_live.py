@@ -26,8 +26,7 @@ import pytest
 try:
     import glmmteach
     from glmmteach import datasets
-    from glmmteach.exceptions import ScalingWarning
-    from glmmteach.glmm import FlatRidgeWarning
+    from glmmteach.exceptions import FlatRidgeWarning, ScalingWarning
 except ModuleNotFoundError as err:  # only a missing package skips; a broken one must fail
     if err.name != "glmmteach":
         raise

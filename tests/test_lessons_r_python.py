@@ -1,0 +1,67 @@
+"""Every Python name on the R <-> Python page (lessons/r_python.md) exists in the package.
+
+The page maps each R call of the course notes to glmmteach; if an attribute or function is renamed,
+the page would silently teach a call that fails. This test reads the Python column's inline code and
+checks each ``glmmteach.<name>``, ``glmmteach.integration.<name>``, ``fit.<attribute>`` and bare
+integration function it mentions.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+
+import glmmteach
+from glmmteach import integration
+from glmmteach.datasets import load_crossover
+
+PAGE = Path(__file__).resolve().parents[1] / "lessons" / "r_python.md"
+
+
+def python_cells() -> list[str]:
+    """Inline code of the last column of every table row on the page."""
+    cells = []
+    for line in PAGE.read_text(encoding="utf-8").splitlines():
+        if line.startswith("|") and not line.startswith("| ---"):
+            columns = [column.strip() for column in line.strip("|").split("|")]
+            cells.extend(re.findall(r"`([^`]+)`", columns[-1]))
+    return cells
+
+
+def test_page_has_python_cells() -> None:
+    assert len(python_cells()) > 30
+
+
+@pytest.mark.parametrize("name", sorted(set(re.findall(
+    r"\bglmmteach\.(\w+)", " ".join(python_cells())))))
+def test_package_function_exists(name: str) -> None:
+    assert hasattr(glmmteach, name), f"r_python.md uses glmmteach.{name}, which does not exist"
+
+
+@pytest.mark.parametrize("name", sorted(set(re.findall(
+    r"\b(cluster_\w+|marginal_loglik_function)\b", " ".join(python_cells())))))
+def test_integration_step_exists(name: str) -> None:
+    assert callable(getattr(integration, name, None)), (
+        f"r_python.md names glmmteach.integration.{name}, which does not exist"
+    )
+
+
+@pytest.fixture(scope="module")
+def fits() -> list:
+    """A GLM and a GLMM of the crossover trial, the objects the page calls ``fit``."""
+    crossover = load_crossover()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the GLMM warns about its flat likelihood ridge
+        return [glmmteach.glm("outcome ~ trt*period", crossover, family="binomial"),
+                glmmteach.glmer("outcome ~ trt*period + (1|ID)", crossover, family="binomial")]
+
+
+@pytest.mark.parametrize("attribute", sorted(set(re.findall(
+    r"\bfit\.(\w+)", " ".join(python_cells())))))
+def test_results_attribute_exists(attribute: str, fits: list) -> None:
+    assert any(hasattr(fit, attribute) for fit in fits), (
+        f"r_python.md uses fit.{attribute}, which neither a GLM nor a GLMM fit has"
+    )
