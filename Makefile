@@ -5,7 +5,6 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 export PYTHONHASHSEED = 0
-export MPLBACKEND = Agg
 
 .PHONY: book test env clean
 

@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     gra = commands.add_parser("grade", help="run and score every student's notebooks")
     gra.add_argument("source_dir", type=Path, help="folder of instructor source notebooks (the key)")
     gra.add_argument("submissions_dir", type=Path, help="one folder per student, named by student id")
-    gra.add_argument("--out", type=Path, required=True, help="gradebook CSV; feedback/ is written beside it")
+    gra.add_argument("--out", type=Path, required=True,
+                     help="gradebook CSV; feedback/ and executed/ are written beside it")
     gra.add_argument("--timeout", type=_positive_float, default=300,
                      help="seconds allowed per submitted notebook (default 300)")
     gra.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,

@@ -47,13 +47,16 @@ the grader warns that they are not confined.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import copy
 import csv
+import fcntl
 import io
 import json
 import math
 import os
 import platform
+import pwd
 import re
 import shutil
 import signal
@@ -61,9 +64,8 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +95,8 @@ MAX_OUTPUT_BYTES = 20 * 2**20
 EXTRACT_SECONDS = 20
 STARTUP_SECONDS = 30
 KERNEL_MEMORY_BYTES = 6 * 2**30  # address-space limit of a sandboxed kernel
-SANDBOX_UID_BASE = 61_000  # each kernel gets SANDBOX_UID_BASE + n, a uid no account uses on a normal system
+SANDBOX_UID_BASE = 61_000  # sandbox kernels run as uids from here on, skipping any that has an account
+UID_LOCK_DIR = Path("/run/glmmteach-sandbox-uids")
 
 EXTRACT_CODE = textwrap.dedent(f"""\
     import json as _gt_json
@@ -772,6 +775,8 @@ class GradeRow:
     status: str
     feedback: list[Feedback]
     errors: list[str] = field(default_factory=list)
+    seconds: float = 0.0  # for the progress log only; the gradebook stays repeatable
+    executed: NotebookNode | None = None
 
     @property
     def total(self) -> float:
@@ -810,18 +815,51 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
             cell.outputs, cell.execution_count = [], None
     run = execute_notebook(notebook, timeout=timeout, data_files=exercise.data_files, sandbox=sandbox)
     feedback = [score_answer(s, key[s.id], run.answers.get(s.id)) for s in exercise.specs]
-    return GradeRow(student, exercise.filename, run.status, feedback, run.errors)
+    return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook)
 
 
-def _uid_allocator() -> Callable[[], int]:
-    lock, counter = threading.Lock(), [0]
+@contextlib.contextmanager
+def claimed_uid() -> Iterator[int]:
+    """An unused user id for one sandboxed kernel, held until the kernel is gone.
 
-    def allocate() -> int:
-        with lock:
-            counter[0] += 1
-            return SANDBOX_UID_BASE + counter[0]
+    A uid is claimed by an exclusive ``flock`` on ``UID_LOCK_DIR/<uid>``, which the system releases if the
+    grader dies, so concurrent graders (and parallel jobs) never share a uid, and so never kill each other's
+    kernels when they clean up. Ids that belong to an account, or under which a process still runs, are skipped.
+    """
+    UID_LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    busy = _process_uids()
+    for uid in range(SANDBOX_UID_BASE, SANDBOX_UID_BASE + 10_000):
+        if uid in busy or _has_account(uid):
+            continue
+        handle = open(UID_LOCK_DIR / str(uid), "w")  # noqa: SIM115 - held open for the lock's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield uid
+        finally:
+            handle.close()
+        return
+    raise GradingError(f"no free sandbox uid in {SANDBOX_UID_BASE}..{SANDBOX_UID_BASE + 9_999}")
 
-    return allocate
+
+def _process_uids() -> set[int]:
+    uids = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(FileNotFoundError):
+                uids.add(os.stat(f"/proc/{entry}").st_uid)
+    return uids
+
+
+def _has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
 
 
 def write_gradebook(rows: list[GradeRow], exercises: list[Exercise], path: Path) -> None:
@@ -875,7 +913,11 @@ def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
 
 def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float = 300, jobs: int = 1,
           sandbox: bool | None = None, log: Callable[[str], None] = print) -> list[GradeRow]:
-    """Grade every student's notebooks; write the gradebook CSV ``out`` and ``feedback/<student>.md`` beside it."""
+    """Grade every student's notebooks.
+
+    Writes the gradebook CSV ``out`` and, beside it, ``feedback/<student>.md`` and the executed notebooks
+    ``executed/<student>/<notebook>``.
+    """
     exercises = load_exercises(source_dir)
     if not submissions_dir.is_dir():
         raise GradingError(f"submissions folder {submissions_dir} does not exist")
@@ -895,14 +937,17 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             keys[exercise.filename] = key
     students = sorted(p.name for p in submissions_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     jobs_list = [(student, ex) for student in students for ex in exercises]
-    allocate = _uid_allocator()
     rows: list[GradeRow] = []
 
     def run(student: str, exercise: Exercise) -> GradeRow:
-        box = Sandbox(allocate(), hidden) if use_sandbox else None
+        path = submissions_dir / student / exercise.filename
         try:
-            return grade_submission(exercise, keys[exercise.filename], student,
-                                    submissions_dir / student / exercise.filename, timeout=timeout, sandbox=box)
+            if not use_sandbox:
+                return grade_submission(exercise, keys[exercise.filename], student, path, timeout=timeout,
+                                        sandbox=None)
+            with claimed_uid() as uid:
+                return grade_submission(exercise, keys[exercise.filename], student, path, timeout=timeout,
+                                        sandbox=Sandbox(uid, hidden))
         except Exception as exc:  # noqa: BLE001 - one bad submission never stops the run
             specs = exercise.specs
             return GradeRow(student, exercise.filename, "error",
@@ -915,7 +960,12 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             row = future.result()
             rows.append(row)
             log(f"[{done}/{len(futures)}] {row.student}/{row.notebook}: {row.status}, "
-                f"{_format_points(row.total)}/{_format_points(row.max_points)}")
+                f"{_format_points(row.total)}/{_format_points(row.max_points)} ({row.seconds:.1f} s)")
     write_gradebook(rows, exercises, out)
     write_feedback(rows, out.parent / "feedback")
+    for row in rows:  # what each submission printed, for the instructor to look into
+        if row.executed is not None:
+            target = out.parent / "executed" / row.student / row.notebook
+            target.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(row.executed, target)
     return sorted(rows, key=lambda r: (r.student, r.notebook))

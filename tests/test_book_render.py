@@ -4,7 +4,7 @@ The book must already be built (``jupyter-book build .``); a missing ``_build/ht
 not a skip.  The only skip is a machine without Chromium.
 
 For each page listed in ``_toc.yml`` the test loads the built HTML from disk with networking
-disabled, lets MathJax run, dumps the resulting DOM and checks that
+disabled (no host name resolves), lets MathJax run, dumps the resulting DOM and checks that
 
 * every math element Sphinx wrote was typeset by MathJax (one ``mjx-container`` per element, no
   ``mjx-merror``), and no raw TeX delimiters or environments are left in the visible text;
@@ -140,6 +140,8 @@ def render_dom(chromium: str, page: Path) -> str:
             chromium, "--headless", "--no-sandbox", "--disable-gpu",
             "--disable-background-networking", "--no-first-run", "--disable-component-update",
             "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
+            # No name resolves: the page must render from local files alone.
+            "--host-resolver-rules=MAP * ~NOTFOUND",
             "--virtual-time-budget=5000", "--dump-dom", page.as_uri(),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)

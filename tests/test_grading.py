@@ -362,6 +362,9 @@ def test_partly_wrong_submission_gets_specific_feedback(graded):
     assert "q3 (1/1): right." in text
     assert "q4 (0/1): that is not the right option." in text
     assert leaked_values(text, EXPECTED) == []
+    executed = nbformat.read(graded["out"].parent / "executed" / "bob" / "tiny.ipynb", as_version=4)
+    outputs = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "q1: not yet - your answer is on the log scale" in outputs  # what bob saw from check()
     carol = (graded["out"].parent / "feedback" / "carol.md").read_text()
     assert "ValueError: carol broke q2" in carol
     assert "outputs beyond 20 MB were dropped" in (graded["out"].parent / "feedback" / "kate.md").read_text()
