@@ -92,7 +92,8 @@ def plot_integrand(
     ax.set_xlabel(r"random effect $\theta$")
     ax.set_ylabel(r"$f(\theta)$")
     ax.set_ylim(bottom=0)
-    ax.legend(frameon=False, fontsize="small")
+    # A white, nearly opaque box keeps the legend readable where it overlaps a curve.
+    ax.legend(fontsize="small", framealpha=0.9, edgecolor="none")
     return ax
 
 
@@ -207,6 +208,7 @@ def plot_choropleth(
     *,
     cmap: str = "RdBu_r",
     center: float | None = None,
+    limits: tuple[float, float] | None = None,
     label: str = "",
     ax: Axes | None = None,
 ) -> Axes:
@@ -215,7 +217,8 @@ def plot_choropleth(
     ``shapes`` are county boundaries as returned by :func:`glmmteach.datasets.load_ohio_counties`;
     ``values`` maps county numbers to numbers (a dict or a pandas Series indexed by county). A
     county without a value is an error, so a wrong key cannot silently leave a county blank.
-    With ``center``, the colour scale is symmetric about it (for log rate ratios, ``center=0``).
+    With ``center``, the colour scale is symmetric about it (for log rate ratios, ``center=0``);
+    ``limits = (low, high)`` fixes the scale instead, so that several maps can share one.
     """
     missing = sorted(shape.county for shape in shapes if shape.county not in values)
     if missing:
@@ -225,7 +228,9 @@ def plot_choropleth(
     ring_values = np.array(
         [values[shape.county] for shape in shapes for _ in shape.rings], dtype=float
     )
-    if center is None:
+    if limits is not None:
+        norm = Normalize(vmin=float(limits[0]), vmax=float(limits[1]))
+    elif center is None:
         norm = Normalize(vmin=float(ring_values.min()), vmax=float(ring_values.max()))
     else:
         half_range = float(np.max(np.abs(ring_values - center)))
