@@ -114,12 +114,17 @@ def run_case(name: str) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         glmm.glmer(formula, frame.head(2000) if name == "large" else frame, family, **kwargs)  # warm-up
-        start = time.perf_counter()
-        fit = glmm.glmer(formula, frame, family, **kwargs)
-        total = time.perf_counter() - start
+        # best of repeated calls, as for the NumPy pass: the first 1e6-row call also pays for
+        # the operating system handing the process its memory
+        glmer_times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fit = glmm.glmer(formula, frame, family, **kwargs)
+            glmer_times.append(time.perf_counter() - start)
+        total = min(glmer_times)
         data, correlated = fit._data, fit.correlated
         engine_times = []
-        for _ in range(1 if name == "large" else 3):
+        for _ in range(2 if name == "large" else 3):
             start = time.perf_counter()
             outcome = glmm.fit_glmm(data, correlated, 1)
             engine_times.append(time.perf_counter() - start)
