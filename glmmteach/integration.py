@@ -723,7 +723,7 @@ def conditional_modes(
     systems. Groups whose :math:`h_i` would decrease get their step halved (other groups are
     not held back). Iteration stops when the summed Newton decrement
     :math:`\sum_i \nabla h_i^\top (-\nabla^2 h_i)^{-1} \nabla h_i` (about twice the distance
-    to the maximum in log-likelihood units) is below ``tol`` × (1 + |Σ h_i|) and every step is
+    to the maximum in log-likelihood units) is below ``tol`` × ``(1 + |Σ h_i|)`` and every step is
     below 1e-9, or right after a full Newton step below 1e-6; and only after at least
     ``min_iter`` Newton steps: a warm start from the modes of a nearby (θ, β) can already pass
     the test while the modes have not yet responded to the change, which would make the

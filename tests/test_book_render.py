@@ -8,13 +8,15 @@ disabled (no host name resolves), lets MathJax run, dumps the resulting DOM and 
 
 * every math element Sphinx wrote was typeset by MathJax (one ``mjx-container`` per element, no
   ``mjx-merror``), and no raw TeX delimiters or environments are left in the visible text;
-* every ``<img>`` points at a file that exists and decodes to an image of non-zero size;
+* every ``<img>`` points at a file that exists and decodes to an image of non-zero size, and the page
+  shows at least as many images as its source notebook stores figures;
 * nothing on the page is fetched from the network (no remote ``src``/``href`` on scripts, styles,
   images or fonts), and the local MathJax script the page loads exists.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -162,6 +164,20 @@ def local_file(page: Path, url: str) -> Path | None:
     return (page.parent / unquote(parts.path)).resolve()
 
 
+def stored_figure_count(docname: str) -> int:
+    """Number of image outputs stored in the page's source notebook (0 for Markdown pages)."""
+    source = BOOK_ROOT / f"{docname}.ipynb"
+    if not source.exists():
+        return 0
+    notebook = json.loads(source.read_text(encoding="utf-8"))
+    return sum(
+        1
+        for cell in notebook["cells"]
+        for output in cell.get("outputs", [])
+        if {"image/png", "image/svg+xml"}.intersection(output.get("data", {}))
+    )
+
+
 def _docnames() -> list[str]:
     if not TOC_FILE.exists():
         return []
@@ -222,6 +238,11 @@ def test_page_renders(docname: str, chromium: str, html_dir: Path) -> None:
             f"...{prose[max(0, match.start() - 80):match.end() + 80]}..."
         )
 
+    figures = stored_figure_count(docname)
+    assert len(rendered.images) >= figures, (
+        f"{docname}: the stored notebook has {figures} figures but the built page shows "
+        f"{len(rendered.images)} (was the book executed with a non-inline matplotlib backend?)"
+    )
     for src in rendered.images:
         assert src, f"{docname}: <img> without src"
         target = local_file(page, src)
