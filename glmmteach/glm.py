@@ -88,8 +88,8 @@ def estimable_columns(X: np.ndarray, tol: float = RANK_TOLERANCE) -> np.ndarray:
 
 def irls_step(
     X: np.ndarray, y: np.ndarray, weights: np.ndarray, eta: np.ndarray, offset: np.ndarray, family: Family
-) -> np.ndarray:
-    r"""One Fisher-scoring step from linear predictor ``eta``: returns the new coefficients.
+) -> tuple[np.ndarray, np.ndarray]:
+    r"""One Fisher-scoring step from linear predictor ``eta``: the new coefficients and the weights used.
 
     Solves the weighted least-squares problem :math:`\min_\beta \sum_i w_i (z_i - x_i^\top\beta)^2`
     with working response :math:`z` and weights :math:`w` evaluated at ``eta`` (see the module
@@ -101,7 +101,7 @@ def irls_step(
     w = weights * mu_eta**2 / family.variance(mu)
     sqrt_w = np.sqrt(w)
     coef, *_ = linalg.lstsq(X * sqrt_w[:, None], z * sqrt_w, lapack_driver="gelsy")
-    return coef
+    return coef, w
 
 
 def irls(
@@ -132,8 +132,7 @@ def irls(
     for iteration in range(1, max_iter + 1):
         # R's standard errors come from the weighted least squares of the last step, i.e. the
         # weights at the linear predictor the step started from; keep them.
-        step_weights = weights * family.link.mu_eta(eta) ** 2 / family.variance(family.link.linkinv(eta))
-        coef = irls_step(X, y, weights, eta, offset, family)
+        coef, step_weights = irls_step(X, y, weights, eta, offset, family)
         eta_new = X @ coef + offset
         mu_new = family.link.linkinv(eta_new)
         dev = float(np.sum(family.deviance_residuals(y, mu_new, weights)))

@@ -58,7 +58,6 @@ from .exceptions import (
 )
 from .families import Family, get_family
 from .formula import Design, build_design, parse_formula
-from .glm import irls
 from .rformat import coef_table_text, format_r
 
 try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
@@ -93,15 +92,43 @@ class FitOutcome:
     newton_decrement: float
 
 
-def glm_start(data: ig.GroupedData) -> np.ndarray:
-    r"""Fixed-effects-only GLM fit, the starting point: :math:`\hat\beta_{GLM}` by Fisher scoring.
+def glm_start(data: ig.GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
+    r"""Fixed-effects-only GLM fit (Newton/Fisher scoring with step-halving), the starting point.
 
-    The same IRLS as :func:`glmmteach.glm` (R's start and convergence rule), on the grouped data.
+    Starts from least squares on the linked, slightly shrunk responses (R's ``mustart``) and stops
+    when the Newton decrement is below 1e-6: a starting point needs no more. It works on the GLMM's
+    own likelihood kernel rather than calling :func:`glmmteach.glm.irls` (R's algorithm, with its
+    deviance bookkeeping and QR solves), which costs three times as much on the 1e6-row benchmark.
+    Returns
+    :math:`\hat\beta_{GLM}` and the information :math:`X^\top W X` there.
     """
     kernel = data.kernel
     n = np.ones(data.nobs) if data.trials is None else data.trials
-    offset = np.zeros(data.nobs) if data.offset is None else data.offset
-    return irls(data.X, data.y / n, get_family(kernel.family, kernel.link), n, offset).params
+    offset = 0.0 if data.offset is None else data.offset
+    if kernel.family == "poisson":
+        eta_start = np.log(data.y + 0.1)
+    else:
+        p = (data.y + 0.5) / (n + 1.0)
+        eta_start = {"logit": np.log(p / (1 - p)), "probit": ig.special.ndtri(p),
+                     "cloglog": np.log(-np.log1p(-p))}[kernel.link]
+    beta = np.linalg.lstsq(data.X, eta_start - offset, rcond=None)[0]
+    kv = kernel.evaluate(data.eta_fixed(beta), data.y, data.trials)
+    value = float(kv.loglik.sum())
+    info = np.eye(data.X.shape[1])
+    for _ in range(max_iter):
+        grad = data.X.T @ kv.score
+        info = data.X.T @ (kv.fisher[:, None] * data.X)
+        step = np.linalg.solve(info, grad)
+        if float(grad @ step) < 1e-6:
+            break
+        for _ in range(40):  # step-halving: the new point must not lower the log-likelihood
+            kv_new = kernel.evaluate(data.eta_fixed(beta + step), data.y, data.trials)
+            new_value = float(kv_new.loglik.sum())
+            if new_value >= value - 1e-12 * abs(value):
+                break
+            step = step * 0.5
+        beta, value, kv = beta + step, new_value, kv_new
+    return beta, info
 
 
 def _beta_information(data: ig.GroupedData, state: ig.ModeState) -> np.ndarray:
@@ -218,7 +245,7 @@ def _fit_glmm(
     beta_start: np.ndarray | None,
     theta_start: np.ndarray | None,
 ) -> FitOutcome:
-    beta0 = glm_start(data) if beta_start is None else np.asarray(beta_start, dtype=float)
+    beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     rows, cols = ig.theta_positions(data.n_re, correlated)
     theta0 = np.where(rows == cols, 1.0, 0.0) if theta_start is None else np.asarray(theta_start, dtype=float)
     T0 = ig.theta_to_T(theta0, data.n_re, correlated)
