@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, stats
+from scipy import linalg, optimize, stats
 
-from .exceptions import ConvergenceWarning, RankDeficiencyWarning, SeparationWarning
+from .exceptions import ConvergenceWarning, GlmmteachError, RankDeficiencyWarning, SeparationWarning
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design
 from .rformat import coef_table_text, format_r
@@ -259,16 +259,69 @@ class GLMResults:
         r"""Estimated covariance of the estimates, :math:`\phi (X^\top W X)^{-1}`."""
         return self._cov.copy()
 
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        r"""Wald confidence intervals :math:`\hat\beta \pm q_{1-\alpha/2}\,\mathrm{SE}` (R's ``confint.default``).
+    def conf_int(self, alpha: float = 0.05, method: str = "wald") -> pd.DataFrame:
+        r"""Confidence intervals for the coefficients.
 
-        ``q`` is the normal quantile, or the *t* quantile on ``df_resid`` degrees of freedom when
-        the dispersion is estimated. Exponentiate for odds or rate ratios.
+        ``method="wald"`` (R's ``confint.default``): :math:`\hat\beta \pm q_{1-\alpha/2}\,\mathrm{SE}`,
+        ``q`` the normal quantile, or the *t* quantile on ``df_resid`` degrees of freedom when the
+        dispersion is estimated. ``method="profile"`` (R's ``confint`` for a glm): the values of
+        :math:`\beta_j` whose likelihood-ratio test is not rejected, see :meth:`profile_deviance`.
+        Exponentiate either for odds or rate ratios.
         """
+        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
+        if method == "profile":
+            bounds = [self._profile_bounds(name, alpha) for name in self.params.index]
+            return pd.DataFrame(bounds, index=self.params.index, columns=pct)
+        if method != "wald":
+            raise GlmmteachError(f"method must be 'wald' or 'profile', got {method!r}")
         q = stats.t.ppf(1 - alpha / 2, self.df_resid) if self.use_t else stats.norm.ppf(1 - alpha / 2)
         lower, upper = self.params - q * self.bse, self.params + q * self.bse
-        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
         return pd.DataFrame({pct[0]: lower, pct[1]: upper})
+
+    def profile_deviance(self, name: str, value: float) -> float:
+        r"""Deviance of the model with coefficient ``name`` held at ``value``, the others refitted.
+
+        The signed root :math:`\operatorname{sign}(b-\hat\beta_j)\sqrt{D(b) - D(\hat\beta)}` is
+        approximately standard normal at the true :math:`\beta_j`; the profile interval is where its
+        absolute value stays below :math:`z_{1-\alpha/2}`. Needs a likelihood (binomial, poisson).
+        """
+        if self.family.estimate_scale:
+            raise GlmmteachError(
+                f"profile intervals are computed for the binomial and poisson families, not {self.family.name}"
+            )
+        if name not in self.params.index:
+            raise GlmmteachError(f"no coefficient {name!r}; the coefficients are {list(self.params.index)}")
+        d = self.design
+        names = np.array(d.column_names)
+        others = self._keep & (names != name)
+        j = int(np.flatnonzero(names == name)[0])
+        prior = d.weights * d.trials
+        offset = d.offset + value * d.X[:, j]
+        return irls(d.X[:, others], d.y / d.trials, self.family, prior, offset).deviance
+
+    def _profile_bounds(self, name: str, alpha: float) -> tuple[float, float]:
+        if np.isnan(self.params[name]):
+            return np.nan, np.nan
+        estimate, se = float(self.params[name]), float(self.bse[name])
+        z = stats.norm.ppf(1 - alpha / 2)
+
+        def excess(b: float) -> float:  # > 0 outside the interval
+            return (self.profile_deviance(name, b) - self.deviance) - z**2
+
+        bounds = []
+        for direction in (-1.0, 1.0):
+            step, inner = se, estimate
+            outer = estimate + direction * z * se  # start at the Wald bound, walk out until outside
+            for _ in range(60):
+                if excess(outer) > 0:
+                    break
+                inner, outer = outer, outer + direction * step
+                step *= 1.5
+            else:
+                bounds.append(direction * np.inf)  # the likelihood never drops enough (separation)
+                continue
+            bounds.append(optimize.brentq(excess, inner, outer, xtol=1e-10 * max(1.0, abs(estimate))))
+        return bounds[0], bounds[1]
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(

@@ -10,7 +10,7 @@ import pytest
 import statsmodels.api as sm
 
 import glmmteach as gt
-from glmmteach.exceptions import ConvergenceWarning, RankDeficiencyWarning, SeparationWarning
+from glmmteach.exceptions import ConvergenceWarning, GlmmteachError, RankDeficiencyWarning, SeparationWarning
 
 CROSSOVER_MODELS = {
     "glm_model1": "outcome ~ 1 + trt",
@@ -184,3 +184,37 @@ def test_no_warnings_on_clean_fit(crossover):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         gt.glm(CROSSOVER_MODELS["glm_model1"], crossover)
+
+
+def test_profile_intervals_reproduce_r_confint(crossover, ohio):
+    """R's confint() for a glm (MASS's profile, interpolated on a grid: good to about 1e-4)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parent / "data" / "glm_profile_ci" / "reference.json").read_text())
+    fits = {
+        "crossover_model3": gt.glm(CROSSOVER_MODELS["glm_model3"], crossover),
+        "ohio_poisson": gt.glm(OHIO_POISSON, ohio, family="poisson"),
+    }
+    for key, fit in fits.items():
+        ci = fit.conf_int(method="profile")
+        names = list(ref[key]["lower"])
+        np.testing.assert_allclose(ci.iloc[:, 0][names], list(ref[key]["lower"].values()), atol=2e-4, err_msg=key)
+        np.testing.assert_allclose(ci.iloc[:, 1][names], list(ref[key]["upper"].values()), atol=2e-4, err_msg=key)
+
+
+def test_profile_interval_is_where_the_lrt_stops_rejecting(crossover):
+    fit = gt.glm(CROSSOVER_MODELS["glm_model3"], crossover)
+    lower, upper = fit.conf_int(method="profile").loc["trt"]
+    for bound in (lower, upper):
+        assert fit.profile_deviance("trt", bound) - fit.deviance == pytest.approx(1.959963984540054**2, rel=1e-8)
+    # unlike the Wald interval (p = 0.053), the likelihood-ratio interval for the drug excludes 0
+    assert lower > 0 > fit.conf_int().loc["trt"].iloc[0]
+
+
+def test_profile_interval_needs_a_likelihood(ohio):
+    fit = gt.glm("death ~ offset(logpop) + factor(sex)", ohio, family="quasipoisson")
+    with pytest.raises(GlmmteachError, match="not quasipoisson"):
+        fit.conf_int(method="profile")
+    with pytest.raises(GlmmteachError, match="'wald' or 'profile'"):
+        fit.conf_int(method="score")
