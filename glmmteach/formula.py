@@ -160,7 +160,8 @@ class RandomTerm:
 
     ``Z[i]`` holds the :math:`r` covariates of row ``i`` (e.g. ``[1, x_i]`` for ``(1 + x | g)``)
     and ``group_codes[i]`` the index (0 … G−1) of its group among ``group_levels``.
-    ``correlated`` is False for ``(expr || g)``: the :math:`r` effects are independent.
+    ``correlated`` is False for ``(expr || g)``: the :math:`r` effects are independent. A design has
+    one term per grouping factor: ``(1 | g) + (0 + x | g)`` is read, as lme4 reads it, as ``(1 + x || g)``.
     """
 
     expr: str
@@ -171,10 +172,39 @@ class RandomTerm:
     group_codes: np.ndarray
     group_levels: np.ndarray
     _common: Any = field(default=None, repr=False)
+    _parts: list[RandomTerm] = field(default_factory=list, repr=False)
 
     @property
     def n_groups(self) -> int:
         return len(self.group_levels)
+
+    @classmethod
+    def independent(cls, terms: list[RandomTerm]) -> RandomTerm:
+        """Several scalar terms of one grouping factor as one uncorrelated term.
+
+        lme4 reads ``(1 | g) + (0 + x | g)`` as ``(1 + x || g)``: two independent effects per group.
+        """
+        if len({t.group_name for t in terms}) > 1:
+            raise FormulaError("only terms of one grouping factor can be combined")
+        if any(t.Z.shape[1] > 1 for t in terms):
+            raise FormulaError(
+                "several random-effects terms of one grouping factor can be combined only when each has one "
+                "effect, e.g. (1 | g) + (0 + x | g); write (1 + x | g) or (1 + x || g) instead"
+            )
+        names = [name for t in terms for name in t.names]
+        if len(set(names)) < len(names):
+            raise FormulaError(f"the random-effects terms repeat an effect: {', '.join(names)}")
+        first = terms[0]
+        return cls(
+            expr=" + ".join(t.expr for t in terms),
+            group_name=first.group_name,
+            correlated=False,
+            names=names,
+            Z=np.column_stack([t.Z for t in terms]),
+            group_codes=first.group_codes,
+            group_levels=first.group_levels,
+            _parts=list(terms),
+        )
 
     def codes_for(self, values: ArrayLike) -> np.ndarray:
         """Group index of each value; −1 for a level not seen when fitting."""
@@ -183,6 +213,9 @@ class RandomTerm:
 
     def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``Z`` and group codes (−1 for new groups) of new rows, with the coding of the fit."""
+        if self._parts:
+            Z = np.column_stack([part.new_rows(newdata)[0] for part in self._parts])
+            return Z, self.codes_for(newdata[self.group_name].to_numpy())
         _require_columns(newdata, {self.group_name} | _variables(self.expr), "newdata")
         try:
             Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
@@ -472,7 +505,7 @@ def build_design(
     X = np.ascontiguousarray(matrix[:, order])
     total_offset = formula_offset + _numeric_vector(frame, subset(offset), "offset", n, 0.0)
 
-    random_terms = [] if random == "logical" else [_random_term(bar, frame) for bar in parsed.bars]
+    random_terms = [] if random == "logical" else _by_grouping_factor([_random_term(bar, frame) for bar in parsed.bars])
     return Design(
         parsed=parsed,
         y=y,
@@ -490,6 +523,16 @@ def build_design(
         _offset_spec=offset,
         _logical_bars=logical_bars,
     )
+
+
+def _by_grouping_factor(terms: list[RandomTerm]) -> list[RandomTerm]:
+    """One term per grouping factor: scalar terms of the same factor become one uncorrelated term."""
+    groups = dict.fromkeys(t.group_name for t in terms)
+    merged = []
+    for group in groups:
+        same = [t for t in terms if t.group_name == group]
+        merged.append(same[0] if len(same) == 1 else RandomTerm.independent(same))
+    return merged
 
 
 def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:

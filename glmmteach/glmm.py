@@ -398,21 +398,22 @@ def glmer(
             f"the formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use glmmteach.glm"
         )
-    if len(parsed.bars) > 1:
-        raise FormulaError(
-            f"glmer here supports one random-effects term, the formula has {len(parsed.bars)}: "
-            + ", ".join(map(str, parsed.bars))
-        )
     bar = parsed.bars[0]
     if isinstance(data, pd.DataFrame) and bar.group not in data.columns:
         raise DataError(
             f"the grouping factor {bar.group!r} of the random-effects term {bar} is not a column of the data"
         )
     design = build_design(formula, data, family=fam, offset=offset, trials=trials)
+    if len(design.random) > 1:
+        raise FormulaError(
+            f"glmer fits one grouping factor; the formula has {len(design.random)}: "
+            + ", ".join(t.group_name for t in design.random)
+        )
     term = design.random[0]
     if n_nodes > 1 and term.Z.shape[1] != 1:
         raise GlmmteachError(
-            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; {bar} has "
+            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
+            f"{' + '.join(map(str, parsed.bars))} has "
             f"{term.Z.shape[1]} effects per group ({', '.join(term.names)}). Use nAGQ=1 (Laplace)."
         )
     _check_response_varies(design, fam)

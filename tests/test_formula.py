@@ -73,3 +73,22 @@ def test_grouping_factor_must_be_a_column(crossover):
 def test_offset_argument_and_formula_offset_add(ohio):
     design = build_design("death ~ offset(logpop) + year", ohio, offset=np.ones(len(ohio)))
     np.testing.assert_allclose(design.offset, ohio["logpop"] + 1)
+
+
+def test_scalar_terms_of_one_factor_merge_into_an_uncorrelated_term(crossover):
+    merged = build_design("outcome ~ trt + (1 | ID) + (0 + period | ID)", crossover).random
+    double_bar = build_design("outcome ~ trt + (1 + period || ID)", crossover).random[0]
+    assert len(merged) == 1
+    (term,) = merged
+    assert not term.correlated and term.names == double_bar.names == ["(Intercept)", "period"]
+    np.testing.assert_array_equal(term.Z, double_bar.Z)
+    Z, codes = term.new_rows(pd.DataFrame({"period": [0, 1], "ID": [3, 1000]}))
+    np.testing.assert_array_equal(Z, [[1, 0], [1, 1]])
+    np.testing.assert_array_equal(codes, [2, -1])
+
+
+def test_vector_terms_of_one_factor_do_not_merge(crossover):
+    with pytest.raises(FormulaError, match=r"write \(1 \+ x \| g\) or \(1 \+ x \|\| g\)"):
+        build_design("outcome ~ trt + (1 | ID) + (1 + period | ID)", crossover)
+    with pytest.raises(FormulaError, match="repeat an effect"):
+        build_design("outcome ~ trt + (1 | ID) + (1 | ID)", crossover)

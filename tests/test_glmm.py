@@ -71,7 +71,8 @@ def test_crossover_laplace_summary_numbers(reference: dict) -> None:
     ranef = fit.ranef["(Intercept)"].to_numpy()[:10]
     np.testing.assert_allclose(ranef, [r["(Intercept)"] for r in tight["ranef_head"]], rtol=1e-4)
     assert (fit.aic, fit.bic, fit.df_resid, fit.nobs, fit.ngroups) == pytest.approx(
-        (tight["aic"], tight["bic"], 129, 134, 67), abs=1e-4)
+        (tight["aic"], tight["bic"], 129, 134, 67), abs=1e-4
+    )
 
 
 def test_crossover_laplace_warns_of_the_flat_ridge() -> None:
@@ -161,8 +162,11 @@ def test_ohio_laplace_matches_lme4(reference: dict) -> None:
     assert fit.cov_re.iloc[0, 0] == pytest.approx(lme4["varcorr"][0]["vcov"], rel=1e-4)
     assert fit.llf == pytest.approx(lme4["loglik"], abs=1e-6)
     assert ((fit.bse / as_series(lme4["se"]) - 1).abs() < 1e-3).all()
-    np.testing.assert_allclose(np.quantile(fit.resid_pearson, [0, 0.25, 0.5, 0.75, 1]),
-                               list(lme4["scaled_resid_quantiles"].values()), rtol=1e-5)
+    np.testing.assert_allclose(
+        np.quantile(fit.resid_pearson, [0, 0.25, 0.5, 0.75, 1]),
+        list(lme4["scaled_resid_quantiles"].values()),
+        rtol=1e-5,
+    )
     np.testing.assert_allclose(fit.corr_fixef.to_numpy(), lme4["corr_fixef"], atol=1e-4)
     assert list(fit.params.index) == ["(Intercept)", "factor(sex)2", "factor(race)2", "year"]
 
@@ -300,3 +304,24 @@ def test_quadrature_loglik_keeps_the_poisson_constant() -> None:
     assert fit.llf == pytest.approx(-13447.92, abs=0.01)
     assert abs(fit.llf - ohio_fit().llf) < 0.05
     assert "nAGQ = 7" in str(fit.summary())
+
+
+def test_separate_scalar_terms_fit_as_double_bar():
+    """lme4 reads (1 | g) + (0 + x | g) as (1 + x || g): the same model, the same fit."""
+    rng = np.random.default_rng(3)
+    groups = np.repeat(np.arange(40), 8)
+    x = rng.normal(size=groups.size)
+    eta = -0.3 + 0.7 * x + rng.normal(0, 0.8, 40)[groups] + rng.normal(0, 0.5, 40)[groups] * x
+    data = pd.DataFrame({"y": (rng.random(groups.size) < 1 / (1 + np.exp(-eta))).astype(int), "x": x, "g": groups})
+    double_bar = glmer("y ~ x + (1 + x || g)", data, family="binomial")
+    separate = glmer("y ~ x + (1 | g) + (0 + x | g)", data, family="binomial")
+    np.testing.assert_allclose(separate.params, double_bar.params, rtol=1e-10)
+    np.testing.assert_allclose(separate.sd_re, double_bar.sd_re, rtol=1e-10)
+    assert separate.llf == pytest.approx(double_bar.llf, abs=1e-10)
+    assert " g.1    x " in str(separate.summary())  # lme4 lists the second term as g.1
+
+
+def test_two_grouping_factors_are_refused(crossover):
+    data = crossover.assign(site=crossover["ID"] % 3)
+    with pytest.raises(FormulaError, match="one grouping factor; the formula has 2: ID, site"):
+        glmer("outcome ~ trt + (1 | ID) + (1 | site)", data, family="binomial")
