@@ -213,17 +213,20 @@ class RandomTerm:
 
     def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``Z`` and group codes (−1 for new groups) of new rows, with the coding of the fit."""
+        _require_columns(newdata, {self.group_name}, "newdata")
+        return self._new_covariates(newdata), self.codes_for(newdata[self.group_name].to_numpy())
+
+    def _new_covariates(self, newdata: pd.DataFrame) -> np.ndarray:
         if self._parts:
-            Z = np.column_stack([part.new_rows(newdata)[0] for part in self._parts])
-            return Z, self.codes_for(newdata[self.group_name].to_numpy())
-        _require_columns(newdata, {self.group_name} | _variables(self.expr), "newdata")
+            return np.column_stack([part._new_covariates(newdata) for part in self._parts])
+        _require_columns(newdata, _variables(self.expr), "newdata")
         try:
             Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
         except Exception as err:  # formulae raises many types; name the cause
             raise DataError(
                 f"cannot build the random-effects covariates of ({self.expr} | ...) for newdata: {err}"
             ) from err
-        return Z, self.codes_for(newdata[self.group_name].to_numpy())
+        return Z
 
 
 @dataclass

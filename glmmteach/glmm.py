@@ -338,17 +338,17 @@ def _check_response_varies(design: Design, family: Family) -> None:
     y = design.y
     name = design.response_name
     if family.is_binomial:
-        n = design.trials
-        if np.all(y == 0) or np.all(y == n):
-            if np.all(y == 0):
-                what = "0 (no successes)"
-            else:
-                what = "all trials (successes)" if design.has_trials else "1"
-            raise DataError(
-                f"the response {name!r} is {what} in every row: with identical outcomes the fixed effects "
-                "have no finite maximum-likelihood estimate"
-            )
-    elif np.all(y == y[0]):
+        if np.all(y == 0):
+            what = "0 (no successes)"
+        elif np.all(y == design.trials):
+            what = "all trials (successes)" if design.has_trials else "1"
+        else:
+            return
+        raise DataError(
+            f"the response {name!r} is {what} in every row: with identical outcomes the fixed effects "
+            "have no finite maximum-likelihood estimate"
+        )
+    if np.all(y == y[0]):
         raise DataError(
             f"the response {name!r} has the same value ({y[0]:g}) in every row: there is no variation to model"
         )
