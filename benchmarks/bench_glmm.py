@@ -89,9 +89,9 @@ def reference_pass(data, beta: np.ndarray, b: np.ndarray) -> None:
 
 def kernel_pass(data, beta: np.ndarray, b: np.ndarray) -> None:
     """The same pass with glmmteach's likelihood kernel (what one inner Newton iteration costs)."""
-    from glmmteach.integration import _random_part
+    from glmmteach.glmm.model import random_part
 
-    eta = data.eta_fixed(beta) + _random_part(data, data.Z, b)
+    eta = data.eta_fixed(beta) + random_part(data, data.Z, b)
     values = data.kernel.evaluate(eta, data.y, data.trials)
     for column in (values.loglik, values.score, values.fisher):
         np.bincount(data.groups, weights=column, minlength=data.n_groups)

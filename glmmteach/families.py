@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import special, stats
@@ -192,3 +193,193 @@ def get_family(family: str | Family, link: str | None = None) -> Family:
     if link_name not in allowed:
         raise FamilyError(f"link {link!r} is not available for the {name} family; choose one of {', '.join(allowed)}")
     return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name == "gaussian")
+
+
+# --------------------------------------------------------------------------------------------
+# GLMM likelihood kernels: log-likelihood and its derivatives with respect to the linear predictor
+# --------------------------------------------------------------------------------------------
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+# Linear predictors are clipped to these ranges before exp/log evaluations so that trial points
+# far from the optimum give large but finite values instead of overflow (exp(300) ~ 1e130).
+_ETA_RANGE = {
+    "log": (-300.0, 300.0),
+    "logit": (-500.0, 500.0),
+    "probit": (-38.0, 38.0),
+    "cloglog": (-40.0, 30.0),
+}
+_CANONICAL = {"poisson": "log", "binomial": "logit"}
+_ALLOWED_LINKS = {"poisson": ("log",), "binomial": ("logit", "probit", "cloglog")}
+
+
+@dataclass
+class KernelValues:
+    r"""Per-observation quantities at a linear predictor :math:`\eta`.
+
+    ``loglik`` is :math:`\log f(y \mid \eta)` without its data-only constant, ``score`` is
+    :math:`\partial \ell/\partial\eta`, ``neg_hessian`` is :math:`-\partial^2\ell/\partial\eta^2`
+    (observed information), ``fisher`` is the expected information
+    :math:`n\,\mu'(\eta)^2/V(\mu)` (identical to ``neg_hessian`` for canonical links) and
+    ``fisher_deriv`` its derivative in :math:`\eta` (filled only when asked for).
+    """
+
+    loglik: np.ndarray
+    score: np.ndarray
+    neg_hessian: np.ndarray
+    fisher: np.ndarray
+    fisher_deriv: np.ndarray | None = None
+    mean: np.ndarray | None = None  # mu (canonical links), kept so fisher_deriv costs no exp()
+
+
+@dataclass(frozen=True)
+class LikelihoodKernel:
+    r"""Log-likelihood of one exponential-family response as a function of :math:`\eta`.
+
+    Supported: Poisson with log link, binomial (:math:`y` successes out of :math:`n` trials,
+    :math:`n = 1` for binary data) with logit, probit or complementary log-log link.
+
+    =========  ==========================================================================
+    family     :math:`\ell(\eta)` without constant
+    =========  ==========================================================================
+    Poisson    :math:`y\eta - e^\eta`
+    logit      :math:`y\eta - n\log(1 + e^\eta)`
+    probit     :math:`y\log\Phi(\eta) + (n-y)\log\Phi(-\eta)`
+    cloglog    :math:`y\log(1 - e^{-e^\eta}) - (n-y)e^\eta`
+    =========  ==========================================================================
+    """
+
+    family: str
+    link: str
+
+    @classmethod
+    def from_spec(cls, family: Any, link: str | None = None) -> LikelihoodKernel:
+        """Build from a family name (``"binomial"``/``"poisson"``) or a family object.
+
+        A family object is anything with ``.name`` and ``.link.name`` (or ``.link`` a string),
+        such as the objects returned by :func:`glmmteach.families.get_family`.
+        """
+        if isinstance(family, LikelihoodKernel):
+            return family
+        if isinstance(family, str):
+            name = family.lower()
+        elif hasattr(family, "name"):
+            name = str(family.name).lower()
+            if link is None:
+                family_link = getattr(family, "link", None)
+                link = getattr(family_link, "name", family_link)
+        else:
+            raise TypeError(f"family must be a string or a family object, got {type(family).__name__}")
+        if name not in _ALLOWED_LINKS:
+            raise ValueError(f"family {name!r} is not supported for GLMMs; use 'binomial' or 'poisson'")
+        link_name = _CANONICAL[name] if link is None else str(link).lower()
+        if link_name not in _ALLOWED_LINKS[name]:
+            raise ValueError(
+                f"link {link_name!r} is not available for family {name!r}; choose one of "
+                f"{', '.join(_ALLOWED_LINKS[name])}"
+            )
+        return cls(name, link_name)
+
+    @property
+    def canonical(self) -> bool:
+        """True for the canonical links (observed and expected information agree)."""
+        return _CANONICAL[self.family] == self.link
+
+    def log_constant(self, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
+        r"""Data-only part of the log-likelihood: :math:`-\log y!` or :math:`\log\binom{n}{y}`."""
+        y = np.asarray(y, dtype=float)
+        if self.family == "poisson":
+            return -special.gammaln(y + 1.0)
+        n = np.ones_like(y) if trials is None else np.asarray(trials, dtype=float)
+        return special.gammaln(n + 1.0) - special.gammaln(y + 1.0) - special.gammaln(n - y + 1.0)
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        r"""Inverse link :math:`\mu = g^{-1}(\eta)` (a probability for the binomial family)."""
+        eta = np.clip(eta, *_ETA_RANGE[self.link])
+        if self.link == "log":
+            return np.exp(eta)
+        if self.link == "logit":
+            return special.expit(eta)
+        if self.link == "probit":
+            return special.ndtr(eta)
+        return -np.expm1(-np.exp(eta))
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        """Variance function per trial: :math:`\\mu` (Poisson) or :math:`\\mu(1-\\mu)` (binomial)."""
+        return mu if self.family == "poisson" else mu * (1.0 - mu)
+
+    def loglik(self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
+        """Per-observation log-likelihood without the constant (cheap path, no derivatives)."""
+        eta = np.clip(eta, *_ETA_RANGE[self.link])
+        n = 1.0 if trials is None else trials
+        if self.link == "log":
+            return y * eta - np.exp(eta)
+        if self.link == "logit":
+            return y * eta - n * (np.maximum(eta, 0.0) + np.log1p(np.exp(-np.abs(eta))))
+        if self.link == "probit":
+            return y * special.log_ndtr(eta) + (n - y) * special.log_ndtr(-eta)
+        t = np.exp(eta)
+        return y * np.log(-np.expm1(-t)) - (n - y) * t
+
+    def evaluate(
+        self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None, with_fisher_deriv: bool = False
+    ) -> KernelValues:
+        """Log-likelihood, score, observed and expected information at ``eta`` (one pass)."""
+        eta = np.clip(eta, *_ETA_RANGE[self.link])
+        n = 1.0 if trials is None else trials
+        deriv = None
+        if self.link == "log":
+            mu = np.exp(eta)
+            ll = y * eta - mu
+            score = y - mu
+            neg_h = fisher = mu
+            deriv = mu if with_fisher_deriv else None
+            return KernelValues(ll, score, neg_h, fisher, deriv, mu)
+        elif self.link == "logit":
+            # One exp and one log1p: e = exp(-|eta|) gives both mu and log(1 + exp(eta)) stably.
+            e = np.exp(-np.abs(eta))
+            inv = 1.0 / (1.0 + e)
+            mu = np.where(eta >= 0, inv, e * inv)
+            ll = y * eta - n * (np.maximum(eta, 0.0) + np.log1p(e))
+            score = y - n * mu
+            neg_h = fisher = n * mu * (1.0 - mu)
+            if with_fisher_deriv:
+                deriv = fisher * (1.0 - 2.0 * mu)
+            return KernelValues(ll, score, neg_h, fisher, deriv, mu)
+        elif self.link == "probit":
+            log_p = special.log_ndtr(eta)
+            log_q = special.log_ndtr(-eta)
+            log_phi = -0.5 * eta * eta - 0.5 * LOG_2PI
+            r1 = np.exp(log_phi - log_p)  # phi/Phi
+            r0 = np.exp(log_phi - log_q)  # phi/(1-Phi)
+            ll = y * log_p + (n - y) * log_q
+            score = y * r1 - (n - y) * r0
+            neg_h = y * r1 * (eta + r1) + (n - y) * r0 * (r0 - eta)
+            fisher = n * r1 * r0
+            if with_fisher_deriv:
+                deriv = fisher * (r0 - r1 - 2.0 * eta)
+        else:  # cloglog
+            t = np.exp(eta)
+            with np.errstate(over="ignore"):
+                odds_fail = 1.0 / np.expm1(t)  # (1 - mu) / mu
+            ll = y * np.log(-np.expm1(-t)) - (n - y) * t
+            ta = t * odds_fail
+            score = y * ta - (n - y) * t
+            neg_h = y * ta * (t * (1.0 + odds_fail) - 1.0) + (n - y) * t
+            fisher = n * ta * t
+            if with_fisher_deriv:
+                deriv = fisher * (2.0 - t * (1.0 + odds_fail))
+        return KernelValues(ll, score, neg_h, fisher, deriv)
+
+    def fisher_deriv(
+        self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None, values: KernelValues | None = None
+    ) -> np.ndarray:
+        r""":math:`\partial w/\partial\eta` of the expected-information weight :math:`w`
+        (from ``values`` at the same ``eta`` when they carry the mean: no new transcendentals)."""
+        if values is not None and values.mean is not None:
+            if self.link == "log":
+                return values.fisher
+            return values.fisher * (1.0 - 2.0 * values.mean)
+        values = self.evaluate(eta, y, trials, with_fisher_deriv=True)
+        assert values.fisher_deriv is not None
+        return values.fisher_deriv

@@ -99,7 +99,7 @@ def test_high_order_quadrature_reproduces_the_exact_mle(exact_mle: dict) -> None
 
 def test_laplace_fit_equals_agq_with_one_node() -> None:
     fit = crossover_fit(1)
-    value, _ = ig.agq_loglik(fit._data, fit.params.to_numpy(), fit.T, 1)
+    value, _ = ig.agq_loglik(fit._data, fit.T, fit.params.to_numpy(), 1)
     assert value == pytest.approx(fit.llf, abs=1e-8)  # (inner solves restarted from zero)
 
 

@@ -139,8 +139,8 @@ def test_batch_laplace_equals_agq_with_one_node(crossover: pd.DataFrame) -> None
     X, y, ids = crossover_arrays(crossover)
     data = ig.GroupedData.from_arrays(X, None, y, ids, "binomial")
     beta, T = np.array([-4.0, 3.0, 2.0, -3.0]), np.array([[3.0]])
-    laplace, _ = ig.laplace_loglik(data, beta, T)
-    agq, _ = ig.agq_loglik(data, beta, T, 1)
+    laplace, _ = ig.laplace_loglik(data, T, beta)
+    agq, _ = ig.agq_loglik(data, T, beta, 1)
     assert agq == pytest.approx(laplace, abs=1e-12)
 
 
@@ -157,7 +157,7 @@ def test_conditional_modes_solve_the_score_equations() -> None:
     data = synthetic_slopes("poisson")
     T = ig.theta_to_T(np.array([0.8, 0.2, 0.5]), 2, True)
     beta = np.array([-0.2, 0.4])
-    state = ig.conditional_modes(data, beta, T)
+    state = ig.conditional_modes(data, T, beta)
     score = np.stack([data.group_sum(state.values.score * state.ZT[:, a]) for a in range(2)], axis=1) - state.u
     assert np.abs(score).max() < 1e-7
     assert state.converged and state.iterations < 15
@@ -202,7 +202,7 @@ def test_poisson_agq_gradient_with_offset() -> None:
 def test_agq_needs_a_scalar_random_effect() -> None:
     data = synthetic_slopes("poisson")
     with pytest.raises(ValueError, match="single scalar random effect"):
-        ig.agq_loglik(data, np.zeros(2), np.eye(2), 5)
+        ig.agq_loglik(data, np.eye(2), np.zeros(2), 5)
 
 
 def test_profile_loglik_peaks_near_the_quadrature_mle(crossover: pd.DataFrame, exact_mle: dict) -> None:
