@@ -36,13 +36,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import integrate, special
 
-from .families import LOG_2PI, KernelValues, LikelihoodKernel
+from .families import LOG_2PI, Family, get_glmm_family
 from .glmm.devfun import (
     agq_loglik,
     gauss_hermite,
@@ -71,8 +70,6 @@ __all__ = [
     "profile_loglik_sd",
     # the engine's batch functions, re-exported from glmmteach.glmm
     "GroupedData",
-    "KernelValues",
-    "LikelihoodKernel",
     "ModeState",
     "agq_loglik",
     "conditional_modes",
@@ -93,18 +90,22 @@ __all__ = [
 
 
 def _cluster_arrays(y, eta_fixed, trials, z):
+    """The cluster's rows as the family takes them: ``(response, weights, eta_fixed, z)``, with
+    successes out of trials turned into the proportion and weights of R's convention."""
     y = np.atleast_1d(np.asarray(y, dtype=float))
     eta_fixed = np.broadcast_to(np.asarray(eta_fixed, dtype=float), y.shape)
-    trials_arr = None if trials is None else np.broadcast_to(np.asarray(trials, dtype=float), y.shape)
     z_arr = np.ones_like(y) if z is None else np.broadcast_to(np.asarray(z, dtype=float), y.shape)
-    return y, eta_fixed, trials_arr, z_arr
+    if trials is None:
+        return y, None, eta_fixed, z_arr
+    weights = np.broadcast_to(np.asarray(trials, dtype=float), y.shape)
+    return y / weights, weights, eta_fixed, z_arr
 
 
 def cluster_conditional_loglik(
     b: np.ndarray | float,
     y: np.ndarray,
     eta_fixed: np.ndarray | float,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -137,12 +138,12 @@ def cluster_conditional_loglik(
     -------
     ndarray with the shape of ``b``.
     """
-    kernel = LikelihoodKernel.from_spec(family, link)
-    y, eta_fixed, trials_arr, z_arr = _cluster_arrays(y, eta_fixed, trials, z)
+    fam = get_glmm_family(family, link)
+    response, weights, eta_fixed, z_arr = _cluster_arrays(y, eta_fixed, trials, z)
     b_arr = np.asarray(b, dtype=float)
     eta = eta_fixed + np.multiply.outer(b_arr, z_arr)
-    const = kernel.log_constant(y, trials_arr).sum()
-    return kernel.loglik(eta, y, trials_arr).sum(axis=-1) + const
+    const = fam.log_constant(response, weights).sum()
+    return fam.loglik_eta(eta, response, weights).sum(axis=-1) + const
 
 
 def cluster_log_integrand(
@@ -150,7 +151,7 @@ def cluster_log_integrand(
     y: np.ndarray,
     eta_fixed: np.ndarray | float,
     sd: float,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -187,7 +188,7 @@ def cluster_mode(
     y: np.ndarray,
     eta_fixed: np.ndarray | float,
     sd: float,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -211,12 +212,12 @@ def cluster_mode(
     """
     if sd <= 0:
         raise ValueError(f"sd must be positive, got {sd}")
-    kernel = LikelihoodKernel.from_spec(family, link)
-    y, eta_fixed, trials_arr, z_arr = _cluster_arrays(y, eta_fixed, trials, z)
+    fam = get_glmm_family(family, link)
+    response, weights, eta_rows, z_arr = _cluster_arrays(y, eta_fixed, trials, z)
     precision = 1.0 / sd**2
 
     def objective(b: float) -> float:
-        return float(kernel.loglik(eta_fixed + b * z_arr, y, trials_arr).sum() - 0.5 * precision * b * b)
+        return float(fam.loglik_eta(eta_rows + b * z_arr, response, weights).sum() - 0.5 * precision * b * b)
 
     b = float(start)
     history = [b]
@@ -224,7 +225,7 @@ def cluster_mode(
     iterations = 0
     for _ in range(max_iter):
         iterations += 1
-        kv = kernel.evaluate(eta_fixed + b * z_arr, y, trials_arr)
+        kv = fam.eta_values(eta_rows + b * z_arr, response, weights)
         gradient = float(np.dot(z_arr, kv.score)) - precision * b
         curvature = float(np.dot(z_arr**2, kv.neg_hessian)) + precision
         step = gradient / curvature
@@ -238,9 +239,9 @@ def cluster_mode(
         history.append(b)
         if abs(step) <= tol * (1.0 + abs(b)):
             break
-    kv = kernel.evaluate(eta_fixed + b * z_arr, y, trials_arr)
+    kv = fam.eta_values(eta_rows + b * z_arr, response, weights)
     curvature = float(np.dot(z_arr**2, kv.neg_hessian)) + precision
-    log_g = float(cluster_log_integrand(b, y, eta_fixed, sd, kernel, None, trials_arr, z_arr))
+    log_g = float(cluster_log_integrand(b, y, eta_fixed, sd, fam, None, trials, z))
     return ClusterMode(b, curvature, log_g, iterations, history)
 
 
@@ -248,7 +249,7 @@ def cluster_laplace(
     y: np.ndarray,
     eta_fixed: np.ndarray | float,
     sd: float,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -271,7 +272,7 @@ def cluster_agq(
     eta_fixed: np.ndarray | float,
     sd: float,
     n_nodes: int,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -300,7 +301,7 @@ def cluster_exact(
     y: np.ndarray,
     eta_fixed: np.ndarray | float,
     sd: float,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     z: np.ndarray | None = None,
@@ -342,7 +343,7 @@ def marginal_loglik_function(
     X: np.ndarray,
     y: np.ndarray,
     groups: np.ndarray,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     offset: np.ndarray | None = None,
@@ -372,7 +373,7 @@ def profile_loglik_sd(
     y: np.ndarray,
     groups: np.ndarray,
     sd_values: np.ndarray,
-    family: Any = "binomial",
+    family: str | Family = "binomial",
     link: str | None = None,
     trials: np.ndarray | None = None,
     offset: np.ndarray | None = None,

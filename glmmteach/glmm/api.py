@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import DataError, FormulaError, GlmmteachError
-from ..families import Family, LikelihoodKernel, get_family
+from ..families import Family, get_glmm_family
 from ..formula import Design, build_design, parse_formula
 from .model import GroupedData
 from .optimize import diagnose, fit_glmm
@@ -91,10 +91,7 @@ def glmer(
     GLMMResults
     """
     n_nodes = _check_nagq(nAGQ)
-    fam = get_family(family, link)
-    if fam.name not in ("binomial", "poisson"):
-        raise GlmmteachError(f"glmer fits the binomial and poisson families, not {fam.name!r}")
-    kernel = LikelihoodKernel.from_spec(fam.name, fam.link.name)
+    fam = get_glmm_family(family, link)
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
@@ -126,7 +123,7 @@ def glmer(
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
     grouped = GroupedData(
-        design.X, term.Z, design.y, term.group_codes, term.n_groups, kernel,
+        design.X, term.Z, design.y, term.group_codes, term.n_groups, fam,
         trials=design.trials if design.has_trials else None,
         offset=design.offset if np.any(design.offset != 0) else None,
     )

@@ -103,7 +103,7 @@ def _node_log_terms(data: GroupedData, state: ModeState, eta0: np.ndarray, n_nod
             sums = state.penalised + 0.5 * u_mode**2
         else:
             eta = eta0 + zt * u_nodes[data.groups, k]
-            sums = data.group_sum(data.kernel.loglik(eta, data.y, data.trials))
+            sums = data.group_sum(data.family.loglik_eta(eta, data.response, data.weights))
         log_terms[:, k] = np.log(weights[k]) + nodes[k] ** 2 - 0.5 * LOG_2PI + sums - 0.5 * u_nodes[:, k] ** 2
     return nodes, scale, u_nodes, log_terms
 
@@ -144,7 +144,7 @@ def _agq_gradient(data, state, eta0, T, nodes, scale, u_nodes, log_terms) -> np.
     u_mode = state.u[:, 0]
     H_obs = state.hessian_obs[:, 0, 0]
     H_f = state.hessian_fisher[:, 0, 0]
-    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials, kv)
+    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
     weights_node = np.exp(log_terms - special.logsumexp(log_terms, axis=1, keepdims=True))  # G×K, pi_ik
 
     # Second sweep over the nodes: the pi-weighted score per row and the per-group sums E_ik.
@@ -155,7 +155,7 @@ def _agq_gradient(data, state, eta0, T, nodes, scale, u_nodes, log_terms) -> np.
             score_k = kv.score
         else:
             eta = eta0 + tau * z * u_nodes[g, k]
-            score_k = data.kernel.evaluate(eta, data.y, data.trials).score
+            score_k = data.family.eta_values(eta, data.response, data.weights).score
         score_avg += weights_node[g, k] * score_k
         E[:, k] = data.group_sum(score_k * z)
     D = tau * E - u_nodes
@@ -186,7 +186,7 @@ def _laplace_gradient(data: GroupedData, state: ModeState, T: np.ndarray, correl
     """
     kv = state.values
     ZT = state.ZT
-    fisher_deriv = data.kernel.fisher_deriv(state.eta, data.y, data.trials, kv)
+    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
     M = batch_inverse(state.hessian_fisher)  # G×r×r
     e = -0.5 * fisher_deriv * leverage(data, ZT, M)  # dG/deta_j
     dG_du = group_vector_sum(data, e, ZT)

@@ -1,7 +1,7 @@
 r"""The arrays of a GLMM with one grouping factor, and the per-group block algebra on them.
 
 :class:`GroupedData` holds the fixed-effects design ``X``, the random-effects covariates ``Z``,
-the group codes, the response and the family's likelihood kernel. Every per-group quantity the
+the group codes, the response and the :class:`~glmmteach.families.Family`. Every per-group quantity the
 engine needs (sums over a group's rows, the stacked :math:`r\times r` systems of the conditional
 modes) is a ``np.bincount`` or a batched closed form here, so no stage loops over groups.
 """
@@ -9,22 +9,24 @@ modes) is a ``np.bincount`` or a batched closed form here, so no stage loops ove
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..families import LikelihoodKernel
+from ..families import Family, get_glmm_family
 
 
 @dataclass
 class GroupedData:
     r"""Arrays of a GLMM with one grouping factor.
 
-    ``X`` (n×p) fixed-effects design, ``Z`` (n×r) random-effects design, ``y`` responses
-    (successes for binomial), ``trials`` binomial totals (``None``: binary or Poisson),
-    ``offset``, ``groups`` integer codes 0..G-1, ``kernel`` the family's
-    :class:`LikelihoodKernel`.
+    ``X`` (n×p) fixed-effects design, ``Z`` (n×r) random-effects design, ``y`` responses as
+    given (successes for binomial), ``trials`` binomial totals (``None``: binary or Poisson),
+    ``offset``, ``groups`` integer codes 0..G-1, ``family`` the :class:`~glmmteach.families.Family`.
+
+    ``response`` and ``weights`` are the response in the family's (R's) convention: the proportion
+    ``y / trials`` with ``weights = trials`` for the binomial family, the counts with no weights
+    otherwise. The engine passes those to the family.
     """
 
     X: np.ndarray
@@ -32,9 +34,11 @@ class GroupedData:
     y: np.ndarray
     groups: np.ndarray
     n_groups: int
-    kernel: LikelihoodKernel
+    family: Family
     trials: np.ndarray | None = None
     offset: np.ndarray | None = None
+    response: np.ndarray = field(init=False)
+    weights: np.ndarray | None = field(init=False)
     log_constant: float = field(init=False)
     z_is_ones: bool = field(init=False)
 
@@ -47,7 +51,12 @@ class GroupedData:
             self.trials = np.ascontiguousarray(self.trials, dtype=float)
         if self.offset is not None:
             self.offset = np.ascontiguousarray(self.offset, dtype=float)
-        self.log_constant = float(self.kernel.log_constant(self.y, self.trials).sum())
+        self.family = get_glmm_family(self.family)
+        if self.trials is None:
+            self.response, self.weights = self.y, None
+        else:
+            self.response, self.weights = self.y / self.trials, self.trials
+        self.log_constant = float(self.family.log_constant(self.response, self.weights).sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
 
     @classmethod
@@ -57,16 +66,17 @@ class GroupedData:
         Z: np.ndarray | None,
         y: np.ndarray,
         groups: np.ndarray,
-        family: Any = "binomial",
+        family: str | Family = "binomial",
         link: str | None = None,
         trials: np.ndarray | None = None,
         offset: np.ndarray | None = None,
     ) -> GroupedData:
-        """Build from arrays; ``groups`` may hold any labels (they are coded 0..G-1)."""
+        """Build from arrays; ``groups`` may hold any labels (they are coded 0..G-1); ``y`` counts
+        successes out of ``trials`` for the binomial family."""
         codes, uniques = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
         y = np.asarray(y, dtype=float)
         Z = np.ones((len(y), 1)) if Z is None else Z
-        return cls(np.asarray(X, dtype=float), Z, y, codes, len(uniques), LikelihoodKernel.from_spec(family, link),
+        return cls(np.asarray(X, dtype=float), Z, y, codes, len(uniques), get_glmm_family(family, link),
                    trials, offset)
 
     @property

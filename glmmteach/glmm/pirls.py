@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..families import KernelValues
+from ..families import EtaValues
 from .model import GroupedData, batch_solve, group_vector_sum, random_part, weighted_crossprod
 
 # Inner Newton iterations stop when the largest step (spherical scale u) is below _STEP_EXACT, or
@@ -36,7 +36,7 @@ class ModeState:
 
     u: np.ndarray
     eta: np.ndarray
-    values: KernelValues
+    values: EtaValues
     penalised: np.ndarray
     hessian_obs: np.ndarray
     hessian_fisher: np.ndarray
@@ -89,9 +89,9 @@ def conditional_modes(
     u = np.zeros((data.n_groups, r)) if u_start is None else np.array(u_start, dtype=float).reshape(data.n_groups, r)
     eye = np.eye(r)
 
-    def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, KernelValues, np.ndarray]:
+    def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, EtaValues, np.ndarray]:
         eta = eta0 + random_part(data, ZT, u_try)
-        kv = data.kernel.evaluate(eta, data.y, data.trials)
+        kv = data.family.eta_values(eta, data.response, data.weights)
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
@@ -128,7 +128,7 @@ def conditional_modes(
             H_obs = eye + weighted_crossprod(data, kv.neg_hessian, ZT)
             converged = True
             break
-    if data.kernel.canonical:
+    if data.family.canonical:
         H_fisher = H_obs
     else:
         H_fisher = eye + weighted_crossprod(data, kv.fisher, ZT)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, stats
 
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
@@ -131,8 +131,7 @@ class GLMMResults:
         return pd.DataFrame(frame, index=pd.Index(self._term.group_levels, name=self.group_name))
 
     def _conditional_mean(self) -> np.ndarray:
-        mu = self._data.kernel.mean(self._outcome.state.eta)
-        return mu
+        return self.family.linkinv(self._outcome.state.eta)
 
     @property
     def fittedvalues(self) -> pd.Series:
@@ -145,20 +144,15 @@ class GLMMResults:
         scaled residuals; the GLMM dispersion is 1)."""
         mu = self._conditional_mean()
         n = 1.0 if self._data.trials is None else self._data.trials
-        resid = (self._data.y - n * mu) / np.sqrt(n * self._data.kernel.variance(mu))
+        resid = (self._data.y - n * mu) / np.sqrt(n * self.family.variance(mu))
         return pd.Series(resid, index=self.design.row_index, name="pearson")
 
     @property
     def deviance_conditional(self) -> float:
         """lme4's ``deviance(fit)``: the sum of unit deviances at the conditional modes."""
-        mu = self._conditional_mean()
-        y = self._data.y
-        if self._data.kernel.family == "poisson":
-            unit = 2 * (special.xlogy(y, y / mu) - (y - mu))
-        else:
-            n = 1.0 if self._data.trials is None else self._data.trials
-            unit = 2 * (special.xlogy(y, y / (n * mu)) + special.xlogy(n - y, (n - y) / (n * (1 - mu))))
-        return float(unit.sum())
+        data = self._data
+        weights = np.ones(data.nobs) if data.weights is None else data.weights
+        return float(self.family.deviance_residuals(data.response, self._conditional_mean(), weights).sum())
 
     # ---- inference --------------------------------------------------------------------------
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
@@ -230,7 +224,6 @@ class GLMMResults:
 
         if type not in ("link", "response"):
             raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
-        kernel = self._data.kernel
         if newdata is None:
             X, offset, Z = self._data.X, self.design.offset, self._data.Z
             codes = self._data.groups
@@ -244,12 +237,12 @@ class GLMMResults:
             b = self._outcome.state.u @ self.T.T
             b_rows = np.where((codes >= 0)[:, None], b[np.clip(codes, 0, None)], 0.0)
             eta = eta_fixed + np.einsum("nr,nr->n", Z, b_rows)
-            values = eta if type == "link" else kernel.mean(eta)
+            values = eta if type == "link" else self.family.linkinv(eta)
         elif type == "link":
             values = eta_fixed
         else:
             re_variance = np.einsum("na,ab,nb->n", Z, self.T @ self.T.T, Z)
-            values = population_average_mean(eta_fixed, re_variance, kernel.link, n_nodes)
+            values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
         return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
 
     def _new_random(self, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
