@@ -103,6 +103,7 @@ def test_laplace_fit_equals_agq_with_one_node() -> None:
     assert value == pytest.approx(fit.llf, abs=1e-8)  # (inner solves restarted from zero)
 
 
+@pytest.mark.slow
 def test_profile_interval_for_the_sd(exact_mle: dict) -> None:
     fit = crossover_fit(25)
     interval = fit.conf_int_sd()

@@ -215,6 +215,7 @@ def test_agq_needs_a_scalar_random_effect() -> None:
         ig.agq_loglik(data, np.eye(2), np.zeros(2), 5)
 
 
+@pytest.mark.slow
 def test_profile_loglik_peaks_near_the_quadrature_mle(crossover: pd.DataFrame, exact_mle: dict) -> None:
     X, y, ids = crossover_arrays(crossover)
     sds = np.array([3.0, exact_mle["tau"], 7.0])
