@@ -253,21 +253,34 @@ def marginal_loglik(
 
 
 def make_devfun(
-    data: GroupedData,
-    correlated: bool = True,
-    n_nodes: int = 1,
+    model: Any,
+    correlated: bool | None = None,
+    n_nodes: int | None = None,
     deviance: bool = False,
     gradient: bool = False,
     tol: float = 1e-10,
 ) -> Callable[[np.ndarray, np.ndarray], Any]:
     r"""The objective of the fit as a function of :math:`(\theta, \beta)`, as lme4's ``devfun``.
 
-    Returns ``f(theta, beta)``: the marginal log-likelihood (Laplace for ``n_nodes=1``, adaptive
-    Gauss–Hermite otherwise), or the deviance :math:`-2\log L` with ``deviance=True``. With
-    ``gradient=True`` it returns ``(value, gradient)``, the gradient in :math:`(\theta, \beta)`
-    (theta first). Every call solves for the conditional modes from zero, so the value does not
-    depend on earlier calls.
+    ``model`` is a fitted :class:`~glmmteach.glmm.results.GLMMResults` (its ``model``, ``correlated`` and
+    ``nAGQ`` are the defaults) or a :class:`~glmmteach.glmm.model.GroupedData` (defaults: correlated
+    effects, Laplace). Returns ``f(theta, beta)``: the marginal log-likelihood (Laplace for
+    ``n_nodes=1``, adaptive Gauss–Hermite otherwise), or the deviance :math:`-2\log L` with
+    ``deviance=True``. With ``gradient=True`` it returns ``(value, gradient)``, the gradient in
+    :math:`(\theta, \beta)` (theta first). Every call solves for the conditional modes from zero, so
+    the value does not depend on earlier calls; at a fit's estimates it is the fit's ``llf``.
+
+    >>> devfun = make_devfun(fit)                    # doctest: +SKIP
+    >>> devfun(fit.theta, fit.params.to_numpy())     # doctest: +SKIP
     """
+    if isinstance(model, GroupedData):
+        data = model
+        correlated = True if correlated is None else correlated
+        n_nodes = 1 if n_nodes is None else n_nodes
+    else:  # a fitted model
+        data = model.model
+        correlated = model.correlated if correlated is None else correlated
+        n_nodes = model.nAGQ if n_nodes is None else n_nodes
     sign = -2.0 if deviance else 1.0
 
     def devfun(theta: np.ndarray, beta: np.ndarray) -> Any:

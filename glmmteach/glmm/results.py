@@ -38,6 +38,7 @@ class GLMMResults:
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
+        self.model = data  # the arrays the likelihood is computed from (make_devfun(fit) uses them)
         self._data = data
         self._outcome = outcome
         self._frame = frame
