@@ -193,8 +193,8 @@ def fit_glmm(
     data: GroupedData,
     correlated: bool,
     n_nodes: int = 1,
-    beta_start: np.ndarray | None = None,
     theta_start: np.ndarray | None = None,
+    beta_start: np.ndarray | None = None,
 ) -> FitOutcome:
     """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring.
 
@@ -203,15 +203,15 @@ def fit_glmm(
     """
     limit = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
     with limit:
-        return _fit_glmm(data, correlated, n_nodes, beta_start, theta_start)
+        return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
 
 
 def _fit_glmm(
     data: GroupedData,
     correlated: bool,
     n_nodes: int,
-    beta_start: np.ndarray | None,
     theta_start: np.ndarray | None,
+    beta_start: np.ndarray | None,
 ) -> FitOutcome:
     beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     term = CovarianceTerm(data.n_re, correlated)
