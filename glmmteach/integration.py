@@ -98,7 +98,7 @@ def _cluster_arrays(y, eta_fixed, trials, z):
     if trials is None:
         return y, None, eta_fixed, z_arr
     weights = np.broadcast_to(np.asarray(trials, dtype=float), y.shape)
-    return y / weights, weights, eta_fixed, z_arr
+    return np.divide(y, weights, out=np.zeros_like(y), where=weights > 0), weights, eta_fixed, z_arr
 
 
 def cluster_conditional_loglik(

@@ -55,7 +55,9 @@ class GroupedData:
         if self.trials is None:
             self.response, self.weights = self.y, None
         else:
-            self.response, self.weights = self.y / self.trials, self.trials
+            # a row with no trials carries no information (and no 0/0)
+            proportion = np.divide(self.y, self.trials, out=np.zeros_like(self.y), where=self.trials > 0)
+            self.response, self.weights = proportion, self.trials
         self.log_constant = float(self.family.log_constant(self.response, self.weights).sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
 
