@@ -14,7 +14,64 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..families import LikelihoodKernel
+from ..families import KernelValues, LikelihoodKernel
+
+
+@dataclass(frozen=True, eq=False)
+class PriorWeightedKernel:
+    r"""A :class:`~glmmteach.families.LikelihoodKernel` whose rows carry prior weights :math:`w_j`
+    (lme4's ``weights=``).
+
+    Row :math:`j` contributes :math:`w_j \log f(y_j \mid \eta_j)` to the log-likelihood, so the score,
+    both informations, their derivative and the data-only constant are all multiplied by :math:`w_j`;
+    the mean and variance functions are the base kernel's. (A binomial proportion with weights
+    :math:`n` is not a prior weight in this sense: :func:`glmmteach.glmer` turns it into trials.)
+    """
+
+    base: LikelihoodKernel
+    weights: np.ndarray
+
+    @property
+    def family(self) -> str:
+        return self.base.family
+
+    @property
+    def link(self) -> str:
+        return self.base.link
+
+    @property
+    def canonical(self) -> bool:
+        return self.base.canonical
+
+    def mean(self, eta: np.ndarray) -> np.ndarray:
+        return self.base.mean(eta)
+
+    def variance(self, mu: np.ndarray) -> np.ndarray:
+        return self.base.variance(mu)
+
+    def log_constant(self, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
+        return self.weights * self.base.log_constant(y, trials)
+
+    def loglik(self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None) -> np.ndarray:
+        return self.weights * self.base.loglik(eta, y, trials)
+
+    def evaluate(
+        self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None, with_fisher_deriv: bool = False
+    ) -> KernelValues:
+        kv = self.base.evaluate(eta, y, trials, with_fisher_deriv)
+        w = self.weights
+        deriv = None if kv.fisher_deriv is None else w * kv.fisher_deriv
+        fisher = w * kv.fisher
+        neg_h = fisher if kv.neg_hessian is kv.fisher else w * kv.neg_hessian
+        return KernelValues(w * kv.loglik, w * kv.score, neg_h, fisher, deriv, kv.mean)
+
+    def fisher_deriv(
+        self, eta: np.ndarray, y: np.ndarray, trials: np.ndarray | None, values: KernelValues | None = None
+    ) -> np.ndarray:
+        # values (if given) are already weighted, and the base kernel's shortcut is linear in them
+        if values is not None and values.mean is not None:
+            return self.base.fisher_deriv(eta, y, trials, values)
+        return self.weights * self.base.fisher_deriv(eta, y, trials)
 
 
 @dataclass
@@ -24,7 +81,8 @@ class GroupedData:
     ``X`` (n×p) fixed-effects design, ``Z`` (n×r) random-effects design, ``y`` responses
     (successes for binomial), ``trials`` binomial totals (``None``: binary or Poisson),
     ``offset``, ``groups`` integer codes 0..G-1, ``kernel`` the family's
-    :class:`LikelihoodKernel`.
+    :class:`LikelihoodKernel`, ``weights`` prior weights (``None``: all 1), which wrap the kernel
+    in a :class:`PriorWeightedKernel`.
     """
 
     X: np.ndarray
@@ -32,9 +90,10 @@ class GroupedData:
     y: np.ndarray
     groups: np.ndarray
     n_groups: int
-    kernel: LikelihoodKernel
+    kernel: LikelihoodKernel | PriorWeightedKernel
     trials: np.ndarray | None = None
     offset: np.ndarray | None = None
+    weights: np.ndarray | None = None
     log_constant: float = field(init=False)
     z_is_ones: bool = field(init=False)
 
@@ -47,6 +106,11 @@ class GroupedData:
             self.trials = np.ascontiguousarray(self.trials, dtype=float)
         if self.offset is not None:
             self.offset = np.ascontiguousarray(self.offset, dtype=float)
+        if self.weights is not None:
+            # prior weights scale each row's log-likelihood: the kernel carries them into every sum
+            self.weights = np.ascontiguousarray(self.weights, dtype=float)
+            base = self.kernel.base if isinstance(self.kernel, PriorWeightedKernel) else self.kernel
+            self.kernel = PriorWeightedKernel(base, self.weights)
         self.log_constant = float(self.kernel.log_constant(self.y, self.trials).sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from .exceptions import GlmmteachError, GlmmteachWarning
-from .integration import GroupedData
+from ..exceptions import GlmmteachError, GlmmteachWarning
+from .model import GroupedData
 
 
 def as_generator(seed: Any) -> np.random.Generator:
