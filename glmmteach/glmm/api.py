@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..exceptions import DataError, FormulaError, GlmmteachError
 from ..families import Family, LikelihoodKernel, get_family
-from ..formula import Design, build_design, check_response, parse_formula
+from ..formula import Design, build_design, check_response, new_response_values, parse_formula
 from .model import GroupedData
 from .optimize import diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
@@ -162,7 +162,7 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
     """The model of ``result`` fitted to ``new_response`` (lme4's ``refit(fit, newresp)``), starting from
     ``result``'s estimates; see :meth:`GLMMResults.refit`."""
     spec, design = result.spec, result.design
-    y = _new_response_values(new_response, design.nobs, design.response_name)
+    y = new_response_values(new_response, design.nobs, design.response_name)
     if spec.proportion:
         new_design = _proportions_as_trials(replace(design, y=y, weights=design.trials, has_trials=False),
                                             "the trials")
@@ -173,25 +173,6 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
     diagonal = CovarianceTerm(len(result.re_names), result.correlated).diagonal
     theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
     return fit_design(spec, new_design, result.frame, result.params.to_numpy(), theta0, stacklevel=3)
-
-
-def _new_response_values(new_response: Any, nobs: int, name: str) -> np.ndarray:
-    values = new_response
-    if isinstance(values, pd.DataFrame):
-        if values.shape[1] != 1:
-            raise DataError(f"refit needs one new response vector; got a DataFrame with {values.shape[1]} columns "
-                            "(refit each simulated column separately)")
-        values = values.iloc[:, 0]
-    try:
-        y = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as err:
-        raise DataError(f"the new response for {name!r} must be numeric: {err}") from err
-    if y.ndim != 1 or len(y) != nobs:
-        raise DataError(f"the new response for {name!r} must have one value per observation of the fit ({nobs}), "
-                        f"got shape {y.shape}")
-    if not np.all(np.isfinite(y)):
-        raise DataError(f"the new response for {name!r} has missing or infinite values")
-    return y
 
 
 def _proportions_as_trials(design: Design, weights: Any) -> Design:
