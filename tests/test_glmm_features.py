@@ -78,13 +78,16 @@ def test_proportions_with_weights_are_the_trials_model() -> None:
         np.testing.assert_allclose(by_weights.theta, by_trials.theta, rtol=1e-8)
 
 
-def test_integer_weights_count_rows_repeatedly() -> None:
+@pytest.mark.parametrize("n_agq", [1, 5])
+def test_integer_weights_count_rows_repeatedly(n_agq: int) -> None:
+    # w copies of a row in its group give the group the conditional likelihood f(y)^w: the same model
     data = frame("pois_w.csv").assign(k=lambda d: (d.index % 3) + 1)
-    weighted = glmer("y ~ x + (1 | g)", data, "poisson", weights="k")
+    weighted = glmer("y ~ x + (1 | g)", data, "poisson", weights="k", nAGQ=n_agq)
     repeated = data.loc[data.index.repeat(data["k"])].reset_index(drop=True)
-    plain = glmer("y ~ x + (1 | g)", repeated, "poisson")
+    plain = glmer("y ~ x + (1 | g)", repeated, "poisson", nAGQ=n_agq)
     assert weighted.llf == pytest.approx(plain.llf, abs=1e-7)
     np.testing.assert_allclose(weighted.params, plain.params, rtol=1e-6)
+    np.testing.assert_allclose(weighted.theta, plain.theta, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
