@@ -66,12 +66,12 @@ def simulate_glmm(
     if data.weights is not None:
         warnings.warn("prior weights are ignored when simulating (as lme4 does): each row is simulated from its "
                       "fitted distribution", GlmmteachWarning, stacklevel=3)
-    eta_fixed = data.eta_fixed(beta)[:, None]
     if use_u:
         b = (modes @ T.T)[:, :, None]  # G×r×1: the same random effects in every simulation
     else:
         u = rng.standard_normal((nsim, data.n_groups, data.n_re))
         b = np.einsum("sgr,ar->gas", u, T)  # G×r×nsim
-    eta = eta_fixed + np.einsum("nr,nrs->ns", data.Z, b[data.groups])
-    mean = data.kernel.mean(np.broadcast_to(eta, (data.nobs, nsim)))
-    return draw_responses(data.kernel.family, mean, data.trials, rng)
+    eta = np.repeat(data.eta_fixed(beta)[:, None], nsim, axis=1)
+    for a in range(data.n_re):  # one n×nsim gather per random-effect term, not an n×r×nsim array
+        eta += data.Z[:, a, None] * b[data.groups, a, :]
+    return draw_responses(data.kernel.family, data.kernel.mean(eta), data.trials, rng)
