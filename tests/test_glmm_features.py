@@ -26,7 +26,8 @@ from glmmteach.exceptions import DataError, GlmmteachError, GlmmteachWarning
 from glmmteach.predict import population_average_mean
 
 DATA = Path(__file__).parent / "data" / "lme4_features"
-CASES: dict[str, dict[str, Any]] = json.loads((DATA / "reference.json").read_text())["cases"]
+REFERENCE = json.loads((DATA / "reference.json").read_text())
+CASES: dict[str, dict[str, Any]] = REFERENCE["cases"]
 WRONG_OPTIMUM = 1e-4  # our log-likelihood this far below lme4's: a wrong (boundary) optimum, issue 8 item 1
 
 
@@ -146,7 +147,12 @@ def test_conditional_variances_match_lme4_postvar(name: str) -> None:
     got = fit.ranef_cov
     assert list(got.columns) == ref["names"]
     assert list(got.index.get_level_values(0)[::r]) == ref["levels"]
-    np.testing.assert_allclose(got.to_numpy().reshape(-1, r, r), post_var, atol=1e-5, rtol=1e-4)
+    ours = got.to_numpy().reshape(-1, r, r)
+    if not fit.correlated:
+        # lme4 reports each term of (1 + x || g) on its own: the diagonal; the effects' conditional
+        # covariance (nonzero: independent a priori is not independent given the data) is ours alone
+        ours = ours * np.eye(r)
+    np.testing.assert_allclose(ours, post_var, atol=1e-5, rtol=1e-4)
     modes = fit.ranef
     for effect in ref["names"]:
         np.testing.assert_allclose(modes[effect].to_numpy(), ref["modes"][effect], atol=1e-5)
@@ -330,6 +336,20 @@ def test_bootstrap_lrt_under_the_null_is_not_significant() -> None:
     # about half the null statistics of a single variance are 0 (the boundary): 0.5 chi2_0 + 0.5 chi2_1
     assert np.mean(result.bootstrap < 1e-6) >= 0.2
     assert np.median(result.bootstrap) < 1.0
+
+
+@pytest.mark.xfail(strict=True, reason="refits of the random-intercept model stop at a false SD = 0 (issue 8 item 1, "
+                   "fixed on the 'boundary' branch): 0.9 of the null statistics are 0 instead of lme4's 0.5. Remove "
+                   "this mark once that fix is merged.")
+def test_bootstrap_null_distribution_matches_lme4s() -> None:
+    # lme4's own bootstrap of the same null (200 simulations from the GLM, both models refitted)
+    lme4 = REFERENCE["bootstrap_null_probit"]
+    small, big = probit_pair()
+    result = bootstrap_lrt(small, big, nsim=40, seed=7)
+    assert result.n_failed == 0
+    zeros = float(np.mean(result.bootstrap < 1e-6))
+    assert abs(zeros - lme4["zero_fraction"]) < 0.25  # binomial SD of the 40-draw fraction: 0.08
+    assert abs(np.mean(result.bootstrap) - lme4["mean"]) < 0.3
 
 
 def test_bootstrap_lrt_of_a_clear_variance_component_is_small() -> None:

@@ -155,7 +155,9 @@ class GLMMResults:
         ``attr(ranef(fit, condVar = TRUE)$g, "postVar")``): :math:`T H_i^{-1} T^\top`, with
         :math:`H_i = I + T^\top Z_i^\top W_i Z_i T` at the conditional modes, :math:`W_i` the GLM working
         weights. One r×r block per group: rows indexed by (group, effect), columns by effect; the square
-        roots of the diagonal are the ``_sd`` columns of :attr:`ranef`.
+        roots of the diagonal are the ``_sd`` columns of :attr:`ranef`. For ``(1 + x || g)`` lme4 reports
+        each term's block alone (zero covariances); here the effects' conditional covariance is kept:
+        independent a priori, they are not independent given the data.
         """
         state = self._outcome.state
         cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
