@@ -20,6 +20,7 @@ from ..families import Family
 from ..formula import Design
 from .model import GroupedData, batch_inverse
 from .optimize import Diagnosis, FitOutcome, is_singular, maximise_beta
+from .simulate import as_generator, check_nsim, simulate_glmm
 from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
 
@@ -367,8 +368,6 @@ class GLMMResults:
         proportions when the response was given as a proportion with ``weights``. See
         :func:`glmmteach.glmm.simulate.simulate_glmm`.
         """
-        from .simulate import as_generator, check_nsim, simulate_glmm
-
         nsim = check_nsim(nsim)
         draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim,
                               as_generator(seed), use_u)
@@ -379,8 +378,9 @@ class GLMMResults:
     def refit(self, new_response: Any) -> GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
         :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
-        in the response's units. The fit starts from these estimates (a random-effect SD below 0.1 restarts
-        at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record only delegates."""
+        in the response's units. The fit starts from these estimates (a diagonal entry of theta, a relative SD,
+        below 0.1 restarts at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record
+        only delegates."""
         from .api import refit_response
 
         return refit_response(self, new_response)
