@@ -16,6 +16,7 @@ fit, and :class:`~glmmteach.glmm.results.GLMMResults` records the result.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -23,10 +24,11 @@ import pandas as pd
 
 from ..exceptions import DataError, FormulaError, GlmmteachError
 from ..families import Family, get_glmm_family
-from ..formula import Design, build_design, parse_formula
+from ..formula import Design, build_design, check_response, new_response_values, parse_formula
 from .model import GroupedData
 from .optimize import diagnose, fit_glmm
-from .results import GLMMResults
+from .results import GLMMResults, ModelSpec
+from .terms import CovarianceTerm
 
 
 def _check_nagq(nAGQ: Any) -> int:
@@ -65,6 +67,7 @@ def glmer(
     nAGQ: int = 1,
     offset: Any = None,
     trials: Any = None,
+    weights: Any = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -85,6 +88,11 @@ def glmer(
         Extra known term of the linear predictor (column name or values).
     trials : str or array, optional
         Binomial totals: the response then counts successes out of ``trials``.
+    weights : str or array, optional
+        Prior weights (lme4's ``weights=``): row :math:`j` contributes :math:`w_j\log f(y_j)` to
+        the log-likelihood. For a binomial response given as a *proportion* (no ``trials``), the
+        weights are the numbers of trials, as in R: ``glmer("p ~ x + (1|g)", data, weights="n")`` is
+        the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
 
     Returns
     -------
@@ -103,7 +111,11 @@ def glmer(
         raise DataError(
             f"the grouping factor {bar.group!r} of the random-effects term {bar} is not a column of the data"
         )
-    design = build_design(formula, data, family=fam, offset=offset, trials=trials)
+    proportion = fam.is_binomial and weights is not None and trials is None
+    design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
+                          weights=weights)
+    if proportion:
+        design = _proportions_as_trials(design, weights)
     if len(design.random) > 1:
         raise FormulaError(
             f"glmer fits one grouping factor; the formula has {len(design.random)}: "
@@ -116,18 +128,69 @@ def glmer(
             f"{' + '.join(map(str, parsed.bars))} has "
             f"{term.Z.shape[1]} effects per group ({', '.join(term.names)}). Use nAGQ=1 (Laplace)."
         )
-    _check_response_varies(design, fam)
     if np.linalg.matrix_rank(design.X) < design.X.shape[1]:
         raise DataError(
             "the fixed-effects model matrix is rank deficient (some columns of "
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
+    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, stacklevel=3)
+
+
+def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = None,
+               theta_start: np.ndarray | None = None, beta_start: np.ndarray | None = None,
+               stacklevel: int = 2) -> GLMMResults:
+    """Fit the GLMM of a built :class:`~glmmteach.formula.Design`: the last step of :func:`glmer`, and what
+    :func:`refit_response` calls with a new response and the previous estimates as the start."""
+    _check_response_varies(design, spec.family)
+    term = design.random[0]
     grouped = GroupedData(
-        design.X, term.Z, design.y, term.group_codes, term.n_groups, fam,
+        design.X, term.Z, design.y, term.group_codes, term.n_groups, spec.family,
         trials=design.trials if design.has_trials else None,
         offset=design.offset if np.any(design.offset != 0) else None,
+        prior_weights=design.weights if np.any(design.weights != 1) else None,
     )
-    outcome = fit_glmm(grouped, term.correlated, n_nodes)
+    outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
-    diagnosis.emit(stacklevel=2)
-    return GLMMResults(formula, fam, design, grouped, outcome, diagnosis, n_nodes, data)
+    diagnosis.emit(stacklevel=stacklevel + 1)
+    return GLMMResults(spec.formula, spec.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec)
+
+
+def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
+    """The model of ``result`` fitted to ``new_response`` (lme4's ``refit(fit, newresp)``), starting from
+    ``result``'s estimates; see :meth:`GLMMResults.refit`."""
+    spec, design = result.spec, result.design
+    y = new_response_values(new_response, design.nobs, design.response_name)
+    if spec.proportion:
+        new_design = _proportions_as_trials(replace(design, y=y, weights=design.trials, has_trials=False),
+                                            "the trials")
+    else:
+        check_response(spec.family, y, design.trials if design.has_trials else None, design.response_name)
+        new_design = replace(design, y=y)
+    # the likelihood's gradient in a diagonal entry of theta is exactly 0 at 0: a start there cannot leave it
+    diagonal = CovarianceTerm(len(result.re_names), result.correlated).diagonal
+    theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
+    return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=3)
+
+
+def _proportions_as_trials(design: Design, weights: Any) -> Design:
+    """A binomial proportion ``y`` with prior weights ``n`` is ``n y`` successes out of ``n`` trials (R's
+    reading of ``glmer(p ~ ..., weights = n)``): the design gets trials and unit weights."""
+    y, n = design.y, design.weights
+    label = f"weights column {weights!r}" if isinstance(weights, str) else "weights="
+    name = design.response_name
+    if not np.all(np.isfinite(y)) or np.any((y < 0) | (y > 1)):
+        bad = y[~(np.isfinite(y) & (y >= 0) & (y <= 1))][0]
+        raise DataError(f"binomial response {name!r} with weights= must be a proportion between 0 and 1; it has "
+                        f"value {bad!r} (for counts of successes pass trials= instead)")
+    if np.any(n < 1) or np.any(n != np.round(n)):
+        bad = n[(n < 1) | (n != np.round(n))][0]
+        raise DataError(f"{label} gives the numbers of trials of the proportions in {name!r}: they must be whole "
+                        f"numbers of at least 1, got {bad!r}")
+    successes = y * n
+    whole = np.round(successes)
+    off = np.abs(successes - whole) > 1e-7 * np.maximum(n, 1.0)
+    if off.any():
+        j = int(np.argmax(off))
+        raise DataError(f"binomial response {name!r} times {label} must be whole numbers of successes; row {j} has "
+                        f"{y[j]!r} x {n[j]!r} = {successes[j]!r}")
+    return replace(design, y=whole, trials=n.copy(), weights=np.ones_like(n), has_trials=True)

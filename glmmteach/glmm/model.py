@@ -24,9 +24,14 @@ class GroupedData:
     given (successes for binomial), ``trials`` binomial totals (``None``: binary or Poisson),
     ``offset``, ``groups`` integer codes 0..G-1, ``family`` the :class:`~glmmteach.families.Family`.
 
+    ``prior_weights`` are lme4's ``weights=`` (``None``: all 1): row :math:`j` contributes
+    :math:`w_j \log f(y_j)` to the log-likelihood.
+
     ``response`` and ``weights`` are the response in the family's (R's) convention: the proportion
-    ``y / trials`` with ``weights = trials`` for the binomial family, the counts with no weights
-    otherwise. The engine passes those to the family.
+    ``y / trials`` with ``weights = trials`` for the binomial family, the counts otherwise, and the
+    prior weights multiplied into ``weights`` (as R's ``glm`` multiplies them into the trials). The
+    engine passes those to the family, which multiplies every row's log-likelihood, score and
+    informations by them.
     """
 
     X: np.ndarray
@@ -37,6 +42,7 @@ class GroupedData:
     family: Family
     trials: np.ndarray | None = None
     offset: np.ndarray | None = None
+    prior_weights: np.ndarray | None = None
     response: np.ndarray = field(init=False)
     weights: np.ndarray | None = field(init=False)
     log_constant: float = field(init=False)
@@ -58,7 +64,13 @@ class GroupedData:
             # a row with no trials carries no information (and no 0/0)
             proportion = np.divide(self.y, self.trials, out=np.zeros_like(self.y), where=self.trials > 0)
             self.response, self.weights = proportion, self.trials
-        self.log_constant = float(self.family.log_constant(self.response, self.weights).sum())
+        # the data-only constant is the trials' (binomial coefficients), times the prior weight
+        constant = self.family.log_constant(self.response, self.weights)
+        if self.prior_weights is not None:
+            self.prior_weights = np.ascontiguousarray(self.prior_weights, dtype=float)
+            constant = self.prior_weights * constant
+            self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
+        self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
 
     @classmethod

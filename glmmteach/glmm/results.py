@@ -8,6 +8,7 @@ raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,8 +20,23 @@ from ..families import Family
 from ..formula import Design
 from .model import GroupedData, batch_inverse
 from .optimize import Diagnosis, FitOutcome, is_singular, maximise_beta
-from .summary import GLMMSummary
+from .simulate import as_generator, check_nsim, simulate_glmm
+from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What, besides the data, defines a glmer model: enough to fit it again to a new response.
+
+    ``proportion``: the binomial response was given as a proportion with ``weights`` = trials (simulated
+    and new responses are then proportions too).
+    """
+
+    formula: str
+    family: Family
+    n_nodes: int
+    proportion: bool = False
 
 
 class GLMMResults:
@@ -29,12 +45,16 @@ class GLMMResults:
     Attributes mirror :class:`glmmteach.GLMResults` where they mean the same thing. ``deviance`` is
     :math:`-2\\log L` (what lme4's summary prints under "deviance"); lme4's ``deviance(fit)``, the
     sum of squared deviance residuals at the conditional modes, is ``deviance_conditional``.
-    ``warnings`` lists the texts of the warnings raised when the model was fitted.
+    ``warnings`` lists the texts of the warnings raised when the model was fitted. ``spec`` and
+    ``frame`` (the data frame given to :func:`~glmmteach.glmer`) are what :meth:`refit` needs.
     """
 
     def __init__(self, formula: str, family: Family, design: Design, data: GroupedData, outcome: FitOutcome,
-                 diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None):
+                 diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
+                 spec: ModelSpec | None = None):
         self.formula = formula
+        self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
+        self.frame = frame
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
@@ -131,6 +151,41 @@ class GLMMResults:
             frame[f"{name}_sd"] = cond_sd[:, a]
         return pd.DataFrame(frame, index=pd.Index(self._term.group_levels, name=self.group_name))
 
+    @property
+    def ranef_cov(self) -> pd.DataFrame:
+        r"""Conditional covariance matrix of each group's random effects (lme4's
+        ``attr(ranef(fit, condVar = TRUE)$g, "postVar")``): :math:`T H_i^{-1} T^\top`, with
+        :math:`H_i = I + T^\top Z_i^\top W_i Z_i T` at the conditional modes, :math:`W_i` the GLM working
+        weights. One r×r block per group: rows indexed by (group, effect), columns by effect; the square
+        roots of the diagonal are the ``_sd`` columns of :attr:`ranef`. For ``(1 + x || g)`` lme4 reports
+        each term's block alone (zero covariances); here the effects' conditional covariance is kept:
+        independent a priori, they are not independent given the data.
+        """
+        state = self._outcome.state
+        cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
+        index = pd.MultiIndex.from_product([self._term.group_levels, self.re_names], names=[self.group_name, "effect"])
+        return pd.DataFrame(cov.reshape(-1, len(self.re_names)), index=index, columns=self.re_names)
+
+    def varcorr(self) -> VarCorrTable:
+        """lme4's ``VarCorr(fit)``: random-effect variances, standard deviations and correlations, one row per
+        effect (columns ``Groups``, ``Name``, ``Variance``, ``Std.Dev.`` and, for a correlated term, one
+        ``Corr <effect>`` column per earlier effect). It prints in lme4's layout; ``table.to_text(digits,
+        comp)`` is lme4's ``print(VarCorr(fit), digits, comp)``."""
+        cov = self.T @ self.T.T
+        sd = np.sqrt(np.diag(cov))
+        r = len(self.re_names)
+        if self.correlated:
+            groups = [self.group_name] * r
+        else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
+            groups = [self.group_name if a == 0 else f"{self.group_name}.{a}" for a in range(r)]
+        table = VarCorrTable({"Groups": groups, "Name": self.re_names, "Variance": np.diag(cov), "Std.Dev.": sd})
+        if self.correlated and r > 1:
+            safe = np.where(sd > 0, sd, 1.0)
+            corr = cov / np.outer(safe, safe)
+            for c in range(r - 1):
+                table[f"Corr {self.re_names[c]}"] = [corr[a, c] if a > c else np.nan for a in range(r)]
+        return table
+
     def _conditional_mean(self) -> np.ndarray:
         return self.family.linkinv(self._outcome.state.eta)
 
@@ -139,21 +194,46 @@ class GLMMResults:
         """Conditional means (probabilities for the binomial family) at the conditional modes."""
         return pd.Series(self._conditional_mean(), index=self.design.row_index)
 
+    RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+    def resid(self, type: str = "deviance") -> pd.Series:
+        r"""Residuals at the conditional modes, as lme4's ``residuals(fit, type)`` for a glmer fit.
+
+        With :math:`y` the response per trial (a proportion for binomial data), :math:`\mu` the fitted
+        mean, :math:`w` the prior weights times the trials and :math:`d` the unit deviance:
+
+        - ``"deviance"`` (the default, as in lme4): :math:`\operatorname{sign}(y-\mu)\sqrt{w\,d(y,\mu)}`;
+        - ``"pearson"``: :math:`(y-\mu)\sqrt{w/V(\mu)}`;
+        - ``"response"``: :math:`y-\mu` (on the proportion scale for binomial data, as lme4);
+        - ``"working"``: :math:`(y-\mu)/(d\mu/d\eta)`.
+        """
+        if type not in self.RESIDUAL_TYPES:
+            raise GlmmteachError(f"type must be one of {', '.join(map(repr, self.RESIDUAL_TYPES))}, got {type!r}")
+        mu = self._conditional_mean()
+        data = self._data
+        y = data.response  # R's convention: proportions for binomial data, weights = prior weights x trials
+        w = np.ones(data.nobs) if data.weights is None else data.weights
+        if type == "deviance":
+            unit = self.family.deviance_residuals(y, mu, w)
+            values = np.where(y > mu, 1.0, -1.0) * np.sqrt(np.maximum(unit, 0.0))
+        elif type == "pearson":
+            values = (y - mu) * np.sqrt(w / self.family.variance(mu))
+        elif type == "response":
+            values = y - mu
+        else:
+            values = (y - mu) / self.family.link.mu_eta(self._outcome.state.eta)
+        return pd.Series(values, index=self.design.row_index, name=type)
+
     @property
     def resid_pearson(self) -> pd.Series:
-        r"""Pearson residuals at the conditional modes, :math:`(y - n\mu)/\sqrt{n V(\mu)}` (lme4's
-        scaled residuals; the GLMM dispersion is 1)."""
-        mu = self._conditional_mean()
-        n = 1.0 if self._data.trials is None else self._data.trials
-        resid = (self._data.y - n * mu) / np.sqrt(n * self.family.variance(mu))
-        return pd.Series(resid, index=self.design.row_index, name="pearson")
+        """Pearson residuals at the conditional modes, ``resid("pearson")`` (lme4's scaled residuals; the
+        GLMM dispersion is 1)."""
+        return self.resid("pearson")
 
     @property
     def deviance_conditional(self) -> float:
-        """lme4's ``deviance(fit)``: the sum of unit deviances at the conditional modes."""
-        data = self._data
-        weights = np.ones(data.nobs) if data.weights is None else data.weights
-        return float(self.family.deviance_residuals(data.response, self._conditional_mean(), weights).sum())
+        """lme4's ``deviance(fit)``: the sum of squared deviance residuals at the conditional modes."""
+        return float(np.sum(self.resid("deviance").to_numpy() ** 2))
 
     # ---- inference --------------------------------------------------------------------------
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
@@ -208,11 +288,13 @@ class GLMMResults:
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
-                n_nodes: int = 40, offset: Any = None) -> pd.Series:
+                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False) -> pd.Series:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
-        ``conditional=True``: given the estimated random effects (groups not seen in the fit get 0),
-        :math:`g^{-1}(x^\top\hat\beta + o + z^\top\tilde b_i)`.
+        ``conditional=True``: given the estimated random effects,
+        :math:`g^{-1}(x^\top\hat\beta + o + z^\top\tilde b_i)`. A level of the grouping factor not seen
+        in the fit is an error unless ``allow_new_levels=True`` (lme4's ``allow.new.levels``), which gives
+        such rows the random effect 0, the mean of the population of groups (:math:`b = 0`).
         ``conditional=False``: population level. On the link scale this is :math:`x^\top\hat\beta + o`
         (lme4's ``re.form = NA``); on the response scale the random effect is integrated out,
         :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
@@ -233,6 +315,8 @@ class GLMMResults:
             X, offset = self.design.new_fixed(newdata, offset)
             Z, codes = self._new_random(newdata, conditional)
             index = newdata.index
+            if conditional and not allow_new_levels and np.any(codes < 0):
+                self._refuse_new_levels(newdata[self.group_name].to_numpy()[codes < 0])
         eta_fixed = X @ self.params.to_numpy() + offset
         if conditional:
             b = self._outcome.state.u @ self.T.T
@@ -246,6 +330,19 @@ class GLMMResults:
             values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
         return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
 
+    def _refuse_new_levels(self, unseen: np.ndarray) -> None:
+        column = self.group_name
+        if pd.isna(unseen).any():
+            raise DataError(f"newdata has missing values in the grouping factor {column!r}: give every row a level "
+                            "(or predict with allow_new_levels=True to give those rows the random effect 0)")
+        levels = list(dict.fromkeys(unseen.tolist()))
+        shown = ", ".join(map(repr, levels[:5])) + (f" and {len(levels) - 5} more" if len(levels) > 5 else "")
+        raise DataError(
+            f"newdata has level(s) {shown} of {column!r} that the model was not fitted to; pass "
+            "allow_new_levels=True to predict them with the random effect 0 (a new group), or conditional=False "
+            "for population-level predictions"
+        )
+
     def _new_random(self, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
         frame = newdata
         if self._term.group_name not in frame.columns:
@@ -257,6 +354,35 @@ class GLMMResults:
             # population-level predictions need Z but no group: any level will do
             frame = newdata.assign(**{self._term.group_name: self._term.group_levels[0]})
         return self._term.new_rows(frame)
+
+    # ---- simulation and refitting -----------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed: Any = None, use_u: bool = False) -> pd.DataFrame:
+        r"""Simulate ``nsim`` response vectors from the fitted model (lme4's ``simulate``).
+
+        ``use_u=False`` (lme4's default): new random effects :math:`b_i \sim N(0, \hat\Sigma)` in every
+        simulation, the model's sampling distribution. ``use_u=True``: the conditional modes
+        :math:`\tilde b_i` (new observations of the observed groups). ``seed``: an integer, a
+        ``numpy.random.Generator`` or ``None``. Returns one column per simulation (``sim_1`` …), indexed
+        as the fitted rows, in the response's units: 0/1, successes out of the trials, counts, or
+        proportions when the response was given as a proportion with ``weights``. See
+        :func:`glmmteach.glmm.simulate.simulate_glmm`.
+        """
+        nsim = check_nsim(nsim)
+        draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim,
+                              as_generator(seed), use_u)
+        if self.spec.proportion:
+            draws = draws / self._data.trials[:, None]
+        return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def refit(self, new_response: Any) -> GLMMResults:
+        """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
+        :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
+        in the response's units. The fit starts from these estimates (a diagonal entry of theta, a relative SD,
+        below 0.1 restarts at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record
+        only delegates."""
+        from .api import refit_response
+
+        return refit_response(self, new_response)
 
     # ---- printing ---------------------------------------------------------------------------
     def summary(self) -> GLMMSummary:

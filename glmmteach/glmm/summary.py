@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..exceptions import GlmmteachError
 from ..formula import parse_formula
 from ..rformat import coef_table_text, format_r
 
@@ -74,28 +75,58 @@ def formula_text(result: GLMMResults) -> str:
 
 
 def varcorr_lines(result: GLMMResults) -> list[str]:
-    """The "Random effects:" table of lme4's summary."""
-    cov = result.T @ result.T.T
-    var = np.diag(cov)
-    sd = np.sqrt(var)
-    var_s = format_r(var, 4)
-    sd_s = format_r(sd, 4)
-    header = ["Groups", "Name", "Variance", "Std.Dev."]
-    if result.correlated:
-        groups = [result.group_name if a == 0 else "" for a in range(len(result.re_names))]
-    else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
-        groups = [result.group_name if a == 0 else f"{result.group_name}.{a}" for a in range(len(result.re_names))]
-    rows = [[groups[a], name, var_s[a], sd_s[a]] for a, name in enumerate(result.re_names)]
-    if len(result.re_names) > 1 and result.correlated:
-        header.append("Corr")
-        corr = cov / np.outer(np.where(sd > 0, sd, 1), np.where(sd > 0, sd, 1))
-        for a in range(len(result.re_names)):
-            rows[a].append(" ".join(f"{corr[a, c]:.2f}" for c in range(a)))
-    widths = [max(len(header[j]), *(len(r[j]) for r in rows)) for j in range(len(header))]
-    out = [" " + " ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    for r in rows:
-        out.append(" " + " ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    return out
+    """The "Random effects:" table of lme4's summary (4 significant digits, variances and SDs)."""
+    return result.varcorr().to_text(digits=4, comp=("Variance", "Std.Dev.")).split("\n")
+
+
+class VarCorrTable(pd.DataFrame):
+    """Random-effect variances and correlations (lme4's ``VarCorr``): a DataFrame that prints as lme4 does."""
+
+    @property
+    def _constructor(self) -> type:
+        return VarCorrTable
+
+    def to_text(self, digits: int = 5, comp: tuple[str, ...] = ("Std.Dev.",)) -> str:
+        """lme4's ``print(VarCorr(fit), digits, comp)``: ``digits`` significant digits for the variances and
+        SDs (each column formatted as a whole, as R's ``format``), correlations rounded to
+        ``max(2, digits - 2)`` decimals (the whole matrix formatted at once, as lme4's ``formatVC``)."""
+        allowed = ("Variance", "Std.Dev.")
+        if not comp or any(c not in allowed for c in comp):
+            raise GlmmteachError(f"comp must list 'Variance' and/or 'Std.Dev.', got {comp!r}")
+        names = [str(n) for n in self["Name"]]
+        groups = [str(g) for g in self["Groups"]]
+        shown = [g if a == 0 or g != groups[a - 1] else "" for a, g in enumerate(groups)]
+        columns: list[tuple[str, list[str]]] = [("Groups", shown), ("Name", names)]
+        for c in allowed:
+            if c in comp:
+                cells = format_r(self[c].to_numpy(dtype=float), digits)
+                width = max(map(len, cells))
+                columns.append((c, [x.rjust(width) for x in cells]))
+        corr_cols = [c for c in self.columns if str(c).startswith("Corr ")]
+        if corr_cols:
+            dig = max(2, digits - 2)
+            r = len(names)
+            corr = np.eye(r)
+            for k, c in enumerate(corr_cols):
+                below = np.arange(r) > k
+                corr[below, k] = self[c].to_numpy(dtype=float)[below]
+            full = np.tril(corr) + np.tril(corr, -1).T
+            text = [f"{v:.{dig}f}" for v in np.round(full, dig).ravel()]
+            width = max(map(len, text))
+            grid = np.array([t.rjust(width) for t in text]).reshape(r, r)
+            for k in range(len(corr_cols)):
+                columns.append(("Corr" if k == 0 else "", [grid[a, k] if a > k else "" for a in range(r)]))
+        widths = [max(len(h), *(len(x) for x in cells)) for h, cells in columns]
+        lines = [" " + " ".join(h.ljust(w) for (h, _), w in zip(columns, widths, strict=True))]
+        for a in range(len(names)):
+            lines.append(" " + " ".join(cells[a].ljust(w) for (_, cells), w in zip(columns, widths, strict=True)))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    def __repr__(self) -> str:
+        return self.to_text()
 
 
 def fixef_corr_lines(result: GLMMResults) -> list[str]:
