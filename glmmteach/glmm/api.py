@@ -151,7 +151,7 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     )
     outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
-    diagnosis.emit(stacklevel=stacklevel + 1)
+    diagnosis.emit(stacklevel=stacklevel)
     return GLMMResults(spec.formula, spec.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec)
 
 
@@ -169,7 +169,7 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
     # the likelihood's gradient in a diagonal entry of theta is exactly 0 at 0: a start there cannot leave it
     diagonal = CovarianceTerm(len(result.re_names), result.correlated).diagonal
     theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
-    return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=3)
+    return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=4)
 
 
 def _proportions_as_trials(design: Design, weights: Any) -> Design:
