@@ -190,6 +190,21 @@ def _quadrature_block() -> list[Spec]:
     ]
 
 
+def _issue8_more_seeds() -> list[Spec]:
+    """More seeds of issue 8's patterns, with the smaller SDs at which the boundary trap was seen most."""
+    specs = []
+    for k in range(1, 9):
+        specs.append(Spec(f"i8_pois_uncorr_sd03_40x8_s{k}", "poisson", "log", "uncorr", 40, (8, 8), (0.0, 0.5),
+                          (0.3, 0.3), notes="issue 8: Poisson y ~ x + (1 + x || g), 40 groups x 8, SDs 0.3"))
+    for k in range(1, 7):
+        specs.append(Spec(f"i8_pois_uncorr_sd0204_40x8_s{k}", "poisson", "log", "uncorr", 40, (8, 8), (0.0, 0.3),
+                          (0.2, 0.4), notes="issue 8: Poisson y ~ x + (1 + x || g), 40 groups x 8, SDs 0.2, 0.4"))
+    for k in range(1, 5):
+        specs.append(Spec(f"i8_logit_corr_sd05_40x8_s{k}", "binary", "logit", "corr", 40, (8, 8), (0.0, 0.5),
+                          (0.5, 0.5), notes="issue 8: binary y ~ x + (1 + x | g), 40 groups x 8, SDs 0.5"))
+    return specs
+
+
 def _with_seeds(specs: list[Spec]) -> tuple[Spec, ...]:
     out = []
     for k, spec in enumerate(specs):
@@ -200,7 +215,7 @@ def _with_seeds(specs: list[Spec]) -> tuple[Spec, ...]:
 
 
 SPECS: tuple[Spec, ...] = _with_seeds(
-    _issue8_block() + _scalar_laplace_block() + _vector_laplace_block() + _quadrature_block()
+    _issue8_block() + _scalar_laplace_block() + _vector_laplace_block() + _quadrature_block() + _issue8_more_seeds()
 )
 
 
