@@ -2,7 +2,7 @@
 
 Columns: log-likelihood gap (lme4 minus glmmteach: positive = glmmteach below lme4), the largest
 relative fixed-effect difference, glmmteach's and lme4's random-effect SDs, and which of
-glmmteach's SDs are (near) 0. Cases failing tests/test_lme4_random.py are marked FAIL.
+glmmteach's SDs are (near) 0, and whether glmmteach calls its fit converged. Cases failing tests/test_lme4_random.py are marked FAIL.
 
 Run from the repository root:  PYTHONPATH=. python tests/data/lme4_random/failure_table.py [--all]
 """
@@ -34,7 +34,7 @@ def main() -> None:
                 fit = glmmteach.glmer(case["formula"], data, family=case["family"], link=case["link"],
                                       nAGQ=case["nAGQ"], offset=case["offset"], trials=case["trials"])
             except Exception as err:  # noqa: BLE001 - a table of outcomes, errors included
-                rows.append((name, "ERROR", float("nan"), float("nan"), "", "", f"{type(err).__name__}: {err}"))
+                rows.append((name, "ERROR", float("nan"), float("nan"), "", "", f"{type(err).__name__}: {err}", ""))
                 continue
         gap = case["loglik"] - fit.llf
         expected = pd.Series(case["fixef"], dtype=float)
@@ -48,9 +48,9 @@ def main() -> None:
         ours = " ".join(f"{s:.4g}" for s in sds)
         theirs = " ".join(f"{s:.4g}" for s in case["random"]["sd"].values())
         if failed or show_all:
-            rows.append((name, "FAIL" if failed else "ok", gap, rel, ours, theirs, at_zero))
+            rows.append((name, "FAIL" if failed else "ok", gap, rel, ours, theirs, at_zero, fit.converged))
     table = pd.DataFrame(rows, columns=["case", "status", "loglik_gap", "max_rel_fixef_diff", "glmmteach_sd",
-                                        "lme4_sd", "glmmteach_sd_at_0"])
+                                        "lme4_sd", "glmmteach_sd_at_0", "converged"])
     with pd.option_context("display.width", 200, "display.max_colwidth", 80, "display.max_rows", 500):
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
     print(f"\n{sum(r[1] != 'ok' for r in rows)} of {len(cases)} cases fail")
