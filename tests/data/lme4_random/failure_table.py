@@ -2,7 +2,8 @@
 
 Columns: log-likelihood gap (lme4 minus glmmteach: positive = glmmteach below lme4), the largest
 relative fixed-effect difference, glmmteach's and lme4's random-effect SDs, and which of
-glmmteach's SDs are (near) 0, and whether glmmteach calls its fit converged. Cases failing tests/test_lme4_random.py are marked FAIL.
+glmmteach's SDs are (near) 0, and whether glmmteach calls its fit converged. Cases failing
+tests/test_lme4_random.py are marked FAIL.
 
 Run from the repository root:  PYTHONPATH=. python tests/data/lme4_random/failure_table.py [--all]
 """
