@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
+import shutil
+import subprocess
 import sys
 import warnings
 from functools import cache
@@ -41,6 +44,8 @@ LOGLIK_TOLERANCE = 1e-4  # glmmteach may be at most this far below lme4's log-li
 BETTER_THAN_LME4 = 1e-6  # above lme4's by more than this: lme4 stopped short, fixed effects not compared
 FIXEF_RELATIVE = 1e-4
 FIXEF_ABSOLUTE = 1e-6
+R_PACKAGES = "library(lme4); library(jsonlite)"
+R_CHECK_CASES = ["pois_agq5_offarg_100unbal", "trials_corr_50x6"]  # re-run in R when R is installed
 
 
 @cache
@@ -177,3 +182,38 @@ def test_csv_files_are_what_make_data_generates() -> None:
         planned = make_data.fit_spec(spec)
         for key in ("formula", "family", "link", "nAGQ", "offset", "trials"):
             assert CASES[spec.name][key] == planned[key], f"{spec.name}: {key}"
+
+
+def _r_with_packages(packages: str) -> str | None:
+    """Why the R-side test cannot run, or None when Rscript has the packages."""
+    if shutil.which("Rscript") is None:
+        return "Rscript is not installed"
+    probe = subprocess.run(["Rscript", "-e", packages], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"R packages are missing: {probe.stderr.strip()[-200:]}"
+    return None
+
+
+@pytest.mark.slow  # starts R (several seconds); the marker may not be registered yet
+def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
+    """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
+    reason = _r_with_packages(R_PACKAGES)
+    if reason is not None:
+        pytest.skip(reason)
+    names = R_CHECK_CASES
+    out = tmp_path / "reference.json"
+    run = subprocess.run(
+        ["Rscript", str(DATA_DIR / "make_reference.R"), "--out", str(out), "--cases", ",".join(names)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert run.returncode == 0, f"make_reference.R failed:\n{run.stderr}"
+    fresh = json.loads(out.read_text())["cases"]
+    assert list(fresh) == names
+    for name in names:
+        old, new = CASES[name], fresh[name]
+        for key in ("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"):
+            assert new[key] == old[key], f"{name}: {key}"
+        for key in ("fixef", "theta"):
+            for coef, value in old[key].items():
+                assert math.isclose(new[key][coef], value, rel_tol=1e-7, abs_tol=1e-10), f"{name}: {key}[{coef}]"
+        assert math.isclose(new["loglik"], old["loglik"], rel_tol=1e-10), f"{name}: loglik"

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
+import shutil
+import subprocess
 import sys
 import warnings
 from functools import cache
@@ -42,6 +45,8 @@ LOGLIK_TOLERANCE = 1e-4
 BETTER_THAN_REFERENCE = 1e-6
 FIXEF_RELATIVE = 1e-4
 FIXEF_ABSOLUTE = 1e-6
+R_PACKAGES = "library(lme4); library(MASS); library(jsonlite)"
+R_CHECK_CASES = ["crossed_poisson", "nb_glm_sim2"]  # re-run in R when R is installed
 # Where a result may keep the negative binomial shape theta (the API is not settled yet; issue 9).
 NB_SHAPE_ATTRIBUTES = ("nb_theta", "theta_nb", "shape")
 
@@ -175,3 +180,38 @@ def test_data_files_are_what_the_scripts_write() -> None:
     used = {case["data"] for case in CASES.values()}
     assert used <= set(module.DATASETS) | {"cbpp.csv", "ohio"}
     assert CASES["ohio_county_obs"]["nobs"] == len(load_data("ohio"))
+
+
+def _r_with_packages(packages: str) -> str | None:
+    """Why the R-side test cannot run, or None when Rscript has the packages."""
+    if shutil.which("Rscript") is None:
+        return "Rscript is not installed"
+    probe = subprocess.run(["Rscript", "-e", packages], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        return f"R packages are missing: {probe.stderr.strip()[-200:]}"
+    return None
+
+
+@pytest.mark.slow  # starts R (several seconds); the marker may not be registered yet
+def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
+    """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
+    reason = _r_with_packages(R_PACKAGES)
+    if reason is not None:
+        pytest.skip(reason)
+    names = R_CHECK_CASES
+    out = tmp_path / "reference.json"
+    run = subprocess.run(
+        ["Rscript", str(DATA_DIR / "make_reference.R"), "--out", str(out), "--cases", ",".join(names)],
+        capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert run.returncode == 0, f"make_reference.R failed:\n{run.stderr}"
+    fresh = json.loads(out.read_text())["cases"]
+    assert list(fresh) == names
+    for name in names:
+        old, new = CASES[name], fresh[name]
+        for key in ("kind", "formula", "family", "link", "nobs"):
+            assert new[key] == old[key], f"{name}: {key}"
+        for key in ("fixef",):
+            for coef, value in old[key].items():
+                assert math.isclose(new[key][coef], value, rel_tol=1e-7, abs_tol=1e-10), f"{name}: {key}[{coef}]"
+        assert math.isclose(new["loglik"], old["loglik"], rel_tol=1e-10), f"{name}: loglik"
