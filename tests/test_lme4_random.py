@@ -195,7 +195,8 @@ def _r_with_packages(packages: str) -> str | None:
     return None
 
 
-@pytest.mark.slow  # starts R (several seconds); the marker may not be registered yet
+@pytest.mark.r
+@pytest.mark.slow  # starts R (several seconds)
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
     reason = _r_with_packages(R_PACKAGES)
