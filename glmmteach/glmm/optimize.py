@@ -64,6 +64,8 @@ class FitOutcome:
     converged: bool
     message: str
     newton_decrement: float
+    boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
+    restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
 
 
 def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -247,35 +249,80 @@ def _fit_glmm(
 
     lower = term.lower_bounds
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
-    x0 = objective.to_x(theta0, beta0)
-    result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
-                                        "maxcor": 20})
-    assert objective.best is not None
-    _, x, grad_x, state = objective.best
-
-    # Judge convergence by the gradient (Newton decrement on the finite-difference Hessian of the
-    # analytic gradient), not by the optimiser's message; take one Newton step to polish.
     central = data.nobs <= CENTRAL_DIFFERENCE_LIMIT
-    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
-    H_x = objective.hessian(x, grad_x, state.u, central)
-    decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
-    if decrement > 1e-10:
-        _, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
-        x_new = x + step
-        x_new[:n_theta] = np.where(np.isfinite(lower), np.maximum(x_new[:n_theta], 0.0), x_new[:n_theta])
-        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13, min_iter=2)
-        if new_value > value:
-            x, value, grad_x, state = x_new, new_value, new_grad, new_state
-            decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
-    converged = bool(decrement < 1e-6)
+    x = objective.to_x(theta0, beta0)
+    restarts, previous = 0, -np.inf
+    while True:
+        result = optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                   options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
+                                            "maxcor": 20})
+        assert objective.best is not None
+        x, value, grad_x, state, H_x, decrement = _polish(objective, objective.best[1], objective.best[3],
+                                                           lower, central)
+        # A variance parameter at 0 is a stationary point whatever the data (the likelihood is even
+        # in it), so the optimiser's stop proves nothing there: look inside the boundary, and
+        # restart from the interior when the likelihood rises.
+        interior = _interior_improvement(objective, x, value, state, lower)
+        stalled = interior is None and (decrement < 1e-6 or value <= previous + 1e-9)
+        if stalled or restarts >= MAX_RESTARTS:
+            break
+        previous = value
+        x = x if interior is None else interior
+        restarts += 1
+    boundary_verified = interior is None
+    converged = bool(decrement < 1e-6) and boundary_verified
 
     theta, beta = objective.split(x)
     J_inv = np.linalg.inv(objective.jacobian())
     hessian = J_inv.T @ H_x @ J_inv
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
-                      converged, str(result.message), decrement)
+                      converged, str(result.message), decrement, boundary_verified, restarts)
+
+
+MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
+BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in start standard errors
+BOUNDARY_RISE = 1e-7  # a rise of the log-likelihood above evaluation noise (PIRLS to 1e-13)
+
+
+def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray, central: bool):
+    """Re-evaluate ``x`` tightly, take one Newton step if it helps, and return the point with its
+    log-likelihood, gradient, modes, Hessian (optimiser coordinates) and Newton decrement.
+
+    Convergence is judged by the gradient (Newton decrement on the finite-difference Hessian of the
+    analytic gradient), not by the optimiser's message."""
+    n_theta = objective.n_theta
+    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
+    H_x = objective.hessian(x, grad_x, state.u, central)
+    decrement, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
+    if decrement > 1e-10:
+        x_new = x + step
+        x_new[:n_theta] = np.where(np.isfinite(lower), np.maximum(x_new[:n_theta], 0.0), x_new[:n_theta])
+        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13, min_iter=2)
+        if new_value > value:
+            x, value, grad_x, state = x_new, new_value, new_grad, new_state
+            decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
+    return x, value, grad_x, state, H_x, decrement
+
+
+def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, state: ModeState,
+                          lower: np.ndarray) -> np.ndarray | None:
+    r"""Test every variance parameter at (or near) 0: the log-likelihood at small and moderate
+    positive values of that :math:`\theta_k` (the others held). Because the likelihood is even in
+    :math:`\theta_k`, its gradient there is 0 and only this one-sided look shows whether 0 is a
+    maximum (the curvature is :math:`2\,\Delta\ell/\delta^2` at the smallest probe). Returns the
+    best interior point when one beats ``x``, else ``None`` (every boundary component verified)."""
+    theta = objective.split(x)[0]
+    at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(theta) < SINGULAR_TOLERANCE))
+    best_value, best_x = value + BOUNDARY_RISE, None
+    for k in at_bound:
+        for delta in BOUNDARY_PROBES:
+            trial = x.copy()
+            trial[k] = max(delta, x[k])
+            trial_value = objective.loglik(trial, state.u, tol=1e-13, min_iter=2)[0]
+            if trial_value > best_value:
+                best_value, best_x = trial_value, trial
+    return best_x
 
 
 def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_theta: int,
@@ -368,10 +415,15 @@ def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_na
         cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
         found.append(FitWarning("the Hessian with respect to (theta, beta) is not positive definite; standard "
                                 "errors are conditional on the random-effect parameters", ConvergenceWarning))
-    if is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
+    if outcome.boundary_verified and is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
         found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
                                 "near) zero; see cov_re", SingularFitWarning))
-    if not outcome.converged:
+    if not outcome.boundary_verified:
+        found.append(FitWarning("the optimum is not verified: a random-effect standard deviation is at 0, but the "
+                                "log-likelihood still rises when it moves off 0 after "
+                                f"{outcome.restarts} restarts from the interior; the estimates are not the maximum",
+                                ConvergenceWarning))
+    elif not outcome.converged:
         found.append(FitWarning(f"the fit may not have converged: Newton decrement {outcome.newton_decrement:.2g} "
                                 "at the final estimates (should be < 1e-6)", ConvergenceWarning))
     deviance_hessian = -2.0 * outcome.hessian
