@@ -13,10 +13,18 @@ the analytic gradient; forward differences above 200,000 rows, where the log-lik
 quadratic) gives a final Newton step, the convergence test (Newton decrement below 1e-6, whatever
 message the optimiser stopped with) and, inverted, the covariance of the estimates (as lme4).
 
+A variance parameter (a diagonal entry of :math:`T_\theta`) that ends at 0 proves nothing by itself:
+the likelihood is even in it, so its gradient there is 0 whatever the data, and L-BFGS-B stops on the
+bound. Every such component is tested (the likelihood at small and moderate positive values) and the
+optimiser restarts from the interior while one of them raises the likelihood; an early stop away
+from the boundary gets one restart too. Only a boundary verified this way is reported as singular;
+one that cannot be verified makes the fit unconverged.
+
 :func:`diagnose` turns a :class:`FitOutcome` into the covariance of the estimates and the warnings
 about the fit: a Hessian that is not positive definite, a singular (boundary) fit, non-convergence,
 a badly scaled problem (largest eigenvalue of the deviance Hessian above 1e6, as lme4's "very large
-eigenvalue"; the warning names the column and a rescaling) and a flat likelihood ridge.
+eigenvalue"; the warning names the column and a rescaling) and a flat likelihood ridge (see
+``RIDGE_CURVATURE``).
 """
 
 from __future__ import annotations
@@ -41,7 +49,16 @@ except ImportError:  # pragma: no cover
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
-RIDGE_CURVATURE = 1.0  # smallest scaled deviance curvature below which the likelihood is a flat ridge
+# Flat ridge: smallest eigenvalue of the deviance Hessian in standardised coordinates (each beta per SD of
+# its column, so one unit is a change of 1 in the linear predictor per SD: for a logit an odds ratio of
+# e per SD, a large effect). Below 0.1 the standard error along that direction exceeds sqrt(2/0.1) = 4.5
+# such units, a 95% interval wider than +-8.8 (odds ratios beyond 1:6600 per SD): the data do not place
+# the combination at all. Measured: crossover Laplace 0.023-0.030 in any coding of trt and period (tau
+# runs up the ridge to 23 with the intercept), nAGQ = 10 0.064 (tau 8.6); the accurate nAGQ >= 25 fits
+# (tau 4.9) 0.20-0.42 and nAGQ = 5 0.46; Ohio 3,600; lme4_extra cases >= 26; non-singular simulated
+# 40 x 8 fits >= 0.65.
+RIDGE_CURVATURE = 0.1
+ACCURATE_NODES = 25  # quadrature nodes from which the crossover estimates no longer move (lesson 7)
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,6 +81,7 @@ class FitOutcome:
     converged: bool
     message: str
     newton_decrement: float
+    n_nodes: int = 1  # 1: Laplace; more: adaptive Gauss-Hermite nodes
     boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
     restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
 
@@ -277,7 +295,7 @@ def _fit_glmm(
     hessian = J_inv.T @ H_x @ J_inv
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
-                      converged, str(result.message), decrement, boundary_verified, restarts)
+                      converged, str(result.message), decrement, n_nodes, boundary_verified, restarts)
 
 
 MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
@@ -428,7 +446,7 @@ def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_na
                                 "at the final estimates (should be < 1e-6)", ConvergenceWarning))
     deviance_hessian = -2.0 * outcome.hessian
     scaling = _scaling_warning(deviance_hessian, data.X, n_theta, column_names)
-    ridge = _ridge_warning(deviance_hessian, data.X, n_theta, column_names)
+    ridge = _ridge_warning(outcome, data, correlated, column_names)
     found += [w for w in (scaling, ridge) if w is not None]
     return Diagnosis(cov_full, cov_beta, found)
 
@@ -463,23 +481,52 @@ def _scaling_warning(deviance_hessian: np.ndarray, X: np.ndarray, n_theta: int,
         "the estimates are unaffected", ScalingWarning)
 
 
-def _ridge_warning(deviance_hessian: np.ndarray, X: np.ndarray, n_theta: int,
+def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
                    column_names: list[str]) -> FitWarning | None:
-    # Flat ridge: the smallest curvature of the deviance, with each coefficient measured per
-    # standard deviation of its covariate (so the scale of x does not matter). Well-determined
-    # fits have values in the tens to thousands; the crossover data's are below 0.1.
-    spread = X.std(axis=0)
-    spread[spread == 0] = 1.0
-    scale = np.concatenate([np.ones(n_theta), spread])
-    scaled = scale[:, None] * deviance_hessian * scale[None, :]
-    values, vectors = np.linalg.eigh(scaled)
+    r"""A flat likelihood ridge: the deviance barely changes along some combination of the estimates.
+
+    Measured in standardised coordinates, so that rescaling a covariate changes nothing: each
+    :math:`\beta_j` per SD of its model-matrix column, each :math:`\theta` entry of row ``a`` of
+    :math:`T_\theta` per SD of random-effect column ``a`` (constant columns: unscaled). Variance
+    parameters on the boundary are left out: the singular-fit warning covers them.
+    """
+    term = CovarianceTerm(data.n_re, correlated)
+    rows, _ = term.positions
+    free = np.ones(len(outcome.theta) + len(outcome.beta), dtype=bool)
+    free[: term.n_theta] = ~(term.diagonal & (np.abs(outcome.theta) < SINGULAR_TOLERANCE))
+    scale = np.concatenate([_column_sd(data.Z)[rows], _column_sd(data.X)])[free]
+    deviance_hessian = -2.0 * outcome.hessian[np.ix_(free, free)]
+    values, vectors = np.linalg.eigh(deviance_hessian / np.outer(scale, scale))
     if values[0] >= RIDGE_CURVATURE:
         return None
-    labels = [f"theta{k + 1}" for k in range(n_theta)] + list(column_names)
-    direction = vectors[:, 0]
-    top = np.argsort(-np.abs(direction))[:3]
-    along = ", ".join(f"{labels[k]} ({direction[k]:+.2f})" for k in top)
+    theta_labels = ["theta"] if term.n_theta == 1 else [f"theta{k + 1}" for k in range(term.n_theta)]
+    labels = [name for name, keep in zip(theta_labels + list(column_names), free, strict=True) if keep]
+    direction = vectors[:, 0] * np.sign(vectors[np.argmax(np.abs(vectors[:, 0])), 0])
+    top = [k for k in np.argsort(-np.abs(direction))[:4] if abs(direction[k]) >= 0.1]
+    combination = " ".join(f"{'-' if direction[k] < 0 else '+'} {abs(direction[k]):.2f} {labels[k]}"
+                           for k in top).lstrip("+ ")
+    se = np.sqrt(2.0 / max(values[0], 1e-300))
+    theta_share = float(np.sum(direction[: int(free[: term.n_theta].sum())] ** 2))
+    per_group = data.nobs / data.n_groups
+    if theta_share >= 0.1:
+        advice = "theta and the fixed effects trade off along it"
+        if outcome.n_nodes < ACCURATE_NODES:
+            method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
+            advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
+                       f"nAGQ = {ACCURATE_NODES} or more (if the ridge persists, only more observations per group "
+                       "identify it)")
+        else:
+            advice += "; more observations per group would identify it"
+    else:
+        advice = (f"the columns {', '.join(labels[k] for k in top)} are nearly interchangeable in these data; data "
+                  "in which they vary independently (or dropping one of them) would identify it")
     return FitWarning(
-        f"flat likelihood ridge: moving the estimates by one unit (per SD of each covariate) along the "
-        f"direction {along} changes -2 logLik by only {values[0] / 2:.3g}; the optimum is poorly "
-        "determined (with few observations per group, compare nAGQ > 1 fits)", FlatRidgeWarning)
+        f"flat likelihood ridge along {combination} (per SD of each column): the deviance curvature there is only "
+        f"{values[0]:.3g} (standard error {se:.3g} on the link scale), so the data do not determine this "
+        f"combination and the Wald standard errors are unreliable; {advice}.", FlatRidgeWarning)
+
+
+def _column_sd(A: np.ndarray) -> np.ndarray:
+    """SD of each column, 1 for a constant column (the intercept is left on its own scale)."""
+    sd = np.asarray(A, dtype=float).reshape(len(A), -1).std(axis=0)
+    return np.where(sd > 0, sd, 1.0)
