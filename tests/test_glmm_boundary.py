@@ -86,3 +86,18 @@ def test_anova_refuses_a_larger_model_that_fits_worse() -> None:
 
     with pytest.raises(GlmmteachError, match="fits worse"):
         glmmteach.anova(small, Worse())
+
+
+def test_a_boundary_that_cannot_be_verified_is_not_called_converged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no restarts allowed, the wrong boundary is found but not left: the fit must say so."""
+    from glmmteach.glmm import optimize
+
+    monkeypatch.setattr(optimize, "MAX_RESTARTS", 0)
+    name = "pois_small_13"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit = glmmteach.glmer(CASES[name]["formula"], data_of(name), family=CASES[name]["family"])
+    categories = [w.category for w in caught]
+    assert not fit.converged
+    assert SingularFitWarning not in categories
+    assert any(w.category is ConvergenceWarning and "not verified" in str(w.message) for w in caught)
