@@ -17,7 +17,7 @@ A variance parameter (a diagonal entry of :math:`T_\theta`) that ends at 0 prove
 the likelihood is even in it, so its gradient there is 0 whatever the data, and L-BFGS-B stops on the
 bound. Every such component is tested (the likelihood at small and moderate positive values) and the
 optimiser restarts from the interior while one of them raises the likelihood; an early stop away
-from the boundary gets one restart too. Only a boundary verified this way is reported as singular;
+from the boundary gets up to two restarts. Only a boundary verified this way is reported as singular;
 one that cannot be verified makes the fit unconverged.
 
 :func:`diagnose` turns a :class:`FitOutcome` into the covariance of the estimates and the warnings
@@ -269,7 +269,7 @@ def _fit_glmm(
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
     central = data.nobs <= CENTRAL_DIFFERENCE_LIMIT
     x = objective.to_x(theta0, beta0)
-    restarts, previous = 0, -np.inf
+    restarts, plain_restarts, previous = 0, 0, -np.inf
     while True:
         result = optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
                                    options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
@@ -281,10 +281,12 @@ def _fit_glmm(
         # in it), so the optimiser's stop proves nothing there: look inside the boundary, and
         # restart from the interior when the likelihood rises.
         interior = _interior_improvement(objective, x, value, state, lower)
-        stalled = interior is None and (decrement < 1e-6 or value <= previous + 1e-9)
+        stalled = interior is None and (decrement < 1e-6 or value <= previous + 1e-9
+                                        or plain_restarts >= MAX_PLAIN_RESTARTS)
         if stalled or restarts >= MAX_RESTARTS:
             break
         previous = value
+        plain_restarts += interior is None
         x = x if interior is None else interior
         restarts += 1
     boundary_verified = interior is None
@@ -299,6 +301,7 @@ def _fit_glmm(
 
 
 MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
+MAX_PLAIN_RESTARTS = 2  # restarts of an unconverged fit away from the boundary (fresh L-BFGS-B memory)
 BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in start standard errors
 BOUNDARY_RISE = 1e-7  # a rise of the log-likelihood above evaluation noise (PIRLS to 1e-13)
 
