@@ -24,6 +24,9 @@ from .exceptions import GlmmteachError, GlmmteachWarning
 from .glm import GLMResults
 from .rformat import format_pval, format_r
 
+# Fits converge to a Newton decrement of 1e-6: equal maxima can differ by about that much.
+NEGATIVE_LR_TOLERANCE = 1e-5
+
 
 def _llf_and_df(model: Any) -> tuple[float, int]:
     llf = float(model.llf)
@@ -84,7 +87,7 @@ def anova(*models: Any) -> AnovaTable:
     if len(nobs) > 1:
         raise GlmmteachError(f"models were fitted to different numbers of observations: {sorted(nobs)}")
     rows = []
-    prev: tuple[float, int] | None = None
+    prev: tuple[float, int, str] | None = None
     for m in models:
         llf, k = _llf_and_df(m)
         # a GLM's residual deviance is relative to the saturated model; a GLMM's is -2 logLik
@@ -103,9 +106,17 @@ def anova(*models: Any) -> AnovaTable:
                 raise GlmmteachError("two models have the same number of parameters: they are not nested")
             if df < 0:
                 raise GlmmteachError("list the models from the smallest to the largest (nested) model")
+            if stat < -NEGATIVE_LR_TOLERANCE:
+                raise GlmmteachError(
+                    f"the larger model {m.formula!r} fits worse (log-likelihood {llf:.6g}) than the smaller "
+                    f"model {prev[2]!r} ({prev[0]:.6g}): likelihood-ratio statistic {stat:.4g} < 0. A model that "
+                    "contains the smaller one can always fit at least as well, so the larger fit did not reach "
+                    "its maximum (or the models are not nested); check its warnings and refit it before comparing"
+                )
+            stat = max(stat, 0.0)  # rounding at equal fits
             row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": stats.chi2.sf(stat, df)})
         rows.append(row)
-        prev = (llf, k)
+        prev = (llf, k, m.formula)
     table = AnovaTable(rows, index=pd.RangeIndex(1, len(models) + 1))
     table.formulas = [m.formula for m in models]
     return table

@@ -24,7 +24,7 @@ import pandas as pd
 
 from ..exceptions import DataError, FormulaError, GlmmteachError
 from ..families import Family, get_glmm_family
-from ..formula import Design, build_design, check_response, new_response_values, parse_formula
+from ..formula import Design, RandomTerm, build_design, check_response, new_response_values, parse_formula
 from .model import GroupedData
 from .optimize import diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
@@ -57,6 +57,78 @@ def _check_response_varies(design: Design, family: Family) -> None:
         raise DataError(
             f"the response {name!r} has the same value ({y[0]:g}) in every row: there is no variation to model"
         )
+
+
+def _check_not_nested(bars: list) -> None:
+    for bar in bars:
+        if "/" in bar.group:
+            outer, inner = (part.strip() for part in bar.group.split("/", 1))
+            raise FormulaError(
+                f"nested random effects {bar} are not supported yet: {bar} means ({bar.expr} | {outer}) + "
+                f"({bar.expr} | {outer}:{inner}), two grouping factors, and glmer fits one"
+            )
+
+
+def _check_finite(design: Design, term: RandomTerm) -> None:
+    """Every value the fit uses is finite; name the column and the first offending row."""
+    named = [(design.response_name, design.y), ("offset", design.offset), ("trials", design.trials)]
+    named += list(zip(design.column_names, design.X.T, strict=True))
+    named += [(f"{name} (random-effect column of {term.expr} | {term.group_name})", column)
+              for name, column in zip(term.names, np.asarray(term.Z).reshape(design.nobs, -1).T, strict=True)]
+    for name, values in named:
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            kind = "infinite" if np.isinf(values[bad[0]]) else "not a number"
+            raise DataError(
+                f"column {name!r} is {kind} ({values[bad[0]]}) in row {design.row_index[bad[0]]!r} "
+                f"({bad.size} row{'s' if bad.size > 1 else ''} in all): glmer needs finite values"
+            )
+
+
+# Double precision rounds each row's log-likelihood to about eps * m * (1 + log m) (m the count, or the
+# binomial trials: its terms y log(mu) and log(y!) are that large and cancel). The convergence test
+# (Newton decrement 1e-6) and likelihood-ratio comparisons need the sum to about 1e-4; beyond it a fit
+# stops at its start values (counts near 1e9 with a few hundred rows already fail to converge).
+LOGLIK_PRECISION = 1e-4
+
+
+def _check_precision(design: Design, family: Family, trials_name: str) -> None:
+    sizes = np.asarray(design.trials if family.is_binomial else design.y, dtype=float)
+    rounding = np.finfo(float).eps * float(np.sum(sizes * (1.0 + np.abs(np.log(np.maximum(sizes, 1.0))))))
+    if rounding <= LOGLIK_PRECISION:
+        return
+    worst = int(np.argmax(sizes))
+    what = f"binomial trials {trials_name!r}" if family.is_binomial else f"counts in {design.response_name!r}"
+    raise DataError(
+        f"the {what} are too large for a {family.name} log-likelihood in double precision: the largest is "
+        f"{sizes[worst]:.6g} (row {design.row_index[worst]!r}), and the log-likelihood of these data is rounded "
+        f"to about +-{rounding:.2g}, more than the {LOGLIK_PRECISION:g} a fit and a likelihood-ratio test need. "
+        "Counts this large carry almost no sampling noise (SD sqrt(n), relative 1/sqrt(n)): model the rates or "
+        "log counts with a Gaussian model, or use smaller units"
+    )
+
+
+def _check_random_effects(term: RandomTerm, nobs: int) -> None:
+    """lme4's checks on the random-effects term: > 1 level, more rows than random effects, no empty column."""
+    label = f"({term.expr} | {term.group_name})"
+    if term.n_groups < 2:
+        raise DataError(
+            f"grouping factors must have > 1 sampled level: {term.group_name!r} has only "
+            f"{term.group_levels[0]!r}, so {label} has no between-group variance to estimate"
+        )
+    n_re = term.n_groups * len(term.names)
+    if nobs < n_re:
+        raise DataError(
+            f"number of observations (={nobs}) < number of random effects (={n_re}) for term {label}; the "
+            "random-effects parameters are unidentifiable (as lme4 refuses)"
+        )
+    Z = np.asarray(term.Z).reshape(nobs, -1)
+    for name, column in zip(term.names, Z.T, strict=True):
+        if not np.any(column != 0):
+            raise DataError(
+                f"the random-effect column {name!r} of {label} is zero in every row: its variance cannot be "
+                "estimated; drop it from the term"
+            )
 
 
 def glmer(
@@ -106,6 +178,7 @@ def glmer(
             f"the formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use glmmteach.glm"
         )
+    _check_not_nested(parsed.bars)
     bar = parsed.bars[0]
     if isinstance(data, pd.DataFrame) and bar.group not in data.columns:
         raise DataError(
@@ -128,6 +201,11 @@ def glmer(
             f"{' + '.join(map(str, parsed.bars))} has "
             f"{term.Z.shape[1]} effects per group ({', '.join(term.names)}). Use nAGQ=1 (Laplace)."
         )
+    _check_finite(design, term)
+    _check_random_effects(term, design.nobs)
+    trials_source = weights if proportion else trials  # a proportion's weights are its trials
+    _check_precision(design, fam, trials_source if isinstance(trials_source, str) else
+                     ("weights" if proportion else "trials"))
     if np.linalg.matrix_rank(design.X) < design.X.shape[1]:
         raise DataError(
             "the fixed-effects model matrix is rank deficient (some columns of "

@@ -13,10 +13,18 @@ the analytic gradient; forward differences above 200,000 rows, where the log-lik
 quadratic) gives a final Newton step, the convergence test (Newton decrement below 1e-6, whatever
 message the optimiser stopped with) and, inverted, the covariance of the estimates (as lme4).
 
+A variance parameter (a diagonal entry of :math:`T_\theta`) that ends at 0 proves nothing by itself:
+the likelihood is even in it, so its gradient there is 0 whatever the data, and L-BFGS-B stops on the
+bound. Every such component is tested (the likelihood at small and moderate positive values) and the
+optimiser restarts from the interior while one of them raises the likelihood; an early stop away
+from the boundary gets up to two restarts. Only a boundary verified this way is reported as singular;
+one that cannot be verified makes the fit unconverged.
+
 :func:`diagnose` turns a :class:`FitOutcome` into the covariance of the estimates and the warnings
 about the fit: a Hessian that is not positive definite, a singular (boundary) fit, non-convergence,
 a badly scaled problem (largest eigenvalue of the deviance Hessian above 1e6, as lme4's "very large
-eigenvalue"; the warning names the column and a rescaling) and a flat likelihood ridge.
+eigenvalue"; the warning names the column and a rescaling) and a flat likelihood ridge (see
+``RIDGE_CURVATURE``).
 """
 
 from __future__ import annotations
@@ -41,7 +49,16 @@ except ImportError:  # pragma: no cover
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
-RIDGE_CURVATURE = 1.0  # smallest scaled deviance curvature below which the likelihood is a flat ridge
+# Flat ridge: smallest eigenvalue of the deviance Hessian in standardised coordinates (each beta per SD of
+# its column, so one unit is a change of 1 in the linear predictor per SD: for a logit an odds ratio of
+# e per SD, a large effect). Below 0.1 the standard error along that direction exceeds sqrt(2/0.1) = 4.5
+# such units, a 95% interval wider than +-8.8 (odds ratios beyond 1:6600 per SD): the data do not place
+# the combination at all. Measured: crossover Laplace 0.023-0.030 in any coding of trt and period (tau
+# runs up the ridge to 23 with the intercept), nAGQ = 10 0.064 (tau 8.6); the accurate nAGQ >= 25 fits
+# (tau 4.9) 0.20-0.42 and nAGQ = 5 0.46; Ohio 3,600; lme4_extra cases >= 26; non-singular simulated
+# 40 x 8 fits >= 0.65.
+RIDGE_CURVATURE = 0.1
+ACCURATE_NODES = 25  # quadrature nodes from which the crossover estimates no longer move (lesson 7)
 
 
 # --------------------------------------------------------------------------------------------
@@ -64,6 +81,9 @@ class FitOutcome:
     converged: bool
     message: str
     newton_decrement: float
+    n_nodes: int = 1  # 1: Laplace; more: adaptive Gauss-Hermite nodes
+    boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
+    restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
 
 
 def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -241,35 +261,83 @@ def _fit_glmm(
 
     lower = term.lower_bounds
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
-    x0 = objective.to_x(theta0, beta0)
-    result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
-                               options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
-                                        "maxcor": 20})
-    assert objective.best is not None
-    _, x, grad_x, state = objective.best
-
-    # Judge convergence by the gradient (Newton decrement on the finite-difference Hessian of the
-    # analytic gradient), not by the optimiser's message; take one Newton step to polish.
     central = data.nobs <= CENTRAL_DIFFERENCE_LIMIT
-    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
-    H_x = objective.hessian(x, grad_x, state.u, central)
-    decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
-    if decrement > 1e-10:
-        _, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
-        x_new = x + step
-        x_new[:n_theta] = np.where(np.isfinite(lower), np.maximum(x_new[:n_theta], 0.0), x_new[:n_theta])
-        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13, min_iter=2)
-        if new_value > value:
-            x, value, grad_x, state = x_new, new_value, new_grad, new_state
-            decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
-    converged = bool(decrement < 1e-6)
+    x = objective.to_x(theta0, beta0)
+    restarts, plain_restarts, previous = 0, 0, -np.inf
+    while True:
+        result = optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                   options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
+                                            "maxcor": 20})
+        assert objective.best is not None
+        x, value, grad_x, state, H_x, decrement = _polish(objective, objective.best[1], objective.best[3],
+                                                           lower, central)
+        # A variance parameter at 0 is a stationary point whatever the data (the likelihood is even
+        # in it), so the optimiser's stop proves nothing there: look inside the boundary, and
+        # restart from the interior when the likelihood rises.
+        interior = _interior_improvement(objective, x, value, state, lower)
+        stalled = interior is None and (decrement < 1e-6 or value <= previous + 1e-9
+                                        or plain_restarts >= MAX_PLAIN_RESTARTS)
+        if stalled or restarts >= MAX_RESTARTS:
+            break
+        previous = value
+        plain_restarts += interior is None
+        x = x if interior is None else interior
+        restarts += 1
+    boundary_verified = interior is None
+    converged = bool(decrement < 1e-6) and boundary_verified
 
     theta, beta = objective.split(x)
     J_inv = np.linalg.inv(objective.jacobian())
     hessian = J_inv.T @ H_x @ J_inv
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
-                      converged, str(result.message), decrement)
+                      converged, str(result.message), decrement, n_nodes, boundary_verified, restarts)
+
+
+MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
+MAX_PLAIN_RESTARTS = 2  # restarts of an unconverged fit away from the boundary (fresh L-BFGS-B memory)
+BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in start standard errors
+BOUNDARY_RISE = 1e-7  # a rise of the log-likelihood above evaluation noise (PIRLS to 1e-13)
+
+
+def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray, central: bool):
+    """Re-evaluate ``x`` tightly, take one Newton step if it helps, and return the point with its
+    log-likelihood, gradient, modes, Hessian (optimiser coordinates) and Newton decrement.
+
+    Convergence is judged by the gradient (Newton decrement on the finite-difference Hessian of the
+    analytic gradient), not by the optimiser's message."""
+    n_theta = objective.n_theta
+    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
+    H_x = objective.hessian(x, grad_x, state.u, central)
+    decrement, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
+    if decrement > 1e-10:
+        x_new = x + step
+        x_new[:n_theta] = np.where(np.isfinite(lower), np.maximum(x_new[:n_theta], 0.0), x_new[:n_theta])
+        new_value, new_grad, new_state = objective.loglik(x_new, state.u, tol=1e-13, min_iter=2)
+        if new_value > value:
+            x, value, grad_x, state = x_new, new_value, new_grad, new_state
+            decrement = _newton_decrement(H_x, grad_x, x, n_theta, lower)[0]
+    return x, value, grad_x, state, H_x, decrement
+
+
+def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, state: ModeState,
+                          lower: np.ndarray) -> np.ndarray | None:
+    r"""Test every variance parameter at (or near) 0: the log-likelihood at small and moderate
+    positive values of that :math:`\theta_k` (the others held). Because the likelihood is even in
+    :math:`\theta_k`, its gradient there is 0 and only this one-sided look shows whether 0 is a
+    maximum (the curvature is :math:`2\,\Delta\ell/\delta^2` at the smallest probe). Returns the
+    best interior point when one beats ``x``, else ``None`` (every boundary component verified)."""
+    theta = objective.split(x)[0]
+    at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(theta) < SINGULAR_TOLERANCE))
+    best_value, best_x = value + BOUNDARY_RISE, None
+    for k in at_bound:
+        for delta in BOUNDARY_PROBES:
+            trial = x.copy()
+            trial[k] = max(delta, x[k])
+            trial_value = objective.loglik(trial, state.u, tol=1e-13, min_iter=2)[0]
+            if trial_value > best_value:
+                best_value, best_x = trial_value, trial
+    return best_x
 
 
 def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_theta: int,
@@ -362,15 +430,20 @@ def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_na
         cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
         found.append(FitWarning("the Hessian with respect to (theta, beta) is not positive definite; standard "
                                 "errors are conditional on the random-effect parameters", ConvergenceWarning))
-    if is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
+    if outcome.boundary_verified and is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
         found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
                                 "near) zero; see cov_re", SingularFitWarning))
-    if not outcome.converged:
+    if not outcome.boundary_verified:
+        found.append(FitWarning("the optimum is not verified: a random-effect standard deviation is at 0, but the "
+                                "log-likelihood still rises when it moves off 0 after "
+                                f"{outcome.restarts} restarts from the interior; the estimates are not the maximum",
+                                ConvergenceWarning))
+    elif not outcome.converged:
         found.append(FitWarning(f"the fit may not have converged: Newton decrement {outcome.newton_decrement:.2g} "
                                 "at the final estimates (should be < 1e-6)", ConvergenceWarning))
     deviance_hessian = -2.0 * outcome.hessian
     scaling = _scaling_warning(deviance_hessian, data.X, n_theta, column_names)
-    ridge = _ridge_warning(deviance_hessian, data.X, n_theta, column_names)
+    ridge = _ridge_warning(outcome, data, correlated, column_names)
     found += [w for w in (scaling, ridge) if w is not None]
     return Diagnosis(cov_full, cov_beta, found)
 
@@ -405,23 +478,52 @@ def _scaling_warning(deviance_hessian: np.ndarray, X: np.ndarray, n_theta: int,
         "the estimates are unaffected", ScalingWarning)
 
 
-def _ridge_warning(deviance_hessian: np.ndarray, X: np.ndarray, n_theta: int,
+def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
                    column_names: list[str]) -> FitWarning | None:
-    # Flat ridge: the smallest curvature of the deviance, with each coefficient measured per
-    # standard deviation of its covariate (so the scale of x does not matter). Well-determined
-    # fits have values in the tens to thousands; the crossover data's are below 0.1.
-    spread = X.std(axis=0)
-    spread[spread == 0] = 1.0
-    scale = np.concatenate([np.ones(n_theta), spread])
-    scaled = scale[:, None] * deviance_hessian * scale[None, :]
-    values, vectors = np.linalg.eigh(scaled)
+    r"""A flat likelihood ridge: the deviance barely changes along some combination of the estimates.
+
+    Measured in standardised coordinates, so that rescaling a covariate changes nothing: each
+    :math:`\beta_j` per SD of its model-matrix column, each :math:`\theta` entry of row ``a`` of
+    :math:`T_\theta` per SD of random-effect column ``a`` (constant columns: unscaled). Variance
+    parameters on the boundary are left out: the singular-fit warning covers them.
+    """
+    term = CovarianceTerm(data.n_re, correlated)
+    rows, _ = term.positions
+    free = np.ones(len(outcome.theta) + len(outcome.beta), dtype=bool)
+    free[: term.n_theta] = ~(term.diagonal & (np.abs(outcome.theta) < SINGULAR_TOLERANCE))
+    scale = np.concatenate([_column_sd(data.Z)[rows], _column_sd(data.X)])[free]
+    deviance_hessian = -2.0 * outcome.hessian[np.ix_(free, free)]
+    values, vectors = np.linalg.eigh(deviance_hessian / np.outer(scale, scale))
     if values[0] >= RIDGE_CURVATURE:
         return None
-    labels = [f"theta{k + 1}" for k in range(n_theta)] + list(column_names)
-    direction = vectors[:, 0]
-    top = np.argsort(-np.abs(direction))[:3]
-    along = ", ".join(f"{labels[k]} ({direction[k]:+.2f})" for k in top)
+    theta_labels = ["theta"] if term.n_theta == 1 else [f"theta{k + 1}" for k in range(term.n_theta)]
+    labels = [name for name, keep in zip(theta_labels + list(column_names), free, strict=True) if keep]
+    direction = vectors[:, 0] * np.sign(vectors[np.argmax(np.abs(vectors[:, 0])), 0])
+    top = [k for k in np.argsort(-np.abs(direction))[:4] if abs(direction[k]) >= 0.1]
+    combination = " ".join(f"{'-' if direction[k] < 0 else '+'} {abs(direction[k]):.2f} {labels[k]}"
+                           for k in top).lstrip("+ ")
+    se = np.sqrt(2.0 / max(values[0], 1e-300))
+    theta_share = float(np.sum(direction[: int(free[: term.n_theta].sum())] ** 2))
+    per_group = data.nobs / data.n_groups
+    if theta_share >= 0.1:
+        advice = "theta and the fixed effects trade off along it"
+        if outcome.n_nodes < ACCURATE_NODES:
+            method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
+            advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
+                       f"nAGQ = {ACCURATE_NODES} or more (if the ridge persists, only more observations per group "
+                       "identify it)")
+        else:
+            advice += "; more observations per group would identify it"
+    else:
+        advice = (f"the columns {', '.join(labels[k] for k in top)} are nearly interchangeable in these data; data "
+                  "in which they vary independently (or dropping one of them) would identify it")
     return FitWarning(
-        f"flat likelihood ridge: moving the estimates by one unit (per SD of each covariate) along the "
-        f"direction {along} changes -2 logLik by only {values[0] / 2:.3g}; the optimum is poorly "
-        "determined (with few observations per group, compare nAGQ > 1 fits)", FlatRidgeWarning)
+        f"flat likelihood ridge along {combination} (per SD of each column): the deviance curvature there is only "
+        f"{values[0]:.3g} (standard error {se:.3g} on the link scale), so the data do not determine this "
+        f"combination and the Wald standard errors are unreliable; {advice}.", FlatRidgeWarning)
+
+
+def _column_sd(A: np.ndarray) -> np.ndarray:
+    """SD of each column, 1 for a constant column (the intercept is left on its own scale)."""
+    sd = np.asarray(A, dtype=float).reshape(len(A), -1).std(axis=0)
+    return np.where(sd > 0, sd, 1.0)
