@@ -50,11 +50,10 @@ def values(mapping: dict) -> np.ndarray:
 
 
 def lme4_comparable(name: str) -> Any:
-    """The fit of ``name``; an expected failure while glmer stops at a wrong boundary optimum there."""
+    """The fit of ``name``, which must reach lme4's optimum (not stop at a boundary, issue 8 item 1)."""
     fit = fit_case(name)
-    if fit.llf < CASES[name]["loglik"] - WRONG_OPTIMUM:
-        pytest.xfail(f"glmer's log-likelihood is {CASES[name]['loglik'] - fit.llf:.3g} below lme4's: the boundary "
-                     "optimum of issue 8 item 1 (fixed on the 'boundary' branch)")
+    gap = CASES[name]["loglik"] - fit.llf
+    assert gap <= WRONG_OPTIMUM, f"glmer's log-likelihood is {gap:.3g} below lme4's: a wrong optimum"
     return fit
 
 
@@ -350,9 +349,6 @@ def test_bootstrap_lrt_under_the_null_is_not_significant() -> None:
     assert np.median(result.bootstrap) < 1.0
 
 
-@pytest.mark.xfail(strict=True, reason="refits of the random-intercept model stop at a false SD = 0 (issue 8 item 1, "
-                   "fixed on the 'boundary' branch): 0.9 of the null statistics are 0 instead of lme4's 0.5. Remove "
-                   "this mark once that fix is merged.")
 def test_bootstrap_null_distribution_matches_lme4s() -> None:
     # lme4's own bootstrap of the same null (200 simulations from the GLM, both models refitted)
     lme4 = REFERENCE["bootstrap_null_probit"]
