@@ -79,12 +79,15 @@ def test_proportions_with_weights_are_the_trials_model() -> None:
 
 
 @pytest.mark.parametrize("n_agq", [1, 5])
-def test_integer_weights_count_rows_repeatedly(n_agq: int) -> None:
-    # w copies of a row in its group give the group the conditional likelihood f(y)^w: the same model
-    data = frame("pois_w.csv").assign(k=lambda d: (d.index % 3) + 1)
-    weighted = glmer("y ~ x + (1 | g)", data, "poisson", weights="k", nAGQ=n_agq)
+@pytest.mark.parametrize(("data_file", "family", "trials"), [("pois_w.csv", "poisson", None),
+                                                             ("binom.csv", "binomial", "n")])
+def test_integer_weights_count_rows_repeatedly(n_agq: int, data_file: str, family: str, trials: str | None) -> None:
+    # w copies of a row in its group give the group the conditional likelihood f(y)^w: the same model (for
+    # successes out of trials too: the prior weights multiply the trials' weights and the binomial constant)
+    data = frame(data_file).assign(k=lambda d: (d.index % 3) + 1)
+    weighted = glmer("y ~ x + (1 | g)", data, family, weights="k", nAGQ=n_agq, trials=trials)
     repeated = data.loc[data.index.repeat(data["k"])].reset_index(drop=True)
-    plain = glmer("y ~ x + (1 | g)", repeated, "poisson", nAGQ=n_agq)
+    plain = glmer("y ~ x + (1 | g)", repeated, family, nAGQ=n_agq, trials=trials)
     assert weighted.llf == pytest.approx(plain.llf, abs=1e-7)
     np.testing.assert_allclose(weighted.params, plain.params, rtol=1e-6)
     np.testing.assert_allclose(weighted.theta, plain.theta, rtol=1e-5)
