@@ -75,7 +75,7 @@ def reference_pass(data, beta: np.ndarray, b: np.ndarray) -> None:
     for a in range(data.Z.shape[1]):
         eta += data.Z[:, a] * b[:, a][data.groups]
     n = 1.0 if data.trials is None else data.trials
-    if data.kernel.family == "poisson":
+    if data.family.name == "poisson":
         mu = np.exp(eta)
         loglik = data.y * eta - mu
         weights = mu
@@ -88,11 +88,11 @@ def reference_pass(data, beta: np.ndarray, b: np.ndarray) -> None:
 
 
 def kernel_pass(data, beta: np.ndarray, b: np.ndarray) -> None:
-    """The same pass with glmmteach's likelihood kernel (what one inner Newton iteration costs)."""
-    from glmmteach.integration import _random_part
+    """The same pass with the family's log-likelihood in eta (what one inner Newton iteration costs)."""
+    from glmmteach.glmm.model import random_part
 
-    eta = data.eta_fixed(beta) + _random_part(data, data.Z, b)
-    values = data.kernel.evaluate(eta, data.y, data.trials)
+    eta = data.eta_fixed(beta) + random_part(data, data.Z, b)
+    values = data.family.eta_values(eta, data.response, data.weights)
     for column in (values.loglik, values.score, values.fisher):
         np.bincount(data.groups, weights=column, minlength=data.n_groups)
 

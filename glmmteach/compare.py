@@ -12,15 +12,20 @@ the number of parameters :math:`p`; smaller is better.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .exceptions import GlmmteachError
+from .exceptions import GlmmteachError, GlmmteachWarning
 from .glm import GLMResults
 from .rformat import format_pval, format_r
+
+# Fits converge to a Newton decrement of 1e-6: equal maxima can differ by about that much.
+NEGATIVE_LR_TOLERANCE = 1e-5
 
 
 def _llf_and_df(model: Any) -> tuple[float, int]:
@@ -82,7 +87,7 @@ def anova(*models: Any) -> AnovaTable:
     if len(nobs) > 1:
         raise GlmmteachError(f"models were fitted to different numbers of observations: {sorted(nobs)}")
     rows = []
-    prev: tuple[float, int] | None = None
+    prev: tuple[float, int, str] | None = None
     for m in models:
         llf, k = _llf_and_df(m)
         # a GLM's residual deviance is relative to the saturated model; a GLMM's is -2 logLik
@@ -101,9 +106,17 @@ def anova(*models: Any) -> AnovaTable:
                 raise GlmmteachError("two models have the same number of parameters: they are not nested")
             if df < 0:
                 raise GlmmteachError("list the models from the smallest to the largest (nested) model")
+            if stat < -NEGATIVE_LR_TOLERANCE:
+                raise GlmmteachError(
+                    f"the larger model {m.formula!r} fits worse (log-likelihood {llf:.6g}) than the smaller "
+                    f"model {prev[2]!r} ({prev[0]:.6g}): likelihood-ratio statistic {stat:.4g} < 0. A model that "
+                    "contains the smaller one can always fit at least as well, so the larger fit did not reach "
+                    "its maximum (or the models are not nested); check its warnings and refit it before comparing"
+                )
+            stat = max(stat, 0.0)  # rounding at equal fits
             row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": stats.chi2.sf(stat, df)})
         rows.append(row)
-        prev = (llf, k)
+        prev = (llf, k, m.formula)
     table = AnovaTable(rows, index=pd.RangeIndex(1, len(models) + 1))
     table.formulas = [m.formula for m in models]
     return table
@@ -118,3 +131,98 @@ def compare_ic(*models: Any, names: list[str] | None = None) -> pd.DataFrame:
         raise GlmmteachError(f"names has {len(labels)} entries for {len(models)} models")
     rows = [{"df": _llf_and_df(m)[1], "logLik": m.llf, "AIC": m.aic, "BIC": m.bic} for m in models]
     return pd.DataFrame(rows, index=pd.Index(labels, name="model"))
+
+
+@dataclass
+class BootstrapLRT:
+    r"""A parametric-bootstrap likelihood-ratio test (:func:`bootstrap_lrt`).
+
+    ``statistic`` is the observed :math:`2(\ell_{big} - \ell_{small})`, ``bootstrap`` the statistics of the
+    successful refits, ``pvalue`` :math:`(1 + \#\{LRT^* \ge LRT\})/(n + 1)` over those ``n`` refits,
+    ``n_failed`` the simulations whose refits failed (an error, no convergence, or a larger model fitted
+    worse than the smaller one) and were left out.
+    """
+
+    statistic: float
+    bootstrap: np.ndarray
+    pvalue: float
+    n_failed: int
+    nsim: int
+    df: int
+    formulas: tuple[str, str]
+
+    def __str__(self) -> str:
+        used = len(self.bootstrap)
+        lines = [
+            "Parametric bootstrap likelihood-ratio test",
+            f"Model 1: {self.formulas[0]}",
+            f"Model 2: {self.formulas[1]}",
+            f"LRT = {self.statistic:.4g} (Df = {self.df}), p = {self.pvalue:.4g} from {used} simulations"
+            + (f" ({self.n_failed} of {self.nsim} failed and were left out)" if self.n_failed else ""),
+        ]
+        return "\n".join(lines)
+
+    __repr__ = __str__
+
+
+LRT_TOLERANCE = 1e-4  # a larger model fitting worse than this (log-likelihood units x 2) missed its optimum
+
+
+def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None) -> BootstrapLRT:
+    r"""Parametric-bootstrap likelihood-ratio test of ``small`` (the null) against the larger ``big``.
+
+    For a variance component the :math:`\chi^2` reference of :func:`anova` is wrong (the null value
+    :math:`\sigma = 0` is on the boundary; for one variance the null distribution is
+    :math:`\tfrac12\chi^2_0 + \tfrac12\chi^2_1`). This test simulates ``nsim`` responses from the fitted
+    ``small`` model (new random effects each time, lme4's ``simulate`` default), refits both models to each,
+    and compares the observed statistic with the simulated ones:
+    :math:`p = (1 + \#\{LRT^* \ge LRT\}) / (n + 1)`, ``n`` the successful refits.
+
+    ``small`` is a :func:`~glmmteach.glm` or :func:`~glmmteach.glmer` fit, ``big`` a ``glmer`` fit of the same
+    response with more parameters; ``seed`` (integer, ``numpy.random.Generator`` or ``None``) makes it
+    reproducible. Warnings of the refits (e.g. boundary fits, expected under the null) are not shown.
+    """
+    from .glmm.simulate import as_generator, check_nsim
+
+    nsim = check_nsim(nsim)
+    for label, model in (("small", small), ("big", big)):
+        if not (hasattr(model, "simulate") and hasattr(model, "refit") and hasattr(model, "llf")):
+            raise GlmmteachError(f"{label} must be a glm or glmer fit, got {type(model).__name__}")
+    if isinstance(big, GLMResults):
+        raise GlmmteachError("big must be a glmer fit: the bootstrap tests a variance component of the larger model")
+    df = int(big.k_params) - int(small.k_params)
+    if df <= 0:
+        raise GlmmteachError(f"big must have more parameters than small ({big.k_params} vs {small.k_params}); "
+                             "pass the smaller (null) model first")
+    ds, db = small.design, big.design
+    if len(ds.y) != len(db.y) or not (np.array_equal(ds.y, db.y) and np.array_equal(ds.trials, db.trials)):
+        raise GlmmteachError("the two models were not fitted to the same responses (rows, values or trials differ)")
+    statistic = 2.0 * (big.llf - small.llf)
+    if statistic < -LRT_TOLERANCE:
+        raise GlmmteachError(
+            f"the larger model's log-likelihood is {-statistic / 2:.4g} below the smaller model's: the larger fit "
+            "did not reach its optimum, so no likelihood-ratio test is possible"
+        )
+    statistic = max(statistic, 0.0)
+    rng = as_generator(seed)
+    values, failed = [], 0
+    for _ in range(nsim):  # one response at a time: memory stays at one data set
+        response = small.simulate(1, seed=rng)["sim_1"]
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", GlmmteachWarning)
+                fit_small = small.refit(response)
+                fit_big = big.refit(response)
+        except GlmmteachError:  # e.g. a simulated binary response with only zeros
+            failed += 1
+            continue
+        value = 2.0 * (fit_big.llf - fit_small.llf)
+        if not (fit_small.converged and fit_big.converged) or not np.isfinite(value) or value < -LRT_TOLERANCE:
+            failed += 1
+            continue
+        values.append(max(value, 0.0))
+    if not values:
+        raise GlmmteachError(f"all {nsim} bootstrap refits failed: no reference distribution")
+    boot = np.asarray(values)
+    pvalue = (1.0 + float(np.sum(boot >= statistic))) / (len(boot) + 1.0)
+    return BootstrapLRT(statistic, boot, pvalue, failed, nsim, df, (small.formula, big.formula))

@@ -413,6 +413,26 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
             )
 
 
+def new_response_values(new_response: Any, nobs: int, name: str) -> np.ndarray:
+    """A new response vector for ``refit``: one finite number per fitted row (a one-column DataFrame too)."""
+    values = new_response
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise DataError(f"refit needs one new response vector; got a DataFrame with {values.shape[1]} columns "
+                            "(refit each simulated column separately)")
+        values = values.iloc[:, 0]
+    try:
+        y = np.asarray(values, dtype=float)
+    except (TypeError, ValueError) as err:
+        raise DataError(f"the new response for {name!r} must be numeric: {err}") from err
+    if y.ndim != 1 or len(y) != nobs:
+        raise DataError(f"the new response for {name!r} must have one value per observation of the fit ({nobs}), "
+                        f"got shape {y.shape}")
+    if not np.all(np.isfinite(y)):
+        raise DataError(f"the new response for {name!r} has missing or infinite values")
+    return y
+
+
 def build_design(
     formula: str,
     data: pd.DataFrame,

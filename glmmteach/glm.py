@@ -25,15 +25,22 @@ families.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
-from .exceptions import ConvergenceWarning, GlmmteachError, RankDeficiencyWarning, SeparationWarning
+from .exceptions import (
+    ConvergenceWarning,
+    GlmmteachError,
+    GlmmteachWarning,
+    RankDeficiencyWarning,
+    SeparationWarning,
+)
 from .families import Family, get_family
-from .formula import ArrayLike, Design, build_design
+from .formula import ArrayLike, Design, build_design, check_response, new_response_values
 from .rformat import coef_table_text, format_r
 
 EPSILON = 1e-8
@@ -254,6 +261,33 @@ class GLMResults:
     def bic(self) -> float:
         r""":math:`\mathrm{BIC} = -2\ell(\hat\beta) + p\log n`."""
         return -2 * self.llf + np.log(self.nobs) * self.k_params
+
+    # ---- simulation and refitting ---------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed: Any = None) -> pd.DataFrame:
+        """Simulate ``nsim`` responses from the fitted binomial or Poisson model (R's ``simulate``): one
+        column per simulation (``sim_1`` …), in the response's units (0/1, successes out of the trials,
+        counts). Prior weights are ignored, with a warning, as in R. ``seed``: an integer, a
+        ``numpy.random.Generator`` or ``None``."""
+        from .glmm.simulate import as_generator, check_nsim, draw_responses
+
+        nsim = check_nsim(nsim)
+        if self.family.name not in ("binomial", "poisson"):
+            raise GlmmteachError(f"simulate is available for binomial and poisson fits, not {self.family.name!r}")
+        if np.any(self.design.weights != 1):
+            warnings.warn("prior weights are ignored when simulating (as R does): each row is simulated from "
+                          "its fitted distribution", GlmmteachWarning, stacklevel=2)
+        mean = np.repeat(self.fittedvalues.to_numpy()[:, None], nsim, axis=1)
+        trials = self.design.trials if self.design.has_trials else None
+        draws = draw_responses(self.family.name, mean, trials, as_generator(seed))
+        return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def refit(self, new_response: Any) -> GLMResults:
+        """The same model fitted to a new response (e.g. a column of :meth:`simulate`): one value per
+        fitted row, in the response's units."""
+        d = self.design
+        y = new_response_values(new_response, len(d.y), d.response_name)
+        check_response(self.family, y, d.trials if d.has_trials else None, d.response_name)
+        return fit_glm_design(replace(d, y=y), self.family, self.formula)
 
     def cov_params(self) -> pd.DataFrame:
         r"""Estimated covariance of the estimates, :math:`\phi (X^\top W X)^{-1}`."""
@@ -498,18 +532,24 @@ def glm(
             RankDeficiencyWarning,
             stacklevel=2,
         )
+    return fit_glm_design(design, fam, formula, maxit)
+
+
+def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
+    """Fit the GLM of a built :class:`~glmmteach.formula.Design` (the last step of :func:`glm`, and what
+    :meth:`GLMResults.refit` calls with a new response)."""
     keep = estimable_columns(design.X)
     if not keep.all() and not design._logical_bars:
         dropped = ", ".join(np.array(design.column_names)[~keep])
         warnings.warn(
             f"design is rank deficient: {dropped} not estimable (reported as NaN, as R reports NA)",
             RankDeficiencyWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     y = design.y / design.trials
     prior = design.weights * design.trials
     fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit)
-    _warn_fit_problems(fit, fam, prior)
+    _warn_fit_problems(fit, fam, prior, stacklevel=4)
     if "(Intercept)" in design.column_names:
         null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset)
         null_deviance = null_fit.deviance
@@ -519,13 +559,13 @@ def glm(
     return GLMResults(design, fam, fit, keep, null_deviance, formula)
 
 
-def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray) -> None:
+def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklevel: int = 3) -> None:
     if not fit.converged:
         warnings.warn(
             f"Fisher scoring did not converge in {fit.iterations} iterations; the estimates are not "
             "the maximum likelihood estimates",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=stacklevel,
         )
     if family.is_binomial:
         eps = 10 * np.finfo(float).eps
@@ -534,5 +574,5 @@ def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray) -> None:
                 "fitted probabilities numerically 0 or 1 occurred: the data are (quasi-)separated and "
                 "some estimates and standard errors are effectively infinite",
                 SeparationWarning,
-                stacklevel=3,
+                stacklevel=stacklevel,
             )

@@ -1,4 +1,11 @@
-"""Shared fixtures: the course data and the R reference fits (copies of shared/reference)."""
+"""Shared fixtures (the course data and the R reference fits, copies of shared/reference) and the
+markers of whole test files.
+
+Markers (registered in pyproject.toml) let the library tests run alone in about a minute:
+``pytest tests -m "not slow and not book and not grading and not r"``. Whole files are marked here,
+by name, so that the files themselves stay free of bookkeeping; single slow or R-running tests of the
+library files carry ``@pytest.mark.slow`` / ``@pytest.mark.r`` themselves.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,25 @@ import pandas as pd
 import pytest
 
 from glmmteach import datasets
+
+# (substring of a test file's name, marker): the course pages and the grader are not library tests.
+FILE_MARKERS = (
+    ("book_render", "book"),  # needs the built book (_build/html) and Chromium
+    ("syllabus", "book"),  # reads the stored outputs of the executed lessons
+    ("grading", "grading"),  # executes notebooks as students and instructors would
+    ("exercises", "grading"),
+    ("lme4_live", "r"),  # runs R with lme4
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.suffix == ".ipynb":  # a lesson run by nbval
+            item.add_marker(pytest.mark.book)
+            continue
+        for fragment, marker in FILE_MARKERS:
+            if fragment in item.path.name:
+                item.add_marker(getattr(pytest.mark, marker))
 
 DATA = Path(__file__).parent / "data"
 

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from glmmteach import datasets
 
@@ -39,12 +40,14 @@ def test_county_shapes_match_names():
     assert -85 < lon.min() < lon.max() < -80 and 38 < lat.min() < lat.max() < 42.5
 
 
+@pytest.mark.slow
 def test_loaders_work_outside_the_repository(tmp_path):
     code = "from glmmteach import datasets; print(len(datasets.load_crossover()))"
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "134"
 
 
+@pytest.mark.slow
 def test_loaders_work_from_an_installed_wheel(tmp_path):
     """Build the wheel, install it into a bare folder, and load every data set from there."""
     root = Path(__file__).resolve().parents[1]

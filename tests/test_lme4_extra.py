@@ -241,6 +241,8 @@ def _r_with_lme4() -> str | None:
     return None
 
 
+@pytest.mark.r
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running make_reference.R on two cases reproduces reference.json's numbers."""

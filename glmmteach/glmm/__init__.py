@@ -1,0 +1,49 @@
+r"""The GLMM engine, one module per stage, in lme4's shape.
+
+- :mod:`~glmmteach.glmm.terms`: random-effects terms, the relative covariance factor
+  :math:`T_\theta`, :math:`\theta` ↔ parameters, lower bounds;
+- :mod:`~glmmteach.glmm.model`: the model's arrays (:class:`GroupedData`) and per-group block algebra;
+- :mod:`~glmmteach.glmm.pirls`: conditional modes of the random effects;
+- :mod:`~glmmteach.glmm.devfun`: Laplace and adaptive Gauss–Hermite log-likelihood and gradient,
+  :func:`make_devfun`;
+- :mod:`~glmmteach.glmm.optimize`: start values, optimiser, convergence checks, warnings about the fit;
+- :mod:`~glmmteach.glmm.results`: :class:`GLMMResults`, a passive record of the fit;
+- :mod:`~glmmteach.glmm.summary`: lme4's printed summary;
+- :mod:`~glmmteach.glmm.api`: :func:`glmer` (formula → terms → fit → results).
+
+The one-cluster teaching functions are in :mod:`glmmteach.integration`.
+"""
+
+from .api import glmer
+from .devfun import agq_loglik, laplace_loglik, loglik_and_gradient, make_devfun, marginal_loglik
+from .model import GroupedData
+from .optimize import Diagnosis, FitOutcome, diagnose, fit_glmm, glm_start, maximise_beta
+from .pirls import ModeState, conditional_modes
+from .results import GLMMResults
+from .summary import GLMMSummary, r_abbreviate
+from .terms import CovarianceTerm, theta_lower_bounds, theta_positions, theta_to_T
+
+__all__ = [
+    "CovarianceTerm",
+    "Diagnosis",
+    "FitOutcome",
+    "GLMMResults",
+    "GLMMSummary",
+    "GroupedData",
+    "ModeState",
+    "agq_loglik",
+    "conditional_modes",
+    "diagnose",
+    "fit_glmm",
+    "glm_start",
+    "glmer",
+    "laplace_loglik",
+    "loglik_and_gradient",
+    "make_devfun",
+    "marginal_loglik",
+    "maximise_beta",
+    "r_abbreviate",
+    "theta_lower_bounds",
+    "theta_positions",
+    "theta_to_T",
+]

@@ -1,0 +1,274 @@
+r"""Generalized linear mixed models by maximum likelihood: :func:`glmer`, as lme4's ``glmer``.
+
+The model (one grouping factor, lme4's parametrisation):
+
+.. math::
+
+    g\bigl(E[y_{ij} \mid u_i]\bigr) = \eta_{ij} = x_{ij}^\top\beta + o_{ij} + z_{ij}^\top T_\theta u_i,
+    \qquad u_i \sim N(0, I_r), \qquad \Sigma = T_\theta T_\theta^\top .
+
+Data flow in lme4's shape: the formula gives the model matrices and the random-effects term
+(:mod:`glmmteach.formula`, :mod:`glmmteach.glmm.terms`); :mod:`glmmteach.glmm.pirls` finds the
+conditional modes, :mod:`glmmteach.glmm.devfun` the Laplace or adaptive Gauss–Hermite
+log-likelihood and its gradient, :mod:`glmmteach.glmm.optimize` maximises it and diagnoses the
+fit, and :class:`~glmmteach.glmm.results.GLMMResults` records the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataError, FormulaError, GlmmteachError
+from ..families import Family, get_glmm_family
+from ..formula import Design, RandomTerm, build_design, check_response, new_response_values, parse_formula
+from .model import GroupedData
+from .optimize import diagnose, fit_glmm
+from .results import GLMMResults, ModelSpec
+from .terms import CovarianceTerm
+
+
+def _check_nagq(nAGQ: Any) -> int:
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or nAGQ < 1:
+        raise GlmmteachError(
+            f"nAGQ must be a whole number >= 1 (1 = Laplace, more = adaptive Gauss-Hermite nodes), got {nAGQ!r}"
+        )
+    return int(nAGQ)
+
+
+def _check_response_varies(design: Design, family: Family) -> None:
+    y = design.y
+    name = design.response_name
+    if family.is_binomial:
+        if np.all(y == 0):
+            what = "0 (no successes)"
+        elif np.all(y == design.trials):
+            what = "all trials (successes)" if design.has_trials else "1"
+        else:
+            return
+        raise DataError(
+            f"the response {name!r} is {what} in every row: with identical outcomes the fixed effects "
+            "have no finite maximum-likelihood estimate"
+        )
+    if np.all(y == y[0]):
+        raise DataError(
+            f"the response {name!r} has the same value ({y[0]:g}) in every row: there is no variation to model"
+        )
+
+
+def _check_not_nested(bars: list) -> None:
+    for bar in bars:
+        if "/" in bar.group:
+            outer, inner = (part.strip() for part in bar.group.split("/", 1))
+            raise FormulaError(
+                f"nested random effects {bar} are not supported yet: {bar} means ({bar.expr} | {outer}) + "
+                f"({bar.expr} | {outer}:{inner}), two grouping factors, and glmer fits one"
+            )
+
+
+def _check_finite(design: Design, term: RandomTerm) -> None:
+    """Every value the fit uses is finite; name the column and the first offending row."""
+    named = [(design.response_name, design.y), ("offset", design.offset), ("trials", design.trials)]
+    named += list(zip(design.column_names, design.X.T, strict=True))
+    named += [(f"{name} (random-effect column of {term.expr} | {term.group_name})", column)
+              for name, column in zip(term.names, np.asarray(term.Z).reshape(design.nobs, -1).T, strict=True)]
+    for name, values in named:
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            kind = "infinite" if np.isinf(values[bad[0]]) else "not a number"
+            raise DataError(
+                f"column {name!r} is {kind} ({values[bad[0]]}) in row {design.row_index[bad[0]]!r} "
+                f"({bad.size} row{'s' if bad.size > 1 else ''} in all): glmer needs finite values"
+            )
+
+
+# Double precision rounds each row's log-likelihood to about eps * m * (1 + log m) (m the count, or the
+# binomial trials: its terms y log(mu) and log(y!) are that large and cancel). The convergence test
+# (Newton decrement 1e-6) and likelihood-ratio comparisons need the sum to about 1e-4; beyond it a fit
+# stops at its start values (counts near 1e9 with a few hundred rows already fail to converge).
+LOGLIK_PRECISION = 1e-4
+
+
+def _check_precision(design: Design, family: Family, trials_name: str) -> None:
+    sizes = np.asarray(design.trials if family.is_binomial else design.y, dtype=float)
+    rounding = np.finfo(float).eps * float(np.sum(sizes * (1.0 + np.abs(np.log(np.maximum(sizes, 1.0))))))
+    if rounding <= LOGLIK_PRECISION:
+        return
+    worst = int(np.argmax(sizes))
+    what = f"binomial trials {trials_name!r}" if family.is_binomial else f"counts in {design.response_name!r}"
+    raise DataError(
+        f"the {what} are too large for a {family.name} log-likelihood in double precision: the largest is "
+        f"{sizes[worst]:.6g} (row {design.row_index[worst]!r}), and the log-likelihood of these data is rounded "
+        f"to about +-{rounding:.2g}, more than the {LOGLIK_PRECISION:g} a fit and a likelihood-ratio test need. "
+        "Counts this large carry almost no sampling noise (SD sqrt(n), relative 1/sqrt(n)): model the rates or "
+        "log counts with a Gaussian model, or use smaller units"
+    )
+
+
+def _check_random_effects(term: RandomTerm, nobs: int) -> None:
+    """lme4's checks on the random-effects term: > 1 level, more rows than random effects, no empty column."""
+    label = f"({term.expr} | {term.group_name})"
+    if term.n_groups < 2:
+        raise DataError(
+            f"grouping factors must have > 1 sampled level: {term.group_name!r} has only "
+            f"{term.group_levels[0]!r}, so {label} has no between-group variance to estimate"
+        )
+    n_re = term.n_groups * len(term.names)
+    if nobs < n_re:
+        raise DataError(
+            f"number of observations (={nobs}) < number of random effects (={n_re}) for term {label}; the "
+            "random-effects parameters are unidentifiable (as lme4 refuses)"
+        )
+    Z = np.asarray(term.Z).reshape(nobs, -1)
+    for name, column in zip(term.names, Z.T, strict=True):
+        if not np.any(column != 0):
+            raise DataError(
+                f"the random-effect column {name!r} of {label} is zero in every row: its variance cannot be "
+                "estimated; drop it from the term"
+            )
+
+
+def glmer(
+    formula: str,
+    data: pd.DataFrame,
+    family: str | Family = "binomial",
+    link: str | None = None,
+    nAGQ: int = 1,
+    offset: Any = None,
+    trials: Any = None,
+    weights: Any = None,
+) -> GLMMResults:
+    r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
+
+    Parameters
+    ----------
+    formula : str
+        R-style formula with one random-effects term, e.g. ``"outcome ~ trt*period + (1|ID)"``,
+        ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope) or ``"y ~ x + (1 + x || g)"``
+        (uncorrelated). ``offset(z)`` terms are allowed.
+    data : DataFrame
+        Rows with a missing value in a model variable are dropped (and counted).
+    family, link
+        ``"binomial"`` (logit, probit, cloglog) or ``"poisson"`` (log).
+    nAGQ : int
+        1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
+        per group (only for a single scalar random effect, as in lme4).
+    offset : str or array, optional
+        Extra known term of the linear predictor (column name or values).
+    trials : str or array, optional
+        Binomial totals: the response then counts successes out of ``trials``.
+    weights : str or array, optional
+        Prior weights (lme4's ``weights=``): row :math:`j` contributes :math:`w_j\log f(y_j)` to
+        the log-likelihood. For a binomial response given as a *proportion* (no ``trials``), the
+        weights are the numbers of trials, as in R: ``glmer("p ~ x + (1|g)", data, weights="n")`` is
+        the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
+
+    Returns
+    -------
+    GLMMResults
+    """
+    n_nodes = _check_nagq(nAGQ)
+    fam = get_glmm_family(family, link)
+    parsed = parse_formula(formula)
+    if not parsed.bars:
+        raise FormulaError(
+            f"the formula {formula!r} has no random-effects term such as (1 | group); "
+            "for a model without random effects use glmmteach.glm"
+        )
+    _check_not_nested(parsed.bars)
+    bar = parsed.bars[0]
+    if isinstance(data, pd.DataFrame) and bar.group not in data.columns:
+        raise DataError(
+            f"the grouping factor {bar.group!r} of the random-effects term {bar} is not a column of the data"
+        )
+    proportion = fam.is_binomial and weights is not None and trials is None
+    design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
+                          weights=weights)
+    if proportion:
+        design = _proportions_as_trials(design, weights)
+    if len(design.random) > 1:
+        raise FormulaError(
+            f"glmer fits one grouping factor; the formula has {len(design.random)}: "
+            + ", ".join(t.group_name for t in design.random)
+        )
+    term = design.random[0]
+    if n_nodes > 1 and term.Z.shape[1] != 1:
+        raise GlmmteachError(
+            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
+            f"{' + '.join(map(str, parsed.bars))} has "
+            f"{term.Z.shape[1]} effects per group ({', '.join(term.names)}). Use nAGQ=1 (Laplace)."
+        )
+    _check_finite(design, term)
+    _check_random_effects(term, design.nobs)
+    trials_source = weights if proportion else trials  # a proportion's weights are its trials
+    _check_precision(design, fam, trials_source if isinstance(trials_source, str) else
+                     ("weights" if proportion else "trials"))
+    if np.linalg.matrix_rank(design.X) < design.X.shape[1]:
+        raise DataError(
+            "the fixed-effects model matrix is rank deficient (some columns of "
+            f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
+        )
+    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, stacklevel=3)
+
+
+def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = None,
+               theta_start: np.ndarray | None = None, beta_start: np.ndarray | None = None,
+               stacklevel: int = 2) -> GLMMResults:
+    """Fit the GLMM of a built :class:`~glmmteach.formula.Design`: the last step of :func:`glmer`, and what
+    :func:`refit_response` calls with a new response and the previous estimates as the start."""
+    _check_response_varies(design, spec.family)
+    term = design.random[0]
+    grouped = GroupedData(
+        design.X, term.Z, design.y, term.group_codes, term.n_groups, spec.family,
+        trials=design.trials if design.has_trials else None,
+        offset=design.offset if np.any(design.offset != 0) else None,
+        prior_weights=design.weights if np.any(design.weights != 1) else None,
+    )
+    outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
+    diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
+    diagnosis.emit(stacklevel=stacklevel)
+    return GLMMResults(spec.formula, spec.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec)
+
+
+def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
+    """The model of ``result`` fitted to ``new_response`` (lme4's ``refit(fit, newresp)``), starting from
+    ``result``'s estimates; see :meth:`GLMMResults.refit`."""
+    spec, design = result.spec, result.design
+    y = new_response_values(new_response, design.nobs, design.response_name)
+    if spec.proportion:
+        new_design = _proportions_as_trials(replace(design, y=y, weights=design.trials, has_trials=False),
+                                            "the trials")
+    else:
+        check_response(spec.family, y, design.trials if design.has_trials else None, design.response_name)
+        new_design = replace(design, y=y)
+    # the likelihood's gradient in a diagonal entry of theta is exactly 0 at 0: a start there cannot leave it
+    diagonal = CovarianceTerm(len(result.re_names), result.correlated).diagonal
+    theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
+    return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=4)
+
+
+def _proportions_as_trials(design: Design, weights: Any) -> Design:
+    """A binomial proportion ``y`` with prior weights ``n`` is ``n y`` successes out of ``n`` trials (R's
+    reading of ``glmer(p ~ ..., weights = n)``): the design gets trials and unit weights."""
+    y, n = design.y, design.weights
+    label = f"weights column {weights!r}" if isinstance(weights, str) else "weights="
+    name = design.response_name
+    if not np.all(np.isfinite(y)) or np.any((y < 0) | (y > 1)):
+        bad = y[~(np.isfinite(y) & (y >= 0) & (y <= 1))][0]
+        raise DataError(f"binomial response {name!r} with weights= must be a proportion between 0 and 1; it has "
+                        f"value {bad!r} (for counts of successes pass trials= instead)")
+    if np.any(n < 1) or np.any(n != np.round(n)):
+        bad = n[(n < 1) | (n != np.round(n))][0]
+        raise DataError(f"{label} gives the numbers of trials of the proportions in {name!r}: they must be whole "
+                        f"numbers of at least 1, got {bad!r}")
+    successes = y * n
+    whole = np.round(successes)
+    off = np.abs(successes - whole) > 1e-7 * np.maximum(n, 1.0)
+    if off.any():
+        j = int(np.argmax(off))
+        raise DataError(f"binomial response {name!r} times {label} must be whole numbers of successes; row {j} has "
+                        f"{y[j]!r} x {n[j]!r} = {successes[j]!r}")
+    return replace(design, y=whole, trials=n.copy(), weights=np.ones_like(n), has_trials=True)

@@ -1,0 +1,179 @@
+r"""The arrays of a GLMM with one grouping factor, and the per-group block algebra on them.
+
+:class:`GroupedData` holds the fixed-effects design ``X``, the random-effects covariates ``Z``,
+the group codes, the response and the :class:`~glmmteach.families.Family`. Every per-group quantity the
+engine needs (sums over a group's rows, the stacked :math:`r\times r` systems of the conditional
+modes) is a ``np.bincount`` or a batched closed form here, so no stage loops over groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ..families import Family, get_glmm_family
+
+
+@dataclass
+class GroupedData:
+    r"""Arrays of a GLMM with one grouping factor.
+
+    ``X`` (n×p) fixed-effects design, ``Z`` (n×r) random-effects design, ``y`` responses as
+    given (successes for binomial), ``trials`` binomial totals (``None``: binary or Poisson),
+    ``offset``, ``groups`` integer codes 0..G-1, ``family`` the :class:`~glmmteach.families.Family`.
+
+    ``prior_weights`` are lme4's ``weights=`` (``None``: all 1): row :math:`j` contributes
+    :math:`w_j \log f(y_j)` to the log-likelihood.
+
+    ``response`` and ``weights`` are the response in the family's (R's) convention: the proportion
+    ``y / trials`` with ``weights = trials`` for the binomial family, the counts otherwise, and the
+    prior weights multiplied into ``weights`` (as R's ``glm`` multiplies them into the trials). The
+    engine passes those to the family, which multiplies every row's log-likelihood, score and
+    informations by them.
+    """
+
+    X: np.ndarray
+    Z: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+    n_groups: int
+    family: Family
+    trials: np.ndarray | None = None
+    offset: np.ndarray | None = None
+    prior_weights: np.ndarray | None = None
+    response: np.ndarray = field(init=False)
+    weights: np.ndarray | None = field(init=False)
+    log_constant: float = field(init=False)
+    z_is_ones: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.X = np.ascontiguousarray(self.X, dtype=float)
+        self.Z = np.ascontiguousarray(np.asarray(self.Z, dtype=float).reshape(len(self.y), -1))
+        self.y = np.ascontiguousarray(self.y, dtype=float)
+        self.groups = np.ascontiguousarray(self.groups, dtype=np.intp)
+        if self.trials is not None:
+            self.trials = np.ascontiguousarray(self.trials, dtype=float)
+        if self.offset is not None:
+            self.offset = np.ascontiguousarray(self.offset, dtype=float)
+        self.family = get_glmm_family(self.family)
+        if self.trials is None:
+            self.response, self.weights = self.y, None
+        else:
+            # a row with no trials carries no information (and no 0/0)
+            proportion = np.divide(self.y, self.trials, out=np.zeros_like(self.y), where=self.trials > 0)
+            self.response, self.weights = proportion, self.trials
+        # the data-only constant is the trials' (binomial coefficients), times the prior weight
+        constant = self.family.log_constant(self.response, self.weights)
+        if self.prior_weights is not None:
+            self.prior_weights = np.ascontiguousarray(self.prior_weights, dtype=float)
+            constant = self.prior_weights * constant
+            self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
+        self.log_constant = float(constant.sum())
+        self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
+
+    @classmethod
+    def from_arrays(
+        cls,
+        X: np.ndarray,
+        Z: np.ndarray | None,
+        y: np.ndarray,
+        groups: np.ndarray,
+        family: str | Family = "binomial",
+        link: str | None = None,
+        trials: np.ndarray | None = None,
+        offset: np.ndarray | None = None,
+    ) -> GroupedData:
+        """Build from arrays; ``groups`` may hold any labels (they are coded 0..G-1); ``y`` counts
+        successes out of ``trials`` for the binomial family."""
+        codes, uniques = pd.factorize(pd.Series(np.asarray(groups)), sort=True)
+        y = np.asarray(y, dtype=float)
+        Z = np.ones((len(y), 1)) if Z is None else Z
+        return cls(np.asarray(X, dtype=float), Z, y, codes, len(uniques), get_glmm_family(family, link),
+                   trials, offset)
+
+    @property
+    def nobs(self) -> int:
+        return len(self.y)
+
+    @property
+    def n_re(self) -> int:
+        return self.Z.shape[1]
+
+    def eta_fixed(self, beta: np.ndarray) -> np.ndarray:
+        r""":math:`X\beta + \text{offset}`."""
+        eta = self.X @ np.asarray(beta, dtype=float)
+        return eta if self.offset is None else eta + self.offset
+
+    def group_sum(self, values: np.ndarray) -> np.ndarray:
+        """Sum ``values`` (length n) within groups: length-G array."""
+        return np.bincount(self.groups, weights=values, minlength=self.n_groups)
+
+
+def weighted_crossprod(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Per-group :math:`\\sum_j w_j a_j a_j^T` (G×r×r) for rows ``a_j`` of ``A`` (n×r)."""
+    r = A.shape[1]
+    out = np.empty((data.n_groups, r, r))
+    for a in range(r):  # loops over the r(r+1)/2 matrix entries, not over groups
+        wa = weights * A[:, a]
+        for c in range(a, r):
+            out[:, a, c] = out[:, c, a] = data.group_sum(wa * A[:, c])
+    return out
+
+
+def group_vector_sum(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Per-group :math:`\\sum_j w_j a_j` (G×r)."""
+    return np.stack([data.group_sum(weights * A[:, a]) for a in range(A.shape[1])], axis=1)
+
+
+def random_part(data: GroupedData, ZT: np.ndarray, u: np.ndarray) -> np.ndarray:
+    r""":math:`z_j^\top T u_{g(j)}` for every row (one gather per random-effect term)."""
+    out = ZT[:, 0] * u[:, 0][data.groups]
+    for a in range(1, ZT.shape[1]):
+        out += ZT[:, a] * u[:, a][data.groups]
+    return out
+
+
+# Stacked symmetric r×r systems: closed forms for r = 1 and 2 (the usual cases), LAPACK otherwise.
+
+def batch_solve(H: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Solve the stacked symmetric systems H_i x_i = g_i (G×r×r, G×r)."""
+    if H.shape[1] == 1:
+        return g / H[:, :, 0]
+    if H.shape[1] == 2:
+        a, b, d = H[:, 0, 0], H[:, 0, 1], H[:, 1, 1]
+        det = a * d - b * b
+        return np.stack([(d * g[:, 0] - b * g[:, 1]) / det, (a * g[:, 1] - b * g[:, 0]) / det], axis=1)
+    return np.linalg.solve(H, g[:, :, None])[:, :, 0]
+
+
+def batch_logdet(H: np.ndarray) -> np.ndarray:
+    if H.shape[1] == 1:
+        return np.log(H[:, 0, 0])
+    if H.shape[1] == 2:
+        return np.log(H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2)
+    chol = np.linalg.cholesky(H)
+    return 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+
+
+def batch_inverse(H: np.ndarray) -> np.ndarray:
+    if H.shape[1] == 1:
+        return 1.0 / H
+    if H.shape[1] == 2:
+        a, b, d = H[:, 0, 0], H[:, 0, 1], H[:, 1, 1]
+        det = a * d - b * b
+        return np.stack([np.stack([d, -b], axis=1), np.stack([-b, a], axis=1)], axis=1) / det[:, None, None]
+    return np.linalg.inv(H)
+
+
+def leverage(data: GroupedData, ZT: np.ndarray, M: np.ndarray) -> np.ndarray:
+    r""":math:`q_j = (T^\top z_j)^\top M_{g(j)} (T^\top z_j)` for every row."""
+    g = data.groups
+    if ZT.shape[1] == 1:
+        return ZT[:, 0] ** 2 * M[:, 0, 0][g]
+    if ZT.shape[1] == 2:
+        return (ZT[:, 0] ** 2 * M[:, 0, 0][g] + 2.0 * ZT[:, 0] * ZT[:, 1] * M[:, 0, 1][g]
+                + ZT[:, 1] ** 2 * M[:, 1, 1][g])
+    return np.einsum("na,nab,nb->n", ZT, M[g], ZT)
+

@@ -1,0 +1,399 @@
+r"""The fitted GLMM: :class:`GLMMResults`, a passive record of a fit.
+
+It is built from what :func:`glmmteach.glmm.optimize.fit_glmm` found and what
+:func:`glmmteach.glmm.optimize.diagnose` concluded (covariance, warnings): it computes no fit and
+raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse``, ``llf``,
+``conf_int()``, ``summary()``) and lme4's names where statsmodels has none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from ..exceptions import DataError, GlmmteachError
+from ..families import Family
+from ..formula import Design
+from .model import GroupedData, batch_inverse
+from .optimize import Diagnosis, FitOutcome, is_singular, maximise_beta
+from .simulate import as_generator, check_nsim, simulate_glmm
+from .summary import GLMMSummary, VarCorrTable
+from .terms import CovarianceTerm
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What, besides the data, defines a glmer model: enough to fit it again to a new response.
+
+    ``proportion``: the binomial response was given as a proportion with ``weights`` = trials (simulated
+    and new responses are then proportions too).
+    """
+
+    formula: str
+    family: Family
+    n_nodes: int
+    proportion: bool = False
+
+
+class GLMMResults:
+    """A fitted GLMM: estimates, standard errors, random effects, diagnostics, predictions.
+
+    Attributes mirror :class:`glmmteach.GLMResults` where they mean the same thing. ``deviance`` is
+    :math:`-2\\log L` (what lme4's summary prints under "deviance"); lme4's ``deviance(fit)``, the
+    sum of squared deviance residuals at the conditional modes, is ``deviance_conditional``.
+    ``warnings`` lists the texts of the warnings raised when the model was fitted. ``spec`` and
+    ``frame`` (the data frame given to :func:`~glmmteach.glmer`) are what :meth:`refit` needs.
+    """
+
+    def __init__(self, formula: str, family: Family, design: Design, data: GroupedData, outcome: FitOutcome,
+                 diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
+                 spec: ModelSpec | None = None):
+        self.formula = formula
+        self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
+        self.frame = frame
+        self.family = family
+        self.design = design
+        self.nAGQ = n_nodes
+        self.model = data  # the arrays the likelihood is computed from (make_devfun(fit) uses them)
+        self._data = data
+        self._outcome = outcome
+        self._frame = frame
+        term = design.random[0]
+        self._term = term
+        self.correlated = term.correlated
+        self.group_name = term.group_name
+        self.re_names = list(term.names)
+        self.theta = outcome.theta
+        self.T = CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)
+        self.llf = float(outcome.llf)
+        self.nobs = design.nobs
+        self.ngroups = term.n_groups
+        self.dropped_rows = design.dropped_rows
+        self.converged = outcome.converged
+        self.n_evaluations = outcome.evaluations
+        self.data_passes = outcome.passes
+        names = design.column_names
+        self.params = pd.Series(outcome.beta, index=names, name="Estimate")
+        self.warnings: list[str] = [item.message for item in diagnosis.warnings]
+        self._cov_full = diagnosis.cov_full
+        self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
+        self.bse = pd.Series(np.sqrt(np.diag(diagnosis.cov_beta)), index=names, name="Std. Error")
+        self.zvalues = pd.Series(self.params / self.bse, name="z value")
+        self.pvalues = pd.Series(2 * stats.norm.sf(np.abs(self.zvalues)), index=names, name="Pr(>|z|)")
+
+    # ---- basic quantities -------------------------------------------------------------------
+    @property
+    def k_params(self) -> int:
+        """Number of estimated parameters: fixed effects plus random-effect (co)variances."""
+        return len(self.params) + len(self.theta)
+
+    @property
+    def singular(self) -> bool:
+        """True for a boundary fit: a random-effect SD below 1e-4 (lme4's ``isSingular``)."""
+        return is_singular(self.theta, CovarianceTerm(self._data.n_re, self.correlated))
+
+    @property
+    def df_resid(self) -> int:
+        return self.nobs - self.k_params
+
+    @property
+    def deviance(self) -> float:
+        r""":math:`-2\log L` (the "deviance" of lme4's summary table)."""
+        return -2.0 * self.llf
+
+    @property
+    def aic(self) -> float:
+        return -2.0 * self.llf + 2 * self.k_params
+
+    @property
+    def bic(self) -> float:
+        return -2.0 * self.llf + np.log(self.nobs) * self.k_params
+
+    @property
+    def method(self) -> str:
+        return "Laplace" if self.nAGQ == 1 else f"adaptive Gauss-Hermite quadrature, nAGQ = {self.nAGQ}"
+
+    def cov_params(self) -> pd.DataFrame:
+        """Covariance matrix of the fixed-effect estimates."""
+        return self._cov.copy()
+
+    @property
+    def corr_fixef(self) -> pd.DataFrame:
+        """Correlation of the fixed-effect estimates."""
+        sd = np.sqrt(np.diag(self._cov.to_numpy()))
+        return pd.DataFrame(self._cov.to_numpy() / np.outer(sd, sd), index=self._cov.index, columns=self._cov.columns)
+
+    @property
+    def cov_re(self) -> pd.DataFrame:
+        r"""Random-effect covariance :math:`\Sigma = T_\theta T_\theta^\top` (r×r)."""
+        return pd.DataFrame(self.T @ self.T.T, index=self.re_names, columns=self.re_names)
+
+    @property
+    def sd_re(self) -> pd.Series:
+        """Random-effect standard deviations."""
+        return pd.Series(np.sqrt(np.diag(self.T @ self.T.T)), index=self.re_names, name="Std.Dev.")
+
+    @property
+    def ranef(self) -> pd.DataFrame:
+        r"""Conditional modes :math:`\tilde b_i = T\tilde u_i` per group with conditional SDs
+        (columns ``<name>`` and ``<name>_sd``; :math:`\operatorname{Var}(b_i\mid y)\approx T H_i^{-1}T^\top`)."""
+        state = self._outcome.state
+        b = state.u @ self.T.T
+        cond_cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
+        cond_sd = np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None))
+        frame = {}
+        for a, name in enumerate(self.re_names):
+            frame[name] = b[:, a]
+            frame[f"{name}_sd"] = cond_sd[:, a]
+        return pd.DataFrame(frame, index=pd.Index(self._term.group_levels, name=self.group_name))
+
+    @property
+    def ranef_cov(self) -> pd.DataFrame:
+        r"""Conditional covariance matrix of each group's random effects (lme4's
+        ``attr(ranef(fit, condVar = TRUE)$g, "postVar")``): :math:`T H_i^{-1} T^\top`, with
+        :math:`H_i = I + T^\top Z_i^\top W_i Z_i T` at the conditional modes, :math:`W_i` the GLM working
+        weights. One r×r block per group: rows indexed by (group, effect), columns by effect; the square
+        roots of the diagonal are the ``_sd`` columns of :attr:`ranef`. For ``(1 + x || g)`` lme4 reports
+        each term's block alone (zero covariances); here the effects' conditional covariance is kept:
+        independent a priori, they are not independent given the data.
+        """
+        state = self._outcome.state
+        cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
+        index = pd.MultiIndex.from_product([self._term.group_levels, self.re_names], names=[self.group_name, "effect"])
+        return pd.DataFrame(cov.reshape(-1, len(self.re_names)), index=index, columns=self.re_names)
+
+    def varcorr(self) -> VarCorrTable:
+        """lme4's ``VarCorr(fit)``: random-effect variances, standard deviations and correlations, one row per
+        effect (columns ``Groups``, ``Name``, ``Variance``, ``Std.Dev.`` and, for a correlated term, one
+        ``Corr <effect>`` column per earlier effect). It prints in lme4's layout; ``table.to_text(digits,
+        comp)`` is lme4's ``print(VarCorr(fit), digits, comp)``."""
+        cov = self.T @ self.T.T
+        sd = np.sqrt(np.diag(cov))
+        r = len(self.re_names)
+        if self.correlated:
+            groups = [self.group_name] * r
+        else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
+            groups = [self.group_name if a == 0 else f"{self.group_name}.{a}" for a in range(r)]
+        table = VarCorrTable({"Groups": groups, "Name": self.re_names, "Variance": np.diag(cov), "Std.Dev.": sd})
+        if self.correlated and r > 1:
+            safe = np.where(sd > 0, sd, 1.0)
+            corr = cov / np.outer(safe, safe)
+            for c in range(r - 1):
+                table[f"Corr {self.re_names[c]}"] = [corr[a, c] if a > c else np.nan for a in range(r)]
+        return table
+
+    def _conditional_mean(self) -> np.ndarray:
+        return self.family.linkinv(self._outcome.state.eta)
+
+    @property
+    def fittedvalues(self) -> pd.Series:
+        """Conditional means (probabilities for the binomial family) at the conditional modes."""
+        return pd.Series(self._conditional_mean(), index=self.design.row_index)
+
+    RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
+
+    def resid(self, type: str = "deviance") -> pd.Series:
+        r"""Residuals at the conditional modes, as lme4's ``residuals(fit, type)`` for a glmer fit.
+
+        With :math:`y` the response per trial (a proportion for binomial data), :math:`\mu` the fitted
+        mean, :math:`w` the prior weights times the trials and :math:`d` the unit deviance:
+
+        - ``"deviance"`` (the default, as in lme4): :math:`\operatorname{sign}(y-\mu)\sqrt{w\,d(y,\mu)}`;
+        - ``"pearson"``: :math:`(y-\mu)\sqrt{w/V(\mu)}`;
+        - ``"response"``: :math:`y-\mu` (on the proportion scale for binomial data, as lme4);
+        - ``"working"``: :math:`(y-\mu)/(d\mu/d\eta)`.
+        """
+        if type not in self.RESIDUAL_TYPES:
+            raise GlmmteachError(f"type must be one of {', '.join(map(repr, self.RESIDUAL_TYPES))}, got {type!r}")
+        mu = self._conditional_mean()
+        data = self._data
+        y = data.response  # R's convention: proportions for binomial data, weights = prior weights x trials
+        w = np.ones(data.nobs) if data.weights is None else data.weights
+        if type == "deviance":
+            unit = self.family.deviance_residuals(y, mu, w)
+            values = np.where(y > mu, 1.0, -1.0) * np.sqrt(np.maximum(unit, 0.0))
+        elif type == "pearson":
+            values = (y - mu) * np.sqrt(w / self.family.variance(mu))
+        elif type == "response":
+            values = y - mu
+        else:
+            values = (y - mu) / self.family.link.mu_eta(self._outcome.state.eta)
+        return pd.Series(values, index=self.design.row_index, name=type)
+
+    @property
+    def resid_pearson(self) -> pd.Series:
+        """Pearson residuals at the conditional modes, ``resid("pearson")`` (lme4's scaled residuals; the
+        GLMM dispersion is 1)."""
+        return self.resid("pearson")
+
+    @property
+    def deviance_conditional(self) -> float:
+        """lme4's ``deviance(fit)``: the sum of squared deviance residuals at the conditional modes."""
+        return float(np.sum(self.resid("deviance").to_numpy() ** 2))
+
+    # ---- inference --------------------------------------------------------------------------
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects."""
+        q = stats.norm.ppf(1 - alpha / 2)
+        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
+        return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
+
+    def profile_sd(self, sd_values: np.ndarray) -> pd.DataFrame:
+        r"""Profile log-likelihood :math:`\max_\beta \log L(\beta, \sigma)` on a grid of random-intercept SDs."""
+        self._require_scalar("profile_sd")
+        beta = self.params.to_numpy()
+        rows = []
+        for sd in np.asarray(sd_values, dtype=float):
+            beta, value = maximise_beta(self._data, np.array([sd]), beta, True, self.nAGQ)
+            rows.append([sd, value, *beta])
+        return pd.DataFrame(rows, columns=["sd", "loglik", *self.params.index])
+
+    def _require_scalar(self, what: str) -> None:
+        if self._data.n_re != 1:
+            raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
+                                 f"{self._data.n_re} ({', '.join(self.re_names)})")
+
+    def conf_int_sd(self, alpha: float = 0.05) -> pd.Series:
+        r"""Profile-likelihood confidence interval for the random-effect SD :math:`\sigma`.
+
+        The interval is :math:`\{\sigma : 2[\log L(\hat\beta,\hat\sigma) - \ell_p(\sigma)] \le
+        \chi^2_{1,1-\alpha}\}`, with :math:`\ell_p(\sigma) = \max_\beta \log L(\beta, \sigma)`; its lower
+        end is 0 when :math:`\sigma = 0` is inside.
+        """
+        self._require_scalar("conf_int_sd")
+        sd_hat = float(abs(self.theta[0]))
+        cutoff = self.llf - 0.5 * stats.chi2.ppf(1 - alpha, 1)
+        beta_hat = self.params.to_numpy()
+
+        def excess(sd: float) -> float:
+            return maximise_beta(self._data, np.array([sd]), beta_hat, True, self.nAGQ)[1] - cutoff
+
+        lower = 0.0
+        if sd_hat > 0 and excess(0.0) < 0:
+            lower = optimize.brentq(excess, 0.0, sd_hat, xtol=1e-6 * max(sd_hat, 1e-3))
+        hi = max(2.0 * sd_hat, 0.1)
+        for _ in range(60):
+            if excess(hi) < 0:
+                break
+            hi *= 2.0
+        upper = optimize.brentq(excess, max(sd_hat, 1e-12), hi, xtol=1e-6 * max(sd_hat, 1e-3))
+        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
+        return pd.Series([lower, upper], index=pct, name=f"sd({self.re_names[0]}|{self.group_name})")
+
+    profile_ci = conf_int_sd
+
+    # ---- prediction -------------------------------------------------------------------------
+    def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
+                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False) -> pd.Series:
+        r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
+
+        ``conditional=True``: given the estimated random effects,
+        :math:`g^{-1}(x^\top\hat\beta + o + z^\top\tilde b_i)`. A level of the grouping factor not seen
+        in the fit is an error unless ``allow_new_levels=True`` (lme4's ``allow.new.levels``), which gives
+        such rows the random effect 0, the mean of the population of groups (:math:`b = 0`).
+        ``conditional=False``: population level. On the link scale this is :math:`x^\top\hat\beta + o`
+        (lme4's ``re.form = NA``); on the response scale the random effect is integrated out,
+        :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
+        Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`) — not
+        :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
+        Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
+        was given ``offset=`` as an array (a column name is looked up in ``newdata``).
+        """
+        from ..predict import population_average_mean
+
+        if type not in ("link", "response"):
+            raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
+        if newdata is None:
+            X, offset, Z = self._data.X, self.design.offset, self._data.Z
+            codes = self._data.groups
+            index = self.design.row_index
+        else:
+            X, offset = self.design.new_fixed(newdata, offset)
+            Z, codes = self._new_random(newdata, conditional)
+            index = newdata.index
+            if conditional and not allow_new_levels and np.any(codes < 0):
+                self._refuse_new_levels(newdata[self.group_name].to_numpy()[codes < 0])
+        eta_fixed = X @ self.params.to_numpy() + offset
+        if conditional:
+            b = self._outcome.state.u @ self.T.T
+            b_rows = np.where((codes >= 0)[:, None], b[np.clip(codes, 0, None)], 0.0)
+            eta = eta_fixed + np.einsum("nr,nr->n", Z, b_rows)
+            values = eta if type == "link" else self.family.linkinv(eta)
+        elif type == "link":
+            values = eta_fixed
+        else:
+            re_variance = np.einsum("na,ab,nb->n", Z, self.T @ self.T.T, Z)
+            values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
+        return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
+
+    def _refuse_new_levels(self, unseen: np.ndarray) -> None:
+        column = self.group_name
+        if pd.isna(unseen).any():
+            raise DataError(f"newdata has missing values in the grouping factor {column!r}: give every row a level "
+                            "(or predict with allow_new_levels=True to give those rows the random effect 0)")
+        levels = list(dict.fromkeys(unseen.tolist()))
+        shown = ", ".join(map(repr, levels[:5])) + (f" and {len(levels) - 5} more" if len(levels) > 5 else "")
+        raise DataError(
+            f"newdata has level(s) {shown} of {column!r} that the model was not fitted to; pass "
+            "allow_new_levels=True to predict them with the random effect 0 (a new group), or conditional=False "
+            "for population-level predictions"
+        )
+
+    def _new_random(self, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
+        frame = newdata
+        if self._term.group_name not in frame.columns:
+            if conditional:
+                raise DataError(
+                    f"newdata has no column {self._term.group_name!r} (the grouping factor); add it, or use "
+                    "conditional=False for population-level predictions"
+                )
+            # population-level predictions need Z but no group: any level will do
+            frame = newdata.assign(**{self._term.group_name: self._term.group_levels[0]})
+        return self._term.new_rows(frame)
+
+    # ---- simulation and refitting -----------------------------------------------------------
+    def simulate(self, nsim: int = 1, seed: Any = None, use_u: bool = False) -> pd.DataFrame:
+        r"""Simulate ``nsim`` response vectors from the fitted model (lme4's ``simulate``).
+
+        ``use_u=False`` (lme4's default): new random effects :math:`b_i \sim N(0, \hat\Sigma)` in every
+        simulation, the model's sampling distribution. ``use_u=True``: the conditional modes
+        :math:`\tilde b_i` (new observations of the observed groups). ``seed``: an integer, a
+        ``numpy.random.Generator`` or ``None``. Returns one column per simulation (``sim_1`` …), indexed
+        as the fitted rows, in the response's units: 0/1, successes out of the trials, counts, or
+        proportions when the response was given as a proportion with ``weights``. See
+        :func:`glmmteach.glmm.simulate.simulate_glmm`.
+        """
+        nsim = check_nsim(nsim)
+        draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim,
+                              as_generator(seed), use_u)
+        if self.spec.proportion:
+            draws = draws / self._data.trials[:, None]
+        return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def refit(self, new_response: Any) -> GLMMResults:
+        """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
+        :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
+        in the response's units. The fit starts from these estimates (a diagonal entry of theta, a relative SD,
+        below 0.1 restarts at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record
+        only delegates."""
+        from .api import refit_response
+
+        return refit_response(self, new_response)
+
+    # ---- printing ---------------------------------------------------------------------------
+    def summary(self) -> GLMMSummary:
+        """lme4's ``summary(glmer)``: printed in its layout, shown as tables in a notebook."""
+        return GLMMSummary(self)
+
+    def _repr_html_(self) -> str:
+        return self.summary()._repr_html_()
+
+    def __repr__(self) -> str:
+        coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        sds = ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        return (f"<GLMMResults {self.family.name}({self.family.link.name}), {self.method}: {coefs}; "
+                f"SD({self.group_name}) {sds}; logLik {self.llf:.3f}>")
