@@ -20,9 +20,13 @@ def record(name: str, value: Any) -> None:
     """Keep a computed value for the text of the page (``{glue:text}`name```) and the book's checks.
 
     Floats are kept to 8 significant digits, far beyond what any text shows, so that the stored
-    outputs do not depend on the last bits of floating-point arithmetic.
+    outputs do not depend on the last bits of floating-point arithmetic. Without myst_nb (a reader
+    running a lesson after ``glmmteach copy-course``) there is no page to fill and nothing is kept.
     """
-    from myst_nb import glue  # imported here: only the book needs myst_nb
+    try:
+        from myst_nb import glue  # imported here: only the book needs myst_nb
+    except ImportError:
+        return
 
     value = value.item() if hasattr(value, "item") else value
     glue(name, float(f"{value:.8g}") if isinstance(value, float) else value, display=False)

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .course import add_subcommand as add_copy_course
 from .grading import GradingError, grade, release
 
 
@@ -55,11 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="submissions run in parallel (default: number of CPUs)")
     gra.add_argument("--no-sandbox", action="store_true",
                      help="run kernels as the current user even when running as root")
+    add_copy_course(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "copy-course":
+        return args.run(args)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)

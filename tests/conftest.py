@@ -21,6 +21,9 @@ from glmmteach import datasets
 FILE_MARKERS = (
     ("book_render", "book"),  # needs the built book (_build/html) and Chromium
     ("syllabus", "book"),  # reads the stored outputs of the executed lessons
+    ("new_lessons", "book"),  # the numbers recorded by lessons 13-16
+    ("lesson_cells", "book"),  # the lesson notebooks' code cells and figure metadata
+    ("lessons_r_python", "book"),  # the R <-> Python page
     ("grading", "grading"),  # executes notebooks as students and instructors would
     ("exercises", "grading"),
     ("lme4_live", "r"),  # runs R with lme4

@@ -11,11 +11,19 @@ disabled (no host name resolves), lets MathJax run, dumps the resulting DOM and 
 * every ``<img>`` points at a file that exists and decodes to an image of non-zero size, and the page
   shows at least as many images as its source notebook stores figures;
 * nothing on the page is fetched from the network (no remote ``src``/``href`` on scripts, styles,
-  images or fonts), and the local MathJax script the page loads exists.
+  images or fonts), and the local MathJax script the page loads exists;
+* no bookkeeping is on show: the text ``record(`` appears nowhere on the page;
+* every figure of a lesson sits in a numbered ``<figure>`` with a caption, and its image has alt text
+  that describes it (not a file path, not the empty string);
+* every notebook page offers its notebook for download, and the link leads to the notebook.
+
+A second test loads every page at a width of 1,200 CSS pixels and checks that nothing scrolls
+sideways: neither the page itself nor any code block, output or equation in it.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import re
@@ -83,6 +91,11 @@ class PageScan(HTMLParser):
         self.stack: list[tuple[str, bool]] = []  # (tag, is non-prose)
         self.prose: list[str] = []
         self.images: list[str] = []
+        self.image_alts: list[str] = []
+        self.images_in_figures = 0
+        self.figure_depth = 0
+        self.numbered_captions = 0
+        self.links: list[str] = []
         self.remote: list[str] = []
         self.scripts: list[str] = []
         self.math_elements = 0
@@ -100,6 +113,14 @@ class PageScan(HTMLParser):
             self.mjx_errors += 1
         if tag == "img":
             self.images.append(attributes.get("src", ""))
+            self.image_alts.append(attributes.get("alt", ""))
+            self.images_in_figures += self.figure_depth > 0
+        if tag == "figure":
+            self.figure_depth += 1
+        if tag == "span" and "caption-number" in classes and self.figure_depth:
+            self.numbered_captions += 1
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"])
         if tag == "script" and attributes.get("src"):
             self.scripts.append(attributes["src"])
         for key in ("src", "href"):
@@ -117,6 +138,8 @@ class PageScan(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if tag in VOID_TAGS:
             return
+        if tag == "figure" and self.figure_depth:
+            self.figure_depth -= 1
         # Pop back to the matching tag; tolerate sloppy nesting.
         for index in range(len(self.stack) - 1, -1, -1):
             if self.stack[index][0] == tag:
@@ -254,3 +277,122 @@ def test_page_renders(docname: str, chromium: str, html_dir: Path) -> None:
             continue
         pixels = matplotlib.image.imread(os.fspath(target))
         assert pixels.shape[0] > 0 and pixels.shape[1] > 0, f"{docname}: image {src} is empty"
+
+    # Bookkeeping stays out of sight: on a notebook page the cells that keep values for the text
+    # are removed, so not even the code of a `record(...)` call may be left in it. (The API
+    # reference documents methods of that name; it is not a notebook.)
+    if (BOOK_ROOT / f"{docname}.ipynb").exists():
+        visible_html = re.sub(r"<script\b.*?</script>", "", page.read_text(encoding="utf-8"), flags=re.S)
+        assert "record(" not in visible_html, f"{docname}: the page shows a record(...) call"
+
+    # Figures: numbered captions and alt text that describes them.
+    if figures:
+        assert static.images_in_figures >= figures, (
+            f"{docname}: {figures} figures but only {static.images_in_figures} images inside <figure>"
+        )
+        assert static.numbered_captions >= figures, (
+            f"{docname}: {figures} figures but {static.numbered_captions} numbered captions"
+        )
+    for src, alt in zip(static.images, static.image_alts, strict=True):
+        if "logo" in src:
+            continue
+        assert len(alt.split()) >= 5 and not re.search(r"\.(png|svg|jpe?g)\b|/", alt), (
+            f"{docname}: image {src} has alt text {alt!r}, which does not describe it"
+        )
+
+    # A notebook page offers its notebook for download.
+    if (BOOK_ROOT / f"{docname}.ipynb").exists():
+        downloads = [href for href in static.links if href.endswith(f"{Path(docname).name}.ipynb")]
+        assert downloads, f"{docname}: no link to download the notebook"
+        for href in downloads:
+            target = local_file(page, href)
+            assert target is not None and target.is_file(), f"{docname}: download link {href} is broken"
+            json.loads(target.read_text(encoding="utf-8"))  # a notebook, not an error page
+
+
+# Loads each page in a 1,200-pixel-wide frame of one wrapper page, lets MathJax run, and reports the
+# page's own horizontal overflow and every element that scrolls (or spills) sideways. The frames need
+# --disable-web-security: pages on file:// URLs are otherwise opaque to the wrapper's script.
+OVERFLOW_SCRIPT = """
+const results = {};
+function describe(el) {
+  const text = (el.textContent || "").replace(/\\s+/g, " ").trim().slice(0, 70);
+  return `${el.tagName.toLowerCase()}.${(el.className || "").toString().split(" ")[0]}: ` +
+         `${el.scrollWidth} > ${el.clientWidth} px: ${text}`;
+}
+function measure(url) {
+  return new Promise((resolve) => {
+    const frame = document.createElement("iframe");
+    frame.style.width = "WIDTHpx";
+    frame.style.height = "900px";
+    frame.onload = () => setTimeout(() => {
+      try {
+        const doc = frame.contentDocument;
+        const root = doc.documentElement;
+        const article = doc.querySelector(".bd-article") || doc.body;
+        const wide = [];
+        for (const el of article.querySelectorAll("*")) {
+          const style = frame.contentWindow.getComputedStyle(el);
+          const scrolls = ["auto", "scroll"].includes(style.overflowX);
+          if (scrolls && el.scrollWidth > el.clientWidth + 1) wide.push(describe(el));
+        }
+        const right = article.getBoundingClientRect().right;
+        for (const el of article.querySelectorAll("mjx-container, pre, table, img")) {
+          if (el.getBoundingClientRect().right > right + 1) wide.push("spills: " + describe(el));
+        }
+        resolve({scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide: wide});
+      } catch (error) {
+        resolve({error: String(error)});
+      }
+      frame.remove();
+    }, 4000);
+    frame.src = url;
+    document.body.appendChild(frame);
+  });
+}
+(async () => {
+  for (const url of PAGES) results[url] = await measure(url);
+  const out = document.createElement("pre");
+  out.id = "overflow-results";
+  out.textContent = JSON.stringify(results);
+  document.body.appendChild(out);
+})();
+"""
+PAGE_WIDTH = 1200
+
+
+@pytest.fixture(scope="module")
+def overflow(chromium: str, html_dir: Path) -> dict[str, dict]:
+    """Horizontal overflow of every page at 1,200 px, measured in one Chromium run."""
+    pages = {docname: (html_dir / f"{docname}.html").as_uri() for docname in _docnames()}
+    script = (OVERFLOW_SCRIPT.replace("WIDTH", str(PAGE_WIDTH))
+              .replace("PAGES", json.dumps(list(pages.values()))))
+    with tempfile.TemporaryDirectory() as folder:
+        wrapper = Path(folder) / "measure.html"
+        wrapper.write_text(f"<!doctype html><html><body><script>{script}</script></body></html>")
+        command = [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu",
+            "--disable-background-networking", "--no-first-run", "--disable-component-update",
+            "--disable-sync", "--disable-extensions", f"--user-data-dir={folder}/profile",
+            "--disable-web-security", "--allow-file-access-from-files",
+            "--host-resolver-rules=MAP * ~NOTFOUND", f"--window-size={PAGE_WIDTH + 100},1000",
+            f"--virtual-time-budget={6000 * len(pages)}", "--dump-dom", wrapper.as_uri(),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    match = re.search(r'<pre id="overflow-results">(.*?)</pre>', result.stdout, re.S)
+    assert match, f"the overflow measurement did not finish: {result.stderr[-2000:]}"
+    measured = json.loads(html.unescape(match.group(1)))
+    return {docname: measured.get(url, {"error": "not measured"}) for docname, url in pages.items()}
+
+
+@pytest.mark.parametrize("docname", _docnames())
+def test_no_horizontal_scrolling_at_1200px(docname: str, overflow: dict[str, dict]) -> None:
+    measured = overflow[docname]
+    assert "error" not in measured, f"{docname}: {measured['error']}"
+    assert measured["scrollWidth"] <= measured["clientWidth"], (
+        f"{docname}: the page is {measured['scrollWidth']} px wide in a "
+        f"{measured['clientWidth']} px window"
+    )
+    assert not measured["wide"], (
+        f"{docname}: at {PAGE_WIDTH} px these scroll or spill sideways:\n" + "\n".join(measured["wide"])
+    )

@@ -21,14 +21,30 @@ from glmmteach.datasets import load_crossover
 PAGE = Path(__file__).resolve().parents[1] / "lessons" / "r_python.md"
 
 
+def table_cells(line: str) -> list[str]:
+    """The cells of a Markdown table row, split at unescaped pipes (`\\|` is a literal pipe)."""
+    return [cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
 def python_cells() -> list[str]:
     """Inline code of the last column of every table row on the page."""
     cells = []
     for line in PAGE.read_text(encoding="utf-8").splitlines():
         if line.startswith("|") and not line.startswith("| ---"):
-            columns = [column.strip() for column in line.strip("|").split("|")]
-            cells.extend(re.findall(r"`([^`]+)`", columns[-1]))
+            cells.extend(re.findall(r"`([^`]+)`", table_cells(line)[-1]))
     return cells
+
+
+def test_table_rows_have_as_many_cells_as_their_header() -> None:
+    """A bare `|` inside a cell, as in `(1|ID)`, would split the cell and break the row."""
+    width = None
+    for number, line in enumerate(PAGE.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.startswith("|"):
+            width = None
+            continue
+        cells = table_cells(line)
+        width = width or len(cells)
+        assert len(cells) == width, f"r_python.md line {number}: {len(cells)} cells, its table has {width}"
 
 
 def test_page_has_python_cells() -> None:
