@@ -1,0 +1,173 @@
+"""The numbers of lessons 13-15 (fitting by hand, simulation studies, effect sizes), checked independently.
+
+Each lesson records the values its text quotes with ``glmmteach.booktools.record``; the stored notebook holds
+them as ``application/papermill.record/text/plain`` outputs (what ``pytest --nbval`` proves equal to a fresh
+run). Here they are compared with computations that do not go through the lesson: the R/lme4 reference fits,
+a live ``glmer`` fit, the data themselves, and the defining formulas.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from glmmteach import glmer
+
+LESSONS = Path(__file__).resolve().parents[1] / "lessons"
+RECORD_MIME = "application/papermill.record/text/plain"
+MEDIAN_FACTOR = np.sqrt(2) * stats.norm.ppf(0.75)  # MOR = exp(MEDIAN_FACTOR * tau)
+
+
+@cache
+def recorded(lesson: str) -> dict[str, object]:
+    notebook = json.loads((LESSONS / f"{lesson}.ipynb").read_text())
+    values: dict[str, object] = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            text = output.get("data", {}).get(RECORD_MIME)
+            if text is not None:
+                values[output["metadata"]["scrapbook"]["name"]] = ast.literal_eval(text)
+    return values
+
+
+def value(lesson: str, name: str) -> float:
+    values = recorded(lesson)
+    assert name in values, f"{lesson} does not record {name!r}"
+    return float(values[name])
+
+
+# ---- lesson 13: fitting by hand --------------------------------------------------------------------
+
+
+def test_hand_fit_matches_a_live_glmer_fit(crossover):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # flat ridge, discussed in lesson 7
+        fit = glmer("outcome ~ trt*period + (1|ID)", crossover, family="binomial", nAGQ=25)
+    lesson = "13_fitting_by_hand"
+    hand = [value(lesson, f"h13_{n}") for n in ("b0", "trt", "period", "inter", "tau")]
+    assert np.allclose(hand, [*fit.params, fit.sd_re.iloc[0]], atol=1e-4, rtol=0)
+    assert value(lesson, "h13_loglik") == pytest.approx(fit.llf, abs=1e-6)
+    assert value(lesson, "h13_se_trt") == pytest.approx(fit.bse["trt"], rel=1e-4)
+
+
+def test_hand_fit_matches_lme4_nagq25(reference):
+    lme4 = reference["crossover"]["glmm"]["nAGQ_25"]
+    lesson = "13_fitting_by_hand"
+    for name, term in [("b0", "(Intercept)"), ("trt", "trt"), ("period", "period"), ("inter", "trt:period")]:
+        # lme4's own stopping rule leaves it about 1e-4 from the optimum along the flat ridge
+        assert value(lesson, f"h13_{name}") == pytest.approx(lme4["fixef"][term], abs=5e-4), name
+    assert value(lesson, "h13_se_trt") == pytest.approx(lme4["se"]["trt"], rel=1e-3)
+
+
+def test_hand_fit_delta_method_and_intervals():
+    lesson = "13_fitting_by_hand"
+    tau, se_log = value(lesson, "h13_tau"), value(lesson, "h13_se_log_tau")
+    assert value(lesson, "h13_se_tau_delta") == pytest.approx(tau * se_log, rel=1e-6)
+    assert value(lesson, "h13_se_tau_direct") == pytest.approx(tau * se_log, rel=1e-4)
+    z = stats.norm.ppf(0.975)
+    assert value(lesson, "h13_wald_log_low") == pytest.approx(tau * np.exp(-z * se_log), rel=1e-6)
+    assert value(lesson, "h13_wald_high") == pytest.approx(tau + z * tau * se_log, rel=1e-6)
+    # the text says the log-scale Wald interval is closer to the profile interval than the tau-scale one
+    profile = np.array([value(lesson, "h13_profile_low"), value(lesson, "h13_profile_high")])
+    wald = np.array([value(lesson, "h13_wald_low"), value(lesson, "h13_wald_high")])
+    wald_log = np.array([value(lesson, "h13_wald_log_low"), value(lesson, "h13_wald_log_high")])
+    assert np.abs(wald_log - profile).max() < np.abs(wald - profile).max()
+
+
+# ---- lesson 14: simulation studies -------------------------------------------------------------------
+
+
+def test_simulation_truth_and_reported_uncertainties(reference):
+    lesson = "14_simulation_studies"
+    lme4 = reference["crossover"]["glmm"]["nAGQ_25"]
+    assert value(lesson, "s14_trt_true") == pytest.approx(lme4["fixef"]["trt"], abs=5e-4)
+    n = value(lesson, "s14_n_sims")
+    for key in ("wald", "wald_log", "profile", "trt"):
+        p = value(lesson, f"s14_cover_{key}")
+        assert value(lesson, f"s14_cover_{key}_mcse") == pytest.approx(np.sqrt(p * (1 - p) / n), rel=1e-6)
+        assert (p * n) == pytest.approx(round(p * n), abs=1e-6)  # a share of the simulated trials
+    for key in ("wald", "wald_log", "profile"):
+        misses = value(lesson, f"s14_{key}_below") + value(lesson, f"s14_{key}_above")
+        assert misses >= round((1 - value(lesson, f"s14_cover_{key}")) * n) - value(lesson, "s14_no_se")
+
+
+def test_bootstrap_test_of_tau_zero(ohio):
+    lesson = "14_simulation_studies"
+    women = ohio[(ohio["sex"] == 2) & (ohio["race"] == 2) & (ohio["year"] == 21)]
+    assert value(lesson, "s14_ohio_n") == len(women)
+    assert value(lesson, "s14_ohio_deaths") == women["death"].sum()
+    assert value(lesson, "s14_ohio_zero") == (women["death"] == 0).sum()
+    lr = value(lesson, "s14_ohio_lr")
+    assert value(lesson, "s14_ohio_p_mixture") == pytest.approx(0.5 * stats.chi2.sf(lr, 1), rel=1e-6)
+    b, p_boot = value(lesson, "s14_n_boot"), value(lesson, "s14_p_boot")
+    exceed = p_boot * (b + 1) - 1
+    assert exceed == pytest.approx(round(exceed), abs=1e-5) and 0 <= round(exceed) <= b
+    # the text contrasts the two p-values at the 5% level
+    assert p_boot < 0.05 < value(lesson, "s14_ohio_p_mixture")
+
+
+# ---- lesson 15: effect sizes --------------------------------------------------------------------------
+
+
+def test_median_odds_ratio_and_icc_from_the_formulas(exact_mle):
+    lesson = "15_effect_sizes"
+    tau = value(lesson, "e15_tau")
+    assert tau == pytest.approx(exact_mle["tau"], rel=1e-3)
+    assert value(lesson, "e15_mor") == pytest.approx(np.exp(MEDIAN_FACTOR * tau), rel=1e-6)
+    assert value(lesson, "e15_mor") == pytest.approx(np.exp(MEDIAN_FACTOR * exact_mle["tau"]), rel=5e-3)
+    assert value(lesson, "e15_mor_simulated") == pytest.approx(value(lesson, "e15_mor"), rel=0.05)
+    for end in ("low", "high"):
+        assert value(lesson, f"e15_mor_{end}") == pytest.approx(
+            np.exp(MEDIAN_FACTOR * value(lesson, f"e15_tau_{end}")), rel=1e-6)
+    icc = exact_mle["tau2"] / (exact_mle["tau2"] + np.pi**2 / 3)
+    assert value(lesson, "e15_icc") == pytest.approx(icc, rel=1e-3)
+    assert value(lesson, "e15_or_trt") == pytest.approx(np.exp(exact_mle["fixef"]["trt"]), rel=5e-3)
+    assert value(lesson, "e15_observed_corr") < value(lesson, "e15_icc")
+
+
+def test_median_rate_ratio_against_lme4(reference):
+    lesson = "15_effect_sizes"
+    lme4_tau = reference["ohio"]["glmm_poisson"]["varcorr"][0]["sdcor"]
+    # the lesson's model adds sex x race and uses decades; tau hardly moves (lesson 11)
+    assert value(lesson, "e15_tau_ohio") == pytest.approx(lme4_tau, rel=2e-3)
+    assert value(lesson, "e15_mrr") == pytest.approx(np.exp(MEDIAN_FACTOR * value(lesson, "e15_tau_ohio")),
+                                                     rel=1e-6)
+    assert value(lesson, "e15_mrr_low") < value(lesson, "e15_mrr") < value(lesson, "e15_mrr_high")
+
+
+# ---- lesson 16: model checking ------------------------------------------------------------------------
+
+
+def test_pattern_counts_and_predicted_effects_from_the_data(crossover):
+    lesson = "16_model_checking"
+    abnormal = crossover.groupby("ID")["outcome"].sum()
+    assert value(lesson, "c16_obs_both_normal") == (abnormal == 0).sum()
+    assert value(lesson, "c16_obs_discordant") == (abnormal == 1).sum()
+    # a patient's prediction depends only on the sequence and the number of abnormal ECGs (sufficient
+    # for theta_i under the logit link)
+    ordered = crossover.sort_values(["ID", "period"])
+    first, second = ordered[ordered["period"] == 0], ordered[ordered["period"] == 1]
+    patterns = set(zip(first["trt"], first["outcome"].to_numpy() + second["outcome"].to_numpy(), strict=True))
+    assert value(lesson, "c16_crossover_distinct") == len(patterns)
+    assert value(lesson, "c16_crossover_mode_sd") < value(lesson, "c16_crossover_tau")
+
+
+def test_ohio_pearson_residuals_against_a_live_fit(ohio):
+    lesson = "16_model_checking"
+    ohio = ohio.assign(decade=(ohio["year"] - 11) / 10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmer("death ~ offset(logpop) + factor(sex)*factor(race) + decade + (1|county)", ohio,
+                    family="poisson")
+    assert value(lesson, "c16_pearson_var_glmm") == pytest.approx(np.mean(fit.resid_pearson**2), rel=1e-6)
+    assert value(lesson, "c16_ohio_tau") == pytest.approx(fit.sd_re.iloc[0], rel=1e-6)
+    assert value(lesson, "c16_ohio_mode_sd") == pytest.approx(np.std(fit.ranef["(Intercept)"], ddof=1),
+                                                              rel=1e-6)
+    assert value(lesson, "c16_n_rows") == len(ohio)
