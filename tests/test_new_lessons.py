@@ -48,7 +48,7 @@ def value(lesson: str, name: str) -> float:
 
 def test_hand_fit_matches_a_live_glmer_fit(crossover):
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # flat ridge, discussed in lesson 7
+        warnings.simplefilter("ignore")  # warnings are not what this test judges
         fit = glmer("outcome ~ trt*period + (1|ID)", crossover, family="binomial", nAGQ=25)
     lesson = "13_fitting_by_hand"
     hand = [value(lesson, f"h13_{n}") for n in ("b0", "trt", "period", "inter", "tau")]
