@@ -1,0 +1,78 @@
+r"""Release exercise notebooks to students and grade their submissions, without a server or database.
+
+Modules: :mod:`~glmmteach.grading.notebooks` (source notebooks, student and solution notebooks),
+:mod:`~glmmteach.grading.sandbox` (confining a kernel), :mod:`~glmmteach.grading.runner` (executing a notebook
+and collecting its answers), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
+:mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions).
+The command line is :mod:`glmmteach.cli`.
+
+**Instructor source notebooks** (``exercises/*.ipynb``) mark their cells:
+
+* the cell tagged ``checks-setup`` creates ``answers``, ``record`` and ``check``
+  (:class:`glmmteach.checks.ExerciseChecks`); release and grading rewrite it;
+* a cell whose metadata holds ``{"glmmteach": {"question": {...}}}`` defines a question (fields of
+  :class:`glmmteach.checks.QuestionSpec`: ``id``, ``points``, ``kind``, ``shape``, ``rtol``, ``atol``,
+  ``options``, ``labels``);
+* cells tagged ``solution`` hold solutions: in a code cell the lines between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION`` (or the whole cell, without markers) are replaced by ``raise NotImplementedError()``;
+  a markdown cell tagged ``solution`` (e.g. the book's ``{solution-start}`` / ``{solution-end}`` gates) is
+  dropped.
+
+**Key.** The answer key is what the solution notebook records when run (no value is typed in by hand). It is
+computed by executing the source in a kernel, and lives only in the grader's memory.
+
+**Release** runs every source notebook twice: once with form checks only, to compute the key and check that
+every question is answered with a value of the right kind and shape; then with the public (hashed) key of the
+student notebook, to check that every question is ``check``-ed and that each check accepts the solution. It
+refuses (:class:`ReleaseError`) unless all of that holds and the student notebook's JSON contains neither a
+solution line nor an answer value.
+
+**Grading** runs each submitted notebook in a fresh kernel, in its own temporary folder, through a separate
+worker process with a time limit. Cells run with ``allow_errors`` so that answers recorded before and after a
+failing cell still count (status ``error``, or ``incomplete`` when the only errors are the unanswered
+``NotImplementedError`` placeholders). A cell appended by the grader prints the ``answers`` dict as JSON; the
+grader parses it as untrusted data (numbers, strings, lists only) and scores it in its own process against
+the key, so replacing ``check`` or writing files earns nothing. Outputs beyond ``MAX_OUTPUT_BYTES`` are
+dropped; the time limit includes the kernel's start.
+
+**Sandbox.** When the grader runs as root (and ``unshare`` works), each kernel runs
+
+* under an unused user id of its own (``SANDBOX_UID_BASE + n``): files outside its folder are read-only to it,
+  other kernels are out of reach, and every process it leaves behind is killed afterwards;
+* in a private mount namespace whose file system shows only the system folders, the Python installation, the
+  glmmteach package and data, and its own folder; every other top-level folder (``/tmp``, ``/home``,
+  ``/root``, ``/work``, ...) is an empty tmpfs, and the source and submissions folders are covered even if
+  they lie under a system folder. So no copy of a solution, nor another student's work, is readable;
+* with a private ``/proc`` (``hidepid=2``: it sees only its own processes, not the grader's command line), a
+  private ``/dev/shm``, and limits on processes, file size, memory and CPU time.
+
+Without root, kernels run as the grader's user in a fresh temporary folder with a minimal environment, and
+the grader warns that they are not confined.
+"""
+
+from .errors import GradingError, ReleaseError
+from .gradebook import STATUS_TEXT, grade, write_feedback, write_gradebook
+from .notebooks import (
+    PLACEHOLDER,
+    SETUP_TAG,
+    SOLUTION_TAG,
+    Exercise,
+    load_exercise,
+    load_exercises,
+    solution_lines,
+    solution_notebook,
+    strip_solution,
+    student_notebook,
+)
+from .release import Released, leaked_values, prepare_release, release
+from .runner import Execution, execute_notebook
+from .sandbox import Sandbox, sandbox_available
+from .scoring import GradeRow, compute_key, grade_submission, score_answer
+
+__all__ = [
+    "PLACEHOLDER", "SETUP_TAG", "SOLUTION_TAG", "STATUS_TEXT", "Execution", "Exercise", "GradeRow",
+    "GradingError", "ReleaseError", "Released", "Sandbox", "compute_key", "execute_notebook", "grade",
+    "grade_submission", "leaked_values", "load_exercise", "load_exercises", "prepare_release", "release",
+    "sandbox_available", "score_answer", "solution_lines", "solution_notebook", "strip_solution",
+    "student_notebook", "write_feedback", "write_gradebook",
+]
