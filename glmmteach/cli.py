@@ -1,7 +1,7 @@
 """The ``glmmteach`` command: ``release`` exercise notebooks to students and ``grade`` their submissions.
 
     glmmteach release SOURCE_DIR OUT_DIR
-    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--timeout SECONDS] [--jobs N]
+    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--timeout SECONDS] [--jobs N] [--no-sandbox]
 
 Exit status 0 on success, 1 when a release is refused or grading cannot start, 2 on bad arguments.
 """
@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     gra.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                      help="submissions run in parallel (default: number of CPUs)")
     gra.add_argument("--no-sandbox", action="store_true",
-                     help="run kernels as the current user even when running as root")
+                     help="run submissions unconfined, as your user, when no sandbox (bubblewrap) is "
+                     "available; every gradebook status then says '(no sandbox)'")
     return parser
 
 
@@ -70,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log(f"released {len(written)} notebook(s) to {args.out_dir}")
         else:
             rows = grade(args.source_dir, args.submissions_dir, args.out, timeout=args.timeout, jobs=args.jobs,
-                         sandbox=False if args.no_sandbox else None, log=log)
+                         sandbox=not args.no_sandbox, log=log)
             log(f"graded {len(rows)} notebook(s); gradebook {args.out}, feedback in {args.out.parent / 'feedback'}")
     except GradingError as exc:
         log(f"glmmteach {args.command}: {exc}")

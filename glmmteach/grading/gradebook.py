@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import nbformat
 from ..checks import Feedback
 from .errors import GradingError
 from .notebooks import Exercise, load_exercises
-from .sandbox import PACKAGE, Sandbox, claimed_uid, sandbox_available
+from .sandbox import Sandbox, check_hidden, claimed_uid, sandbox_problem
 from .scoring import GradeRow, compute_key, grade_submission
 
 
@@ -37,14 +38,20 @@ def write_gradebook(rows: list[GradeRow], exercises: list[Exercise], path: Path)
     path.write_text(buffer.getvalue())
 
 
+UNSANDBOXED = " (no sandbox)"  # appended to the status of every row graded with --no-sandbox
+
 STATUS_TEXT = {
     "ok": "ran without errors",
     "incomplete": "ran; some questions still raise NotImplementedError",
-    "error": "a cell raised an error, or the kernel died; the answers the kernel still held were graded",
+    "error": "a cell raised an error, or the notebook's process died; the answers recorded before that were graded",
     "timeout": "stopped at the time limit; answers recorded before that were graded",
     "missing": "not submitted",
     "invalid-notebook": "the file is not a valid notebook",
 }
+
+
+def _status_text(status: str) -> str:
+    return STATUS_TEXT.get(status.removesuffix(UNSANDBOXED), status)
 
 
 def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
@@ -58,7 +65,7 @@ def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
         lines = [f"# Feedback for {student}", ""]
         for row in student_rows:
             lines += [f"## {row.notebook}: {_format_points(row.total)} / {_format_points(row.max_points)}", "",
-                      f"Status: {row.status} ({STATUS_TEXT.get(row.status, row.status)}).", ""]
+                      f"Status: {row.status} ({_status_text(row.status)}).", ""]
             lines += [f"- {f.question} ({_format_points(f.points)}/{_format_points(f.max_points)}): {f.message}"
                       for f in row.feedback]
             if row.errors:
@@ -72,7 +79,7 @@ def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
 
 
 def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float = 300, jobs: int = 1,
-          sandbox: bool | None = None, log: Callable[[str], None] = print) -> list[GradeRow]:
+          sandbox: bool = True, log: Callable[[str], None] = print) -> list[GradeRow]:
     """Grade every student's notebooks.
 
     Writes the gradebook CSV ``out`` and, beside it, ``feedback/<student>.md`` and the executed notebooks
@@ -81,15 +88,16 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     exercises = load_exercises(source_dir)
     if not submissions_dir.is_dir():
         raise GradingError(f"submissions folder {submissions_dir} does not exist")
-    use_sandbox = sandbox_available() if sandbox is None else sandbox
-    if use_sandbox and not sandbox_available():
-        raise GradingError("the sandbox needs root and a working `unshare --mount`")
-    if not use_sandbox:
-        log("warning: kernels are not sandboxed (that needs root and `unshare`): they run as your user and can "
-            "read or change anything you can")
-    hidden = sorted({str(p.resolve()) for p in (source_dir, submissions_dir)})
-    if any(PACKAGE.is_relative_to(h) for h in hidden):
-        raise GradingError("the source, submissions and output folders must not contain the glmmteach package")
+    if sandbox:
+        problem = sandbox_problem()
+        if problem is not None:
+            raise GradingError(f"no sandbox for the submissions: {problem}. Install bubblewrap (Debian/Ubuntu: "
+                               "apt install bubblewrap) or, to run them unconfined as your user, where they can "
+                               "read and change anything you can, pass --no-sandbox")
+        check_hidden([source_dir, submissions_dir, out.parent])
+    else:
+        log("warning: --no-sandbox: submissions run as your user and can read or change anything you can; "
+            f"the gradebook's status column says {UNSANDBOXED!r}")
     keys: dict[str, dict[str, Any]] = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for exercise, key in zip(exercises, pool.map(lambda ex: compute_key(ex, timeout=600), exercises), strict=True):
@@ -101,12 +109,17 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     def run(student: str, exercise: Exercise) -> GradeRow:
         path = submissions_dir / student / exercise.filename
         try:
-            if not use_sandbox:
+            if not sandbox:
+                row = grade_submission(exercise, keys[exercise.filename], student, path, timeout=timeout,
+                                       sandbox=None)
+                row.status += UNSANDBOXED
+                return row
+            if os.geteuid() != 0:
                 return grade_submission(exercise, keys[exercise.filename], student, path, timeout=timeout,
-                                        sandbox=None)
+                                        sandbox=Sandbox())
             with claimed_uid() as uid:
                 return grade_submission(exercise, keys[exercise.filename], student, path, timeout=timeout,
-                                        sandbox=Sandbox(uid, hidden))
+                                        sandbox=Sandbox(uid))
         except Exception as exc:  # noqa: BLE001 - one bad submission never stops the run
             specs = exercise.specs
             return GradeRow(student, exercise.filename, "error",

@@ -1,72 +1,177 @@
-"""Confining a student's kernel (as root): its own uid, a private mount namespace, limits; cleaning up after it."""
+"""The sandbox a submitted notebook runs in: bubblewrap (``bwrap``), for root and for any user.
+
+Each notebook's process runs in its own bubblewrap container (:func:`bwrap_command`):
+
+* its own user, PID, network, IPC, UTS and cgroup namespaces (``--unshare-all``, ``--disable-userns``); the
+  notebook's process is the namespace's PID 1 (``--as-pid-1``), so when it ends, or is killed at the time
+  limit, the kernel kills every process it started, forked or detached; ``--die-with-parent`` does the same
+  if the grader dies; a fresh ``/proc`` shows only the sandbox's own processes;
+* no network (only a loopback device), a new session (no terminal to inject into), a clean environment;
+* a file system built from nothing: read-only ``/usr`` and the system library links, a few files of ``/etc``
+  (the dynamic linker's cache, time zone, fonts), read-only the Python installation (``sys.base_prefix``,
+  ``sys.prefix``), the glmmteach package and its data; a small private ``/tmp`` and ``/dev``; and, writable,
+  only the run's own temporary folder. The instructor's source, the key (it exists only in the grader's
+  memory), the gradebook, other submissions and the grader's own files are not mounted at all;
+* limits, set by the notebook's process on itself before any of its code runs: address space
+  (``KERNEL_MEMORY_BYTES``), processes and threads (``RLIMIT_NPROC``, counted per user namespace, so per
+  sandbox and not against the grader's other processes), file size, CPU time, no core files; and an output
+  budget (``MAX_OUTPUT_BYTES`` in the runner).
+
+When the grader runs as root, bwrap itself runs under an unused user id (:func:`claimed_uid`), as an extra
+layer: the notebook's files, processes and limits then belong to an id that owns nothing else, and every
+process of that id is killed after the run.
+
+:func:`sandbox_problem` probes the whole set-up once; where bwrap is missing or fails, grading refuses to run
+unless the instructor passes ``--no-sandbox``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import importlib.util
 import os
-import platform
 import pwd
-import re
 import shutil
 import signal
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import GradingError
 
 PACKAGE = Path(__file__).resolve().parent.parent  # the glmmteach package folder
-LAUNCHER = Path(__file__).resolve().parent / "launcher.py"  # run with `python -I` inside `unshare --mount`
-KERNEL_MEMORY_BYTES = 6 * 2**30  # address-space limit of a sandboxed kernel
-SANDBOX_UID_BASE = 61_000  # sandbox kernels run as uids from here on, skipping any that has an account
+CHILD = Path(__file__).resolve().parent / "child.py"  # the program that runs a notebook's cells
+KERNEL_MEMORY_BYTES = 6 * 2**30  # address-space limit of a notebook's process
+MAX_PROCESSES = 256  # processes and threads in one sandbox
+MAX_FILE_BYTES = 256 * 2**20
+TMP_BYTES = 256 * 2**20  # the sandbox's private /tmp (memory-backed)
+SANDBOX_UID_BASE = 61_000  # as root, sandboxes run as uids from here on, skipping any that has an account
 UID_LOCK_DIR = Path("/run/glmmteach-sandbox-uids")
+SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
+ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts", "mime.types",
+             "matplotlibrc")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Sandbox:
-    """How to confine a student's kernel: run it as ``uid`` with ``hidden`` folders masked."""
+    """Run a notebook in bubblewrap; as root, under ``uid`` (an id of its own), else as the grader's user."""
 
-    uid: int
-    hidden: list[str]
-
-
-SYSTEM_FOLDERS = {"bin", "boot", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "run", "sbin", "sys",
-                  "usr", "var"}
+    uid: int | None = None
 
 
-def sandbox_view(workdir: Path) -> dict[str, Any]:
-    """Which folders a sandboxed kernel sees: the masked top-level folders and the paths mounted back."""
-    expose = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, PACKAGE, workdir)}
-    expose.add(os.path.dirname(os.path.realpath(sys.executable)))
+def exposed_paths() -> list[str]:
+    """The folders a sandbox sees read-only besides the system: Python, the glmmteach package and its data."""
+    paths = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, PACKAGE)}
+    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
     data = importlib.util.find_spec("glmmteach.data")
     if data is not None and data.submodule_search_locations:
-        expose |= {os.path.realpath(p) for p in data.submodule_search_locations}
-    expose = {p for p in expose if not any(p != q and Path(p).is_relative_to(q) for q in expose)}
-    mask = [f"/{name}" for name in sorted(os.listdir("/"))
-            if name not in SYSTEM_FOLDERS and os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}")]
-    mask += [path for path in ("/var/tmp", "/var/lib", "/run/user") if os.path.isdir(path)]
-    stage = "/dev/shm" if os.path.isdir("/dev/shm") else "/run"
-    # Since Linux 5.8 every proc mount has its own options; before, hidepid would change the host's /proc.
-    release = tuple(int(part) for part in re.findall(r"\d+", platform.release())[:2])
-    return {"expose": sorted(expose), "mask": mask, "stage": stage, "private_proc": release >= (5, 8)}
+        paths |= {os.path.realpath(p) for p in data.submodule_search_locations}
+    paths = {p for p in paths if not (p == "/usr" or p.startswith("/usr/"))}
+    return sorted(p for p in paths if not any(p != q and Path(p).is_relative_to(q) for q in paths))
+
+
+def check_hidden(folders: list[Path]) -> None:
+    """Refuse when a folder that must stay invisible (source, submissions, output) would be mounted."""
+    for folder in folders:
+        real = Path(os.path.realpath(folder))
+        for path in exposed_paths():
+            if real.is_relative_to(path) or Path(path).is_relative_to(real):
+                raise GradingError(f"{folder} overlaps {path}, which the sandbox shows to every submission; "
+                                   "keep the source, submissions and output folders apart from the Python "
+                                   "installation and the glmmteach package")
+
+
+def bwrap_command(workdir: Path, payload: list[str], env: dict[str, str], info_fd: int, *,
+                  as_root: bool) -> list[str]:
+    """The ``bwrap`` command line that runs ``payload`` with only ``workdir`` writable.
+
+    As root, bwrap runs privileged without a user namespace and keeps only the capabilities to change user, which
+    the payload (:mod:`~glmmteach.grading.child`) uses at once to become the sandbox uid; otherwise bwrap makes a
+    user namespace (and forbids nested ones) and the payload keeps the grader's uid, with no capabilities.
+    """
+    args = ["bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--die-with-parent", "--as-pid-1", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox",
+            "--info-fd", str(info_fd)]
+    if as_root:
+        args += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        args += ["--unshare-user", "--disable-userns"]
+    args += ["--ro-bind", "/usr", "/usr"]
+    for name in SYSTEM_LINKS:
+        path = f"/{name}"
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    for name in ETC_FILES:
+        args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    made = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
+    for path, option in [*((p, "--ro-bind") for p in exposed_paths()), (str(workdir), "--bind")]:
+        for parent in reversed(Path(path).parents):  # bwrap would make them 0700: the sandbox uid must pass
+            if str(parent) not in made:
+                args += ["--perms", "0755", "--dir", str(parent)]
+                made.add(str(parent))
+        args += [option, path, path]
+    args.append("--clearenv")
+    for name, value in env.items():
+        args += ["--setenv", name, value]
+    return [*args, "--", *payload]
+
+
+def sandbox_limits(timeout: float) -> dict[str, int]:
+    """Resource limits the notebook's process sets on itself (names of :mod:`resource` constants)."""
+    return {"RLIMIT_AS": KERNEL_MEMORY_BYTES, "RLIMIT_NPROC": MAX_PROCESSES, "RLIMIT_FSIZE": MAX_FILE_BYTES,
+            "RLIMIT_CORE": 0, "RLIMIT_CPU": int(timeout) + 30}
+
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why no sandbox can be used here (bwrap missing or failing a trial run), or None when it works."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (`bwrap`) is not installed"
+    from .runner import probe_sandbox  # the trial run uses the runner's own set-up
+
+    with contextlib.ExitStack() as stack:
+        sandbox = Sandbox(stack.enter_context(claimed_uid()) if os.geteuid() == 0 else None)
+        return probe_sandbox(sandbox)
+
+
+def sandbox_available() -> bool:
+    """True when submissions can run in bubblewrap on this machine (see :func:`sandbox_problem`)."""
+    return sandbox_problem() is None
 
 
 def kill_group(pid: int) -> None:
-    """Kill a process group (a worker or a kernel, both leaders of their own session)."""
+    """Kill a process group (an unsandboxed notebook's process is the leader of its own session)."""
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 
 
+def wait_gone(pid: int, seconds: float = 10.0) -> bool:
+    """Wait until process ``pid`` has exited (gone or a zombie); a PID 1 exits only after its namespace."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                state = handle.read().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            return True
+        if state in ("Z", "X"):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def kill_uid(uid: int) -> None:
-    """Kill every process running as ``uid`` (what a sandboxed kernel may have left behind)."""
+    """Kill every process running as ``uid`` (root's extra layer: nothing may outlive a run)."""
     for _ in range(5):
         found = False
         for entry in os.listdir("/proc"):
@@ -83,21 +188,13 @@ def kill_uid(uid: int) -> None:
         time.sleep(0.1)
 
 
-def sandbox_available() -> bool:
-    """True when kernels can run under their own uid in a private mount namespace (root, ``unshare``)."""
-    if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("mount") is None:
-        return False
-    probe = subprocess.run(["unshare", "--mount", "--", "true"], capture_output=True)
-    return probe.returncode == 0
-
-
 @contextlib.contextmanager
 def claimed_uid() -> Iterator[int]:
-    """An unused user id for one sandboxed kernel, held until the kernel is gone.
+    """An unused user id for one sandbox (root only), held until the sandbox is gone.
 
     A uid is claimed by an exclusive ``flock`` on ``UID_LOCK_DIR/<uid>``, which the system releases if the
     grader dies, so concurrent graders (and parallel jobs) never share a uid, and so never kill each other's
-    kernels when they clean up. Ids that belong to an account, or under which a process still runs, are skipped.
+    processes when they clean up. Ids that belong to an account, or under which a process still runs, are skipped.
     """
     UID_LOCK_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
     busy = _process_uids()
@@ -133,3 +230,11 @@ def _has_account(uid: int) -> bool:
     except KeyError:
         return False
     return True
+
+
+def private_folder(prefix: str, sandbox: Sandbox | None) -> Path:
+    """A fresh temporary folder, owned by the sandbox's uid when there is one (mode 0700)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    if sandbox is not None and sandbox.uid is not None:
+        os.chown(folder, sandbox.uid, sandbox.uid)
+    return folder

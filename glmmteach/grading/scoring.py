@@ -12,8 +12,10 @@ from nbformat import NotebookNode
 from ..checks import ExactMatcher, Feedback, QuestionSpec, diagnose, solution_range_problem, validate_answer_form
 from .errors import ReleaseError
 from .notebooks import Exercise, solution_notebook
-from .runner import execute_notebook
+from .runner import Execution, execute_notebook
 from .sandbox import Sandbox
+
+MAX_SUBMISSION_BYTES = 50 * 2**20
 
 
 def _answer_problems(exercise: Exercise, answers: dict[str, Any]) -> list[str]:
@@ -85,6 +87,10 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
                         zero("the submission is a symbolic link, not a notebook file."), ["symbolic link"])
     if not path.is_file():
         return GradeRow(student, exercise.filename, "missing", zero("not submitted."))
+    if path.stat().st_size > MAX_SUBMISSION_BYTES:
+        return GradeRow(student, exercise.filename, "invalid-notebook",
+                        zero(f"the notebook file is larger than {MAX_SUBMISSION_BYTES // 2**20} MB."),
+                        ["file too large"])
     try:
         notebook = nbformat.read(path, as_version=4)
         nbformat.validate(notebook)
@@ -95,5 +101,16 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     run = execute_notebook(notebook, timeout=timeout, data_files=exercise.data_files, sandbox=sandbox)
-    feedback = [score_answer(s, key[s.id], run.answers.get(s.id)) for s in exercise.specs]
+    feedback = [_score_recorded(s, key[s.id], run) for s in exercise.specs]
     return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook)
+
+
+def _score_recorded(spec: QuestionSpec, expected: Any, run: Execution) -> Feedback:
+    """Score one recorded answer; an answer that could not be recorded, or scored, gets its own message."""
+    if spec.id in run.problems and spec.id not in run.answers:
+        return Feedback(spec.id, False, run.problems[spec.id], 0.0, spec.points)
+    try:
+        return score_answer(spec, expected, run.answers.get(spec.id))
+    except Exception as exc:  # noqa: BLE001 - an odd value costs its own question only, never the others
+        return Feedback(spec.id, False, f"the value recorded could not be scored ({type(exc).__name__}).", 0.0,
+                        spec.points)
