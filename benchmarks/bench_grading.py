@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -42,6 +43,12 @@ def submissions(folder: Path, copies: int, timeout: float) -> int:
     return copies * len(exercises)
 
 
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes: less sensitive to the load than wall time."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--copies", type=int, default=3, help="students, each submitting every exercise")
@@ -59,15 +66,18 @@ def main() -> None:
               f"load average before: {os.getloadavg()[0]:.2f}")
         walls = {}
         for jobs in (1, 2):
+            cpu_before = _children_cpu()
             started = time.perf_counter()
             rows = grade(source, root / "submissions", root / f"out{jobs}" / "gradebook.csv", timeout=args.timeout,
                          jobs=jobs, sandbox=not args.no_sandbox, log=lambda message: None)
             walls[jobs] = time.perf_counter() - started
+            cpu = (_children_cpu() - cpu_before) / runs
             statuses = sorted({row.status for row in rows})
             full = all(row.total == row.max_points for row in rows)
             per_row = statistics.median(row.seconds for row in rows)
             print(f"--jobs {jobs}: {walls[jobs]:6.1f} s wall, {walls[jobs] / runs:5.2f} s per notebook "
-                  f"(median {per_row:.2f} s per submission run); statuses {statuses}, full marks: {full}; "
+                  f"(median {per_row:.2f} s per submission run; {cpu:.2f} CPU s per notebook); statuses {statuses}, "
+                  f"full marks: {full}; "
                   f"load average after: {os.getloadavg()[0]:.2f}")
         print(f"speed-up from --jobs 2: {walls[1] / walls[2]:.2f}x")
     finally:

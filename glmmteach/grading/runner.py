@@ -251,9 +251,11 @@ def _start(workdir: Path, sandbox: Sandbox | None, timeout: float) -> tuple[subp
         as_root = sandbox.uid is not None
         if as_root:
             payload.append(str(sandbox.uid))
+        # the request read-only; the data (the notebook's own copies) and the recording files writable
+        files = {path.name: path.name != REQUEST_FILE for path in workdir.iterdir() if path.name != LOG_FILE}
         info_read, info_write = os.pipe()
         try:
-            command = bwrap_command(workdir, payload, child_env(workdir), info_write, as_root=as_root)
+            command = bwrap_command(workdir, files, payload, child_env(workdir), info_write, as_root=as_root)
             process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        pass_fds=(info_write,), start_new_session=True)
             os.close(info_write)
@@ -312,6 +314,8 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
         (workdir / REQUEST_FILE).write_text(json.dumps(request))
         for path in data_files:
             shutil.copyfile(path, workdir / path.name)
+        for name in (ANSWERS_FILE, OUTPUTS_FILE):
+            (workdir / name).touch(mode=0o600)
         if sandbox is not None and sandbox.uid is not None:
             for path in workdir.iterdir():
                 os.chown(path, sandbox.uid, sandbox.uid)

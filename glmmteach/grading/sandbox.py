@@ -49,7 +49,8 @@ CHILD = Path(__file__).resolve().parent / "child.py"  # the program that runs a 
 KERNEL_MEMORY_BYTES = 6 * 2**30  # address-space limit of a notebook's process
 MAX_PROCESSES = 256  # processes and threads in one sandbox
 MAX_FILE_BYTES = 256 * 2**20
-TMP_BYTES = 256 * 2**20  # the sandbox's private /tmp (memory-backed)
+TMP_BYTES = 128 * 2**20  # the sandbox's private /tmp and /dev/shm (memory-backed)
+WORK_BYTES = 256 * 2**20  # the sandbox's working folder (memory-backed)
 SANDBOX_UID_BASE = 61_000  # as root, sandboxes run as uids from here on, skipping any that has an account
 UID_LOCK_DIR = Path("/run/glmmteach-sandbox-uids")
 SYSTEM_LINKS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
@@ -86,9 +87,13 @@ def check_hidden(folders: list[Path]) -> None:
                                    "installation and the glmmteach package")
 
 
-def bwrap_command(workdir: Path, payload: list[str], env: dict[str, str], info_fd: int, *,
-                  as_root: bool) -> list[str]:
-    """The ``bwrap`` command line that runs ``payload`` with only ``workdir`` writable.
+def bwrap_command(workdir: Path, files: dict[str, bool], payload: list[str], env: dict[str, str], info_fd: int,
+                  *, as_root: bool) -> list[str]:
+    """The ``bwrap`` command line that runs ``payload`` in ``workdir``.
+
+    Inside the sandbox ``workdir`` is a small private tmpfs (so a submission cannot fill the grader's disk) into
+    which the grader's own ``files`` of that folder are mounted, writable or not (name -> writable): the
+    request, the data, and the files the notebook records into.
 
     As root, bwrap runs privileged without a user namespace and keeps only the capabilities to change user, which
     the payload (:mod:`~glmmteach.grading.child`) uses at once to become the sandbox uid; otherwise bwrap makes a
@@ -110,14 +115,20 @@ def bwrap_command(workdir: Path, payload: list[str], env: dict[str, str], info_f
             args += ["--ro-bind", path, path]
     for name in ETC_FILES:
         args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/dev/shm",
+             "--perms", "1777", "--size", str(TMP_BYTES), "--tmpfs", "/tmp"]
     made = {"/", "/usr", "/tmp", "/proc", "/dev", "/etc"}
-    for path, option in [*((p, "--ro-bind") for p in exposed_paths()), (str(workdir), "--bind")]:
+    for path in [*exposed_paths(), str(workdir)]:
         for parent in reversed(Path(path).parents):  # bwrap would make them 0700: the sandbox uid must pass
             if str(parent) not in made:
                 args += ["--perms", "0755", "--dir", str(parent)]
                 made.add(str(parent))
-        args += [option, path, path]
+        if path == str(workdir):
+            args += ["--perms", "1777", "--size", str(WORK_BYTES), "--tmpfs", path]
+            for name, writable in files.items():
+                args += ["--bind" if writable else "--ro-bind", str(workdir / name), str(workdir / name)]
+        else:
+            args += ["--ro-bind", path, path]
     args.append("--clearenv")
     for name, value in env.items():
         args += ["--setenv", name, value]
