@@ -379,3 +379,23 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit) as bad:
         main(["grade", str(tmp_path), str(tmp_path), "--out", "g.csv", "--jobs", "0"])
     assert bad.value.code == 2
+
+
+def test_grading_refuses_without_a_sandbox_unless_told(released, tmp_path):
+    (tmp_path / "submissions" / "alice").mkdir(parents=True)
+    (tmp_path / "submissions" / "alice" / "tiny.ipynb").write_text(submission(released, RIGHT))
+    out = tmp_path / "out" / "gradebook.csv"
+    command = [sys.executable, "-m", "glmmteach.cli", "grade", str(FIXTURE), str(tmp_path / "submissions"),
+               "--out", str(out), "--timeout", str(TIMEOUT)]
+    env = dict(os.environ, PATH=str(tmp_path / "no-tools-here"),  # no bwrap to be found
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    refused = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert refused.returncode == 1
+    assert "no sandbox for the submissions: bubblewrap (`bwrap`) is not installed" in refused.stderr
+    assert "--no-sandbox" in refused.stderr and not out.exists()
+    unconfined = subprocess.run([*command, "--no-sandbox"], capture_output=True, text=True, timeout=300, env=env)
+    assert unconfined.returncode == 0, unconfined.stderr
+    assert "warning: --no-sandbox" in unconfined.stderr
+    row = next(csv.DictReader(out.open()))
+    assert (row["status"], row["total"]) == ("ok (no sandbox)", "5")
+    assert "Status: ok (no sandbox) (ran without errors)" in (out.parent / "feedback" / "alice.md").read_text()

@@ -1,8 +1,9 @@
 r"""Release exercise notebooks to students and grade their submissions, without a server or database.
 
 Modules: :mod:`~glmmteach.grading.notebooks` (source notebooks, student and solution notebooks),
-:mod:`~glmmteach.grading.sandbox` (confining a kernel), :mod:`~glmmteach.grading.runner` (executing a notebook
-and collecting its answers), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
+:mod:`~glmmteach.grading.sandbox` (the bubblewrap sandbox), :mod:`~glmmteach.grading.runner` (executing a
+notebook and collecting its answers), :mod:`~glmmteach.grading.child` (the program that runs the cells, and the
+format in which answers are recorded), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
 :mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions).
 The command line is :mod:`glmmteach.cli`.
 
@@ -19,7 +20,7 @@ The command line is :mod:`glmmteach.cli`.
   dropped.
 
 **Key.** The answer key is what the solution notebook records when run (no value is typed in by hand). It is
-computed by executing the source in a kernel, and lives only in the grader's memory.
+computed by executing the source, and lives only in the grader's memory.
 
 **Release** runs every source notebook twice: once with form checks only, to compute the key and check that
 every question is answered with a value of the right kind and shape; then with the public (hashed) key of the
@@ -27,27 +28,24 @@ student notebook, to check that every question is ``check``-ed and that each che
 refuses (:class:`ReleaseError`) unless all of that holds and the student notebook's JSON contains neither a
 solution line nor an answer value.
 
-**Grading** runs each submitted notebook in a fresh kernel, in its own temporary folder, through a separate
-worker process with a time limit. Cells run with ``allow_errors`` so that answers recorded before and after a
-failing cell still count (status ``error``, or ``incomplete`` when the only errors are the unanswered
-``NotImplementedError`` placeholders). A cell appended by the grader prints the ``answers`` dict as JSON; the
-grader parses it as untrusted data (numbers, strings, lists only) and scores it in its own process against
-the key, so replacing ``check`` or writing files earns nothing. Outputs beyond ``MAX_OUTPUT_BYTES`` are
-dropped; the time limit includes the kernel's start.
+**Grading** runs each submitted notebook's code cells in one fresh Python process (IPython's shell, no
+Jupyter kernel), in its own temporary folder, in a bubblewrap sandbox, within a time limit that includes the
+start. Cells run on after a failing cell, so that answers recorded before and after it count (status ``error``,
+or ``incomplete`` when the only errors are the unanswered ``NotImplementedError`` placeholders). Each answer
+is written to a file the moment it is recorded; the grader reads that file once the sandbox is dead, as
+untrusted data (numbers, strings, lists only), and scores it in its own process against the key, so replacing
+``check`` or writing files earns nothing, and a time-out (``timeout``) or a process that dies (``error``)
+keeps the answers recorded before it. An answer too large to grade, or that cannot be converted, gets its own
+message. Outputs beyond ``MAX_OUTPUT_BYTES`` are dropped.
 
-**Sandbox.** When the grader runs as root (and ``unshare`` works), each kernel runs
-
-* under an unused user id of its own (``SANDBOX_UID_BASE + n``): files outside its folder are read-only to it,
-  other kernels are out of reach, and every process it leaves behind is killed afterwards;
-* in a private mount namespace whose file system shows only the system folders, the Python installation, the
-  glmmteach package and data, and its own folder; every other top-level folder (``/tmp``, ``/home``,
-  ``/root``, ``/work``, ...) is an empty tmpfs, and the source and submissions folders are covered even if
-  they lie under a system folder. So no copy of a solution, nor another student's work, is readable;
-* with a private ``/proc`` (``hidepid=2``: it sees only its own processes, not the grader's command line), a
-  private ``/dev/shm``, and limits on processes, file size, memory and CPU time.
-
-Without root, kernels run as the grader's user in a fresh temporary folder with a minimal environment, and
-the grader warns that they are not confined.
+**Sandbox** (details in :mod:`~glmmteach.grading.sandbox`): for root and for an ordinary user alike, each
+notebook runs in bubblewrap with its own PID namespace (everything it starts dies with it, at the time limit
+too), no network, a file system holding only the system, a read-only Python installation and glmmteach
+package, and its own small writable folder: the instructor's files, the key, the gradebook and other
+submissions are not there at all. Memory, processes, file sizes, CPU time and output are limited. As root,
+the notebook also runs under an unused user id of its own. Without bubblewrap, ``grade`` refuses to run
+unless given ``sandbox=False`` (``--no-sandbox``), and every status in the gradebook then ends in
+``(no sandbox)``.
 """
 
 from .errors import GradingError, ReleaseError

@@ -1,25 +1,31 @@
 """The sandbox a submitted notebook runs in: bubblewrap (``bwrap``), for root and for any user.
 
-Each notebook's process runs in its own bubblewrap container (:func:`bwrap_command`):
+Each notebook's process (:mod:`~glmmteach.grading.child`) runs in its own bubblewrap container
+(:func:`bwrap_command`):
 
-* its own user, PID, network, IPC, UTS and cgroup namespaces (``--unshare-all``, ``--disable-userns``); the
-  notebook's process is the namespace's PID 1 (``--as-pid-1``), so when it ends, or is killed at the time
-  limit, the kernel kills every process it started, forked or detached; ``--die-with-parent`` does the same
-  if the grader dies; a fresh ``/proc`` shows only the sandbox's own processes;
-* no network (only a loopback device), a new session (no terminal to inject into), a clean environment;
+* its own PID, network, IPC, UTS and cgroup namespaces; the notebook's process is the namespace's PID 1
+  (``--as-pid-1``), so when it ends, or is killed at the time limit, the kernel kills every process it started,
+  forked or detached; ``--die-with-parent`` does the same if the grader dies; a fresh ``/proc`` shows only
+  the sandbox's own processes (not the grader's command line, working folder or environment);
+* no network (only a loopback device), a new session (no terminal to type into), a clean environment;
 * a file system built from nothing: read-only ``/usr`` and the system library links, a few files of ``/etc``
   (the dynamic linker's cache, time zone, fonts), read-only the Python installation (``sys.base_prefix``,
-  ``sys.prefix``), the glmmteach package and its data; a small private ``/tmp`` and ``/dev``; and, writable,
-  only the run's own temporary folder. The instructor's source, the key (it exists only in the grader's
-  memory), the gradebook, other submissions and the grader's own files are not mounted at all;
-* limits, set by the notebook's process on itself before any of its code runs: address space
-  (``KERNEL_MEMORY_BYTES``), processes and threads (``RLIMIT_NPROC``, counted per user namespace, so per
-  sandbox and not against the grader's other processes), file size, CPU time, no core files; and an output
-  budget (``MAX_OUTPUT_BYTES`` in the runner).
+  ``sys.prefix``), the glmmteach package and its data; small private ``/tmp`` and ``/dev/shm``; and the run's
+  working folder, itself a small tmpfs into which only the request, the data files and the two files the
+  notebook records into are mounted from the grader's temporary folder. The instructor's source, the key (it
+  exists only in the grader's memory), the gradebook, other submissions and the grader's own files are not
+  mounted at all, and :func:`check_hidden` refuses a source, submissions or output folder that overlaps what
+  is mounted;
+* limits, set by the notebook's process on itself before any of its code runs (:func:`sandbox_limits`):
+  address space, processes and threads, file size, CPU time, no core files; the tmpfs sizes bound what it can
+  write; the runner bounds the outputs it keeps.
 
-When the grader runs as root, bwrap itself runs under an unused user id (:func:`claimed_uid`), as an extra
-layer: the notebook's files, processes and limits then belong to an id that owns nothing else, and every
-process of that id is killed after the run.
+``RLIMIT_NPROC`` counts the processes of a user id. For an ordinary user the sandbox has its own user namespace
+(``--unshare-user``, nested ones forbidden), and since Linux 5.14 the count is kept per user namespace, so the
+limit holds per sandbox without counting the instructor's other processes. As root, bwrap runs privileged with
+no user namespace and keeps only ``CAP_SETUID``/``CAP_SETGID``, which the notebook's process uses at once to
+become an unused uid of its own (:func:`claimed_uid`), losing every capability: an extra layer, whose process
+count is the sandbox's alone, and every process of that uid is killed after the run.
 
 :func:`sandbox_problem` probes the whole set-up once; where bwrap is missing or fails, grading refuses to run
 unless the instructor passes ``--no-sandbox``.
