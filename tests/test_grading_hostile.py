@@ -284,9 +284,11 @@ def test_each_hostile_submission_gets_its_status_and_only_earned_points(hostile,
 def test_statuses_and_messages_say_what_happened(hostile):
     feedback = hostile["out"].parent / "feedback"
     looper = (feedback / "looper.md").read_text()
-    assert "stopped at the time limit in cell 8" in looper and "q4 (0/1): no answer recorded." in looper
+    assert "stopped at the time limit in cell 8 (code cell 5 of 6)" in looper
+    assert "q4 (0/1): no answer recorded before the notebook stopped at the time limit in cell 8" in looper
     dier = (feedback / "dier.md").read_text()
-    assert "the notebook's Python process died in cell 9" in dier and "exit status 1" in dier
+    assert "the notebook's Python process died in cell 9 (code cell 6 of 7) (exit status 1" in dier
+    assert "q4 (0/1): no answer recorded before the notebook's process died in cell 9" in dier
     hugo = (feedback / "hugo.md").read_text()
     assert "q1 (0/2): the value recorded is too large to grade (an integer of about 5,001 digits)" in hugo
     assert "q3 (0/1): the value recorded is too large to grade (" in hugo

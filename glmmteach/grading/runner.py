@@ -45,7 +45,7 @@ from .sandbox import (
 
 MAX_OUTPUT_BYTES = 20 * 2**20  # outputs kept per notebook
 MAX_ANSWERS_BYTES = 8 * 2**20  # of answers.jsonl read by the grader
-STARTUP_SECONDS = 10  # for the sandbox to report that it started
+STARTUP_SECONDS = 30  # at most, for the sandbox to report that it started (a loaded machine is slow)
 REQUEST_FILE, ANSWERS_FILE, OUTPUTS_FILE, LOG_FILE = "request.json", "answers.jsonl", "outputs.jsonl", ".log"
 
 
@@ -60,6 +60,7 @@ class Execution:
     seconds: float = 0.0
     notebook: NotebookNode | None = None
     problems: dict[str, str] = field(default_factory=dict)  # answers recorded but not gradable, and why
+    stopped: str = ""  # why the notebook did not run to its end (time limit, process died), if it did not
 
 
 def child_env(workdir: Path) -> dict[str, str]:
@@ -285,16 +286,20 @@ def _stop(process: subprocess.Popen, pid1: int | None, sandbox: Sandbox | None) 
         kill_uid(sandbox.uid)
 
 
-def _describe_end(progress: _Progress, timed_out: bool, returncode: int | None, cells: list[int]) -> str:
+def _describe_end(progress: _Progress, timed_out: bool, returncode: int | None, cells: list[int]) -> tuple[str, str]:
+    """Why the notebook stopped before its end: the note for the instructor and a short form for each question."""
     where = "" if progress.last_started is None else (
         f" in cell {progress.last_started} (code cell {cells.index(progress.last_started) + 1} of {len(cells)})")
     if timed_out:
-        return f"stopped at the time limit{where}; the answers recorded before that were graded"
+        return (f"stopped at the time limit{where}; the answers recorded before that were graded",
+                f"the notebook stopped at the time limit{where}")
+    if returncode is not None and returncode > 128:  # bwrap reports a PID 1 killed by signal N as 128 + N
+        returncode = 128 - returncode
     how = f"exit status {returncode}" if returncode is not None and returncode >= 0 else f"signal {-returncode}"
     if progress.last_started is None:
-        return f"the notebook's Python process did not start ({how})"
+        return f"the notebook's Python process did not start ({how})", "the notebook did not start"
     return (f"the notebook's Python process died{where} ({how}: os._exit, a crash, or the memory limit); "
-            "the answers recorded before that were graded")
+            "the answers recorded before that were graded", f"the notebook's process died{where}")
 
 
 def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iterable[Path] = (),
@@ -336,18 +341,20 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
             executed.cells[index].outputs = [nbformat.from_dict(o) for o in progress.outputs.get(index, [])]
             executed.cells[index].execution_count = progress.counts.get(index)
         errors = _collect_errors(executed)
+        stopped = ""
         if progress.done:
             status = "ok" if not errors else (
                 "incomplete" if all(e.startswith("NotImplementedError") for e in errors) else "error")
         else:
             status = "timeout" if timed_out else "error"
-            errors.append(_describe_end(progress, timed_out, process.returncode, cells))
+            note, stopped = _describe_end(progress, timed_out, process.returncode, cells)
+            errors.append(note)
             if pid1 is None and sandbox is not None:
                 log, _ = _read_untrusted(workdir / LOG_FILE, 2000)
                 errors.append("the sandbox did not start: " + log.decode(errors="replace").strip()[-300:])
         if progress.truncated or cut:
             errors.append(f"outputs beyond {MAX_OUTPUT_BYTES // 2**20} MB were dropped")
-        return Execution(status, answers, results, errors, time.monotonic() - started, executed, problems)
+        return Execution(status, answers, results, errors, time.monotonic() - started, executed, problems, stopped)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 

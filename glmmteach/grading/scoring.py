@@ -109,6 +109,8 @@ def _score_recorded(spec: QuestionSpec, expected: Any, run: Execution) -> Feedba
     """Score one recorded answer; an answer that could not be recorded, or scored, gets its own message."""
     if spec.id in run.problems and spec.id not in run.answers:
         return Feedback(spec.id, False, run.problems[spec.id], 0.0, spec.points)
+    if spec.id not in run.answers and run.stopped:
+        return Feedback(spec.id, False, f"no answer recorded before {run.stopped}.", 0.0, spec.points)
     try:
         return score_answer(spec, expected, run.answers.get(spec.id))
     except Exception as exc:  # noqa: BLE001 - an odd value costs its own question only, never the others
