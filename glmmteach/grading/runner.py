@@ -271,18 +271,26 @@ def _start(workdir: Path, sandbox: Sandbox | None, timeout: float) -> tuple[subp
 
 
 def _stop(process: subprocess.Popen, pid1: int | None, sandbox: Sandbox | None) -> None:
-    """Kill the sandbox (its PID 1 takes all its processes along) and wait until it is really gone."""
-    if pid1 is not None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(pid1, signal.SIGKILL)
-    if sandbox is None:
+    """Kill the notebook's processes and wait until they are really gone.
+
+    In a sandbox, killing its PID 1 makes the kernel kill every other process of the namespace, and PID 1
+    finishes exiting only when they are gone; bwrap exits after its PID 1, so once bwrap has exited nothing of
+    the sandbox is left. A PID is only signalled while bwrap (its parent) runs, so it cannot have been reused.
+    """
+    if process.poll() is None:  # the time limit: still running
+        if pid1 is not None and sandbox is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid1, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=10)
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+            if pid1 is not None and sandbox is not None:
+                wait_gone(pid1)
+    if sandbox is None:  # unconfined: whatever stayed in the notebook's session (a process may have left it)
         kill_group(process.pid)
-    with contextlib.suppress(ProcessLookupError):
-        process.kill()
-    process.wait()
-    if pid1 is not None:
-        wait_gone(pid1)
-    if sandbox is not None and sandbox.uid is not None:
+    elif sandbox.uid is not None:
         kill_uid(sandbox.uid)
 
 
