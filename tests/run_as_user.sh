@@ -25,15 +25,19 @@ if [ ! -x "$venv/bin/python" ]; then
     rm -rf "$venv"
     install -d -o "$user" -m 0755 "$venv"
     runuser -u "$user" -- "$python" -m venv "$venv" >&2
-    runuser -u "$user" -- "$venv/bin/python" -m pip install --quiet --upgrade pip >&2
 fi
 if [ "$(cat "$venv/.glmmteach-stamp" 2> /dev/null)" != "$stamp" ]; then
     copy="$(mktemp -d /tmp/glmmteach-src-XXXXXX)"
     (cd "$repo" && cp -r pyproject.toml README.md glmmteach data "$copy/")
     rm -rf "$copy"/glmmteach/__pycache__ "$copy"/glmmteach/grading/__pycache__
     chown -R "$user" "$copy"
-    runuser -u "$user" -- "$venv/bin/python" -m pip install --quiet "$copy" >&2
-    rm -rf "$copy"
+    # the first time this downloads glmmteach's dependencies: no package index, no test (exit 3)
+    if ! runuser -u "$user" -- "$venv/bin/python" -m pip install --quiet "$copy" > "$copy.log" 2>&1; then
+        echo "pip could not install glmmteach for $user: $(tail -3 "$copy.log")" >&2
+        rm -rf "$copy" "$copy.log"
+        exit 3
+    fi
+    rm -rf "$copy" "$copy.log"
     echo "$stamp" > "$venv/.glmmteach-stamp"
 fi
 echo "$venv/bin/python"

@@ -399,3 +399,38 @@ def test_grading_refuses_without_a_sandbox_unless_told(released, tmp_path):
     row = next(csv.DictReader(out.open()))
     assert (row["status"], row["total"]) == ("ok (no sandbox)", "5")
     assert "Status: ok (no sandbox) (ran without errors)" in (out.parent / "feedback" / "alice.md").read_text()
+
+
+def test_sandbox_refuses_to_show_the_instructors_folders(tmp_path):
+    from glmmteach.grading import GradingError
+    from glmmteach.grading.sandbox import PACKAGE, check_hidden
+
+    check_hidden([tmp_path / "source", tmp_path / "submissions"])
+    for inside in (PACKAGE / "exercises", Path("/usr/share/course")):
+        with pytest.raises(GradingError, match="which the sandbox shows to every submission"):
+            check_hidden([tmp_path, inside])
+
+
+def test_recorded_answers_are_read_as_untrusted_data():
+    from glmmteach.grading.runner import parse_answers
+
+    lines = [
+        b'{"record": "q1", "value": 1.5}',
+        b'{"record": "q2", "value": [1, 2]}',
+        b'not json at all',
+        b'{"record": "q3", "value": NaN}',  # non-JSON constants are refused
+        b'{"record": "q4", "value": ' + b"9" * 5000 + b"}",  # too many digits for Python's int parser
+        b'{"record": "q5", "value": ' + b"[" * 50 + b"1" + b"]" * 50 + b"}",  # nested too deep
+        b'{"record": "q6", "value": {"a": 1}}',  # not a number, string or list
+        b'{"record": "", "value": 1}',
+        b'{"record": "q7", "problem": "the value recorded is too large to grade (x)."}',
+        b'["a list, not a record"]',
+    ]
+    answers, problems, results = parse_answers(b"\n".join(lines))
+    assert answers == {"q1": 1.5, "q2": [1, 2]}
+    assert problems == {"q7": "the value recorded is too large to grade (x)."}
+    assert results == {}
+    # a snapshot (written after each cell) replaces what came before; later records add to it
+    snapshot = b'{"snapshot": {"q1": 2.0}, "problems": {}, "results": {"q1": true, "q2": "yes"}}'
+    answers, problems, results = parse_answers(b"\n".join([*lines, snapshot, b'{"record": "q2", "value": 3}']))
+    assert (answers, problems, results) == ({"q1": 2.0, "q2": 3}, {}, {"q1": True})

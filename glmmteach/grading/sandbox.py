@@ -82,13 +82,20 @@ def exposed_paths() -> list[str]:
     return sorted(p for p in paths if not any(p != q and Path(p).is_relative_to(q) for q in paths))
 
 
+def mounted_paths() -> list[str]:
+    """Every host path a sandbox sees (read-only): the system folders, a few files of /etc, Python, glmmteach."""
+    system = [f"/{name}" for name in SYSTEM_LINKS if os.path.isdir(f"/{name}") and not os.path.islink(f"/{name}")]
+    etc = [f"/etc/{name}" for name in ETC_FILES if os.path.exists(f"/etc/{name}")]
+    return ["/usr", *system, *etc, *exposed_paths()]
+
+
 def check_hidden(folders: list[Path]) -> None:
     """Refuse when a folder that must stay invisible (source, submissions, output) would be mounted."""
     for folder in folders:
         real = Path(os.path.realpath(folder))
-        for path in exposed_paths():
-            if real.is_relative_to(path) or Path(path).is_relative_to(real):
-                raise GradingError(f"{folder} overlaps {path}, which the sandbox shows to every submission; "
+        for path in mounted_paths():
+            if real.is_relative_to(path):  # (a mounted folder inside one of them shows only itself)
+                raise GradingError(f"{folder} lies in {path}, which the sandbox shows to every submission; "
                                    "keep the source, submissions and output folders apart from the Python "
                                    "installation and the glmmteach package")
 
