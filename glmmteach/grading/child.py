@@ -312,6 +312,11 @@ def main() -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized file gets an error, not a dead process
     for name, value in request["limits"].items():
         resource.setrlimit(getattr(resource, name), (value, value))
+    if request.get("quiet"):  # the log file outside the sandbox was for bwrap's messages: nothing more goes there
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        os.close(devnull)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the glmmteach package's folder
     RECORDER = Recorder(ANSWERS_FILE)
     outputs = Outputs(OUTPUTS_FILE, int(request["max_output_bytes"]))

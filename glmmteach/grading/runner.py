@@ -323,7 +323,7 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
         cells = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
         request = {"cells": [[index, notebook.cells[index].source] for index in cells],
                    "limits": sandbox_limits(timeout) if sandbox is not None else {"RLIMIT_CORE": 0},
-                   "max_output_bytes": MAX_OUTPUT_BYTES}
+                   "max_output_bytes": MAX_OUTPUT_BYTES, "quiet": sandbox is not None}
         (workdir / REQUEST_FILE).write_text(json.dumps(request))
         for path in data_files:
             shutil.copyfile(path, workdir / path.name)
