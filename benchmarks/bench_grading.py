@@ -5,6 +5,10 @@ student who answered everything) with :func:`glmmteach.grading.grade`, once with
 and prints the wall time per notebook run. Every run of ``grade`` also executes each solution once to compute
 the key; those runs are counted as notebooks too (they are real work of a grading run).
 
+The peer, measured in the same run: the same solutions' code run by a bare ``python -c`` (no sandbox, no
+IPython, no recording), one process per notebook, one at a time: the floor set by starting Python and importing
+what the notebooks import. The ratio of the grader's per-notebook time to it is the cost of grading safely.
+
     python benchmarks/bench_grading.py [--copies 3] [--timeout 300] [--no-sandbox]
 
 Timings depend on the machine's load: compare figures measured in the same run, and say how loaded the
@@ -18,6 +22,8 @@ import os
 import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +47,22 @@ def submissions(folder: Path, copies: int, timeout: float) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(notebook, target)
     return copies * len(exercises)
+
+
+def bare_python_seconds(copies: int) -> float:
+    """Seconds per notebook for the solutions' code cells run by a bare Python process in the data's folder."""
+    started = time.perf_counter()
+    count = 0
+    for exercise in load_exercises(EXERCISES):
+        code = "\n".join(cell.source for cell in solution_notebook(exercise).cells if cell.cell_type == "code")
+        with tempfile.TemporaryDirectory() as folder:
+            for path in exercise.data_files:
+                shutil.copyfile(path, Path(folder) / path.name)
+            for _ in range(copies):
+                subprocess.run([sys.executable, "-c", code], cwd=folder, check=True, capture_output=True,
+                               env=dict(os.environ, MPLBACKEND="Agg"))
+                count += 1
+    return (time.perf_counter() - started) / count
 
 
 def _children_cpu() -> float:
@@ -79,6 +101,9 @@ def main() -> None:
                   f"(median {per_row:.2f} s per submission run; {cpu:.2f} CPU s per notebook); statuses {statuses}, "
                   f"full marks: {full}; "
                   f"load average after: {os.getloadavg()[0]:.2f}")
+        bare = bare_python_seconds(args.copies)
+        print(f"bare python -c per notebook (no sandbox, one at a time): {bare:.2f} s; grading --jobs 1 takes "
+              f"{walls[1] / runs / bare:.2f}x that; load average: {os.getloadavg()[0]:.2f}")
         print(f"speed-up from --jobs 2: {walls[1] / walls[2]:.2f}x")
     finally:
         shutil.rmtree(root, ignore_errors=True)
