@@ -311,7 +311,10 @@ def main() -> None:
         request = json.load(handle)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized file gets an error, not a dead process
     for name, value in request["limits"].items():
-        resource.setrlimit(getattr(resource, name), (value, value))
+        limit = getattr(resource, name)
+        hard = resource.getrlimit(limit)[1]
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)  # a limit is never raised
+        resource.setrlimit(limit, (value, value))
     if request.get("quiet"):  # the log file outside the sandbox was for bwrap's messages: nothing more goes there
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
