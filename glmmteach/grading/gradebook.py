@@ -83,7 +83,9 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     """Grade every student's notebooks.
 
     Writes the gradebook CSV ``out`` and, beside it, ``feedback/<student>.md`` and the executed notebooks
-    ``executed/<student>/<notebook>``.
+    ``executed/<student>/<notebook>``. Each submission runs in the bubblewrap sandbox; without one this raises
+    :class:`GradingError` unless ``sandbox=False``, which runs them unconfined as the current user and appends
+    ``(no sandbox)`` to every status.
     """
     exercises = load_exercises(source_dir)
     if not submissions_dir.is_dir():
