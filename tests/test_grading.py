@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import nbformat
@@ -384,6 +385,9 @@ def test_cli_reports_bad_arguments(tmp_path, capsys):
 def test_grading_refuses_without_a_sandbox_unless_told(released, tmp_path):
     (tmp_path / "submissions" / "alice").mkdir(parents=True)
     (tmp_path / "submissions" / "alice" / "tiny.ipynb").write_text(submission(released, RIGHT))
+    (tmp_path / "submissions" / "forker").mkdir()  # its child sleeps 400 s: never waited for, killed at the end
+    (tmp_path / "submissions" / "forker" / "tiny.ipynb").write_text(submission(released, RIGHT, {
+        3: "import os, time\nif os.fork() == 0:\n    time.sleep(400)\n    os._exit(0)"}))
     out = tmp_path / "out" / "gradebook.csv"
     command = [sys.executable, "-m", "glmmteach.cli", "grade", str(FIXTURE), str(tmp_path / "submissions"),
                "--out", str(out), "--timeout", str(TIMEOUT)]
@@ -393,11 +397,13 @@ def test_grading_refuses_without_a_sandbox_unless_told(released, tmp_path):
     assert refused.returncode == 1
     assert "no sandbox for the submissions: bubblewrap (`bwrap`) is not installed" in refused.stderr
     assert "--no-sandbox" in refused.stderr and not out.exists()
+    started = time.monotonic()
     unconfined = subprocess.run([*command, "--no-sandbox"], capture_output=True, text=True, timeout=300, env=env)
+    assert time.monotonic() - started < 120
     assert unconfined.returncode == 0, unconfined.stderr
     assert "warning: --no-sandbox" in unconfined.stderr
-    row = next(csv.DictReader(out.open()))
-    assert (row["status"], row["total"]) == ("ok (no sandbox)", "5")
+    rows = [(row["student"], row["status"], row["total"]) for row in csv.DictReader(out.open())]
+    assert rows == [("alice", "ok (no sandbox)", "5"), ("forker", "ok (no sandbox)", "5")]
     assert "Status: ok (no sandbox) (ran without errors)" in (out.parent / "feedback" / "alice.md").read_text()
 
 
