@@ -258,7 +258,7 @@ class ExactMatcher:
     def __init__(self, spec: QuestionSpec, expected: Any) -> None:
         self.spec = spec
         self.expected = expected
-        self.array = None if spec.kind == "choice" else np.asarray(expected, dtype=float).ravel()
+        self.array = np.asarray(expected, dtype=float).ravel() if spec.kind in NUMERIC_KINDS else None
 
     def choice(self, value: str) -> bool:
         return value == str(self.expected).strip().lower()

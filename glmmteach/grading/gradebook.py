@@ -46,33 +46,39 @@ def _has_manual(exercises: list[Exercise]) -> bool:
     return any(s.kind in MANUAL_KINDS for ex in exercises for s in ex.specs)
 
 
-def gradebook_records(rows: list[GradeRow], exercises: list[Exercise],
-                      marks: dict[tuple[str, str, str], float] | None = None) -> list[dict[str, str]]:
-    """The gradebook rows as dicts; free-text questions get the instructor's mark from ``marks`` (keyed by
-    student, notebook stem and question) or stay blank until marked."""
-    marks = marks or {}
+def gradebook_records(rows: list[GradeRow], exercises: list[Exercise]) -> list[dict[str, str]]:
+    """The gradebook rows as dicts; free-text questions stay blank (see :func:`apply_marks`)."""
     manual = {(ex.name, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
     records = []
     for row in rows:
         stem = Path(row.notebook).stem
         record = {"student": row.student, "notebook": row.notebook}
-        total, to_mark = 0.0, 0
         for f in row.feedback:
-            if (stem, f.question) in manual:
-                mark = marks.get((row.student, stem, f.question))
-                answered = row.status not in ("missing", "invalid-notebook") and "no answer" not in f.message
-                if mark is None and answered:
-                    to_mark += 1
-                points = mark if mark is not None else 0.0
-                record[f"{stem}:{f.question}"] = "" if mark is None else _format_points(mark)
-            else:
-                points = f.points
-                record[f"{stem}:{f.question}"] = _format_points(points)
-            total += points
-        record.update(total=_format_points(total), max=_format_points(row.max_points), status=row.status)
+            record[f"{stem}:{f.question}"] = "" if (stem, f.question) in manual else _format_points(f.points)
+        record.update(max=_format_points(row.max_points), status=row.status)
+        records.append(record)
+    return apply_marks(records, exercises, [], {})
+
+
+def apply_marks(records: list[dict[str, str]], exercises: list[Exercise], answers: list[dict[str, str]],
+                marks: dict[tuple[str, str, str], float]) -> list[dict[str, str]]:
+    """Put the instructor's marks in the free-text columns and recompute ``total`` (and ``to_mark``: the
+    free-text answers given but not yet marked) of every record."""
+    manual = [(ex.name, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS]
+    given = {(a["student"], Path(a["notebook"]).stem, a["question"]) for a in answers if a.get("answer")}
+    for record in records:
+        stem = Path(record["notebook"]).stem
+        to_mark = 0
+        for name, question in manual:
+            if name != stem:
+                continue
+            mark = marks.get((record["student"], stem, question))
+            record[f"{stem}:{question}"] = "" if mark is None else _format_points(mark)
+            to_mark += mark is None and (record["student"], stem, question) in given
+        columns = [c for c in record if c.startswith(f"{stem}:")]
+        record["total"] = _format_points(sum(float(record[c] or 0) for c in columns))
         if manual:
             record["to_mark"] = str(to_mark)
-        records.append(record)
     return records
 
 
@@ -301,6 +307,8 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     exercises = load_exercises(source_dir)
     if not submissions_dir.is_dir():
         raise GradingError(f"submissions folder {submissions_dir} does not exist")
+    if marks is not None and not marks.is_file():
+        raise GradingError(f"marks file {marks} does not exist")
     use_sandbox = sandbox_available() if sandbox is None else sandbox
     if use_sandbox and not sandbox_available():
         raise GradingError("the sandbox needs root and a working `unshare --mount`")
@@ -367,18 +375,19 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             log(f"[{done}/{len(futures)}] {row.student}/{row.notebook}: {row.status}, "
                 f"{_format_points(row.total)}/{_format_points(row.max_points)} ({row.seconds:.1f} s)")
     rows.sort(key=lambda r: (r.student, r.notebook))
-    marks_path = marks if marks is not None else folder / "marks.csv"
-    mark_values: dict[tuple[str, str, str], float] = {}
-    if marks is not None or marks_path.is_file():
-        mark_values, problems = read_marks(marks_path, exercises)
-        warnings += problems
-    records = gradebook_records(rows, exercises, mark_values)
+    records = gradebook_records(rows, exercises)
     answers = manual_answers(rows, exercises)
     if student is not None:  # keep everyone else's rows from the earlier run
         records = [r for r in read_records(out) if r["student"] != student] + records
         answers_path = folder / "manual-answers.csv"
         if answers_path.is_file():
             answers = [r for r in read_records(answers_path) if r["student"] != student] + answers
+    marks_path = marks if marks is not None else folder / "marks.csv"
+    mark_values: dict[tuple[str, str, str], float] = {}
+    if marks_path.is_file():
+        mark_values, problems = read_marks(marks_path, exercises)
+        warnings += problems
+    records = apply_marks(records, exercises, answers, mark_values)
     for line in answers:
         mark = mark_values.get((line["student"], Path(line["notebook"]).stem, line["question"]))
         line["points"] = "" if mark is None else _format_points(mark)
