@@ -19,20 +19,25 @@ The command line is :mod:`glmmteach.cli`.
   dropped.
 
 **Key.** The answer key is what the solution notebook records when run (no value is typed in by hand). It is
-computed by executing the source in a kernel, and lives only in the grader's memory.
+computed by executing the source in a kernel, once per release (and per student for an exercise with
+variants), and kept in a key store outside the release folder (:mod:`~glmmteach.grading.keys`) that
+``grade`` reuses. A released notebook holds no answer and no digest of one: only the specs, coarse size
+hints and its data seed (:func:`glmmteach.checks.make_public_key`).
 
 **Release** runs every source notebook twice: once with form checks only, to compute the key and check that
-every question is answered with a value of the right kind and shape; then with the public (hashed) key of the
+every question is answered with a value of the right kind and shape; then with the public key of the
 student notebook, to check that every question is ``check``-ed and that each check accepts the solution. It
 refuses (:class:`ReleaseError`) unless all of that holds and the student notebook's JSON contains neither a
-solution line nor an answer value.
+solution line nor an answer value. ``release --students roster.csv`` writes a folder per student.
 
 **Grading** runs each submitted notebook in a fresh kernel, in its own temporary folder, through a separate
 worker process with a time limit. Cells run with ``allow_errors`` so that answers recorded before and after a
 failing cell still count (status ``error``, or ``incomplete`` when the only errors are the unanswered
 ``NotImplementedError`` placeholders). A cell appended by the grader prints the ``answers`` dict as JSON; the
 grader parses it as untrusted data (numbers, strings, lists only) and scores it in its own process against
-the key, so replacing ``check`` or writing files earns nothing. Outputs beyond ``MAX_OUTPUT_BYTES`` are
+the key, so replacing ``check`` or writing files earns nothing. The submission's ``checks-setup`` cell is
+replaced by the grader's own for that student, so the data it works on are the student's (a seed copied from
+a classmate's notebook is never used). Outputs beyond ``MAX_OUTPUT_BYTES`` are
 dropped; the time limit includes the kernel's start.
 
 **Sandbox.** When the grader runs as root (and ``unshare`` works), each kernel runs
