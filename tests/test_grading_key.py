@@ -320,3 +320,25 @@ def test_regrade_one_student_and_merge_manual_marks(graded, course):
         assert {k: v for k, v in after[student].items() if k != "to_mark"} == \
             {k: v for k, v in before[student].items() if k != "to_mark"}
     assert _rows(folder / "totals.csv")["alice"]["tiny"] == "6.5"
+
+
+def test_key_store_computes_each_key_once_and_again_when_the_source_changes(tmp_path):
+    source = _variant_source(tmp_path / "source")
+    exercise = load_exercise(source / "tiny.ipynb")
+    calls = []
+
+    def compute(seed):
+        calls.append(seed)
+        return {"q1": float(len(calls))}
+
+    store = KeyStore.open(tmp_path / "keys", create=True)
+    first = store.key(exercise, "alice", compute)
+    assert store.key(exercise, "alice", compute) == first and len(calls) == 1
+    reopened = KeyStore.open(tmp_path / "keys", create=False)
+    assert reopened.key(exercise, "alice", compute) == first and len(calls) == 1
+    assert reopened.seed(exercise, "alice") == first[1] != reopened.seed(exercise, "bob")
+    assert KeyStore.open(tmp_path / "other", create=True).seed(exercise, "alice") != first[1]  # new secret
+    data = (source / "crossover.csv").read_text()
+    (source / "crossover.csv").write_text(data.replace("\n1,1,0,0,0", "\n1,1,0,0,1", 1))
+    changed = load_exercise(source / "tiny.ipynb")
+    assert reopened.key(changed, "alice", compute)[0] == {"q1": 2.0} and calls == [first[1], first[1]]
