@@ -10,6 +10,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from glmmteach.bookbuild import hide_graded_solutions
 from glmmteach.checks import NUMERIC_KINDS, check_form, make_public_key, solution_range_problem
 from glmmteach.grading import (
     PLACEHOLDER,
@@ -147,3 +148,19 @@ def test_exercises_with_variants_give_each_student_own_data_and_key(name, tmp_pa
         values = [keys["alice"][spec.id], keys["bob"][spec.id], default[spec.id]]
         assert not score_answer(spec, values[0], values[1]).correct, spec.id
         assert not score_answer(spec, values[2], values[0]).correct, spec.id
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_public_book_hides_solutions_of_graded_sets_only(path):
+    text = path.read_text()
+    graded = nbformat.reads(text, as_version=4).metadata.get("glmmteach", {}).get("graded", False)
+    hidden = hide_graded_solutions(text)
+    if not graded:
+        assert hidden is None
+        return
+    cells = nbformat.reads(hidden, as_version=4).cells
+    solutions = [c for c in cells if SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert solutions and all("remove-cell" in c.metadata["tags"] for c in solutions)
+    assert "solutions are not published" in cells[1].source
+    shown = [c for c in cells if "remove-cell" not in c.metadata.get("tags", [])]
+    assert not any("### BEGIN SOLUTION" in c.source or "{solution-start}" in c.source for c in shown)

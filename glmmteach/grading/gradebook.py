@@ -29,7 +29,7 @@ import nbformat
 from ..checks import MANUAL_KINDS, Feedback, make_public_key
 from .errors import GradingError
 from .keys import DEFAULT, KeyStore, check_student_id
-from .notebooks import Exercise, _setup_source, load_exercises
+from .notebooks import Exercise, load_exercises, setup_source
 from .sandbox import PACKAGE, Sandbox, claimed_uid, sandbox_available
 from .scoring import GradeRow, compute_key, grade_submission
 
@@ -354,7 +354,7 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
         path = submissions_dir / student / exercise.filename
         try:
             key, seed = key_of(exercise, owner_of(exercise, student))
-            setup = _setup_source(exercise, make_public_key(exercise.name, exercise.specs, key, seed))
+            setup = setup_source(exercise, make_public_key(exercise.name, exercise.specs, key, seed))
             arguments = {"timeout": timeout, "setup": setup, "note": notes.get((student, exercise.filename))}
             if not use_sandbox:
                 return grade_submission(exercise, key, student, path, sandbox=None, **arguments)

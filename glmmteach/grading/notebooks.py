@@ -116,6 +116,11 @@ def _setup_source(exercise: Exercise, key: dict[str, Any] | None, seed: int | No
     return SETUP_CODE.format(constructor="from_key", arguments=repr(json.dumps(key))).rstrip()
 
 
+def setup_source(exercise: Exercise, key: dict[str, Any]) -> str:
+    """The source of the ``checks-setup`` cell of a released notebook with public key ``key``."""
+    return _setup_source(exercise, key)
+
+
 def with_setup_cell(notebook: NotebookNode, source: str) -> NotebookNode:
     """A submission with the grader's own setup cell: every cell tagged ``checks-setup`` gets ``source``, and
     one is put first when none is tagged. So the data a submission works on is always the student's own
