@@ -332,6 +332,7 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
         if not out.is_file():
             raise GradingError(f"--student updates an earlier run's gradebook, and {out} does not exist")
         students = [student]
+
     def owner_of(exercise: Exercise, student: str) -> str:
         """Whose key grades ``student``: their own for an exercise with variants released to them, else the
         course data's (students off the roster were given the course data)."""
@@ -375,6 +376,19 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             log(f"[{done}/{len(futures)}] {row.student}/{row.notebook}: {row.status}, "
                 f"{_format_points(row.total)}/{_format_points(row.max_points)} ({row.seconds:.1f} s)")
     rows.sort(key=lambda r: (r.student, r.notebook))
+    warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks)
+    (folder / "warnings.txt").write_text("".join(f"{w}\n" for w in warnings))
+    for warning in warnings:
+        log(f"warning: {warning}")
+    return rows
+
+
+def write_outputs(rows: list[GradeRow], exercises: list[Exercise], out: Path, *, roster: list[dict[str, str]],
+                  student: str | None, marks: Path | None) -> list[str]:
+    """Write the gradebook and the files beside it (merging an earlier run's rows when grading one
+    ``student``, and the instructor's marks); return warnings about the marks."""
+    folder = out.parent
+    warnings: list[str] = []
     records = gradebook_records(rows, exercises)
     answers = manual_answers(rows, exercises)
     if student is not None:  # keep everyone else's rows from the earlier run
@@ -386,26 +400,23 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     mark_values: dict[tuple[str, str, str], float] = {}
     if marks_path.is_file():
         mark_values, problems = read_marks(marks_path, exercises)
-        warnings += problems
+        warnings = problems
     records = apply_marks(records, exercises, answers, mark_values)
     for line in answers:
         mark = mark_values.get((line["student"], Path(line["notebook"]).stem, line["question"]))
         line["points"] = "" if mark is None else _format_points(mark)
     write_records(records, exercises, out)
-    write_totals(records, exercises, folder, store.roster)
+    write_totals(records, exercises, folder, roster)
     if _has_manual(exercises):
         write_table(folder / "manual-answers.csv", ["student", "notebook", "question", "max", "answer", "points"],
                     sorted(answers, key=lambda r: (r["student"], r["notebook"], r["question"])))
     write_feedback(rows, folder / "feedback")
-    (folder / "warnings.txt").write_text("".join(f"{w}\n" for w in warnings))
-    for warning in warnings:
-        log(f"warning: {warning}")
     for row in rows:  # what each submission printed, for the instructor to look into
         if row.executed is not None:
             target = folder / "executed" / row.student / row.notebook
             target.parent.mkdir(parents=True, exist_ok=True)
             nbformat.write(row.executed, target)
-    return rows
+    return warnings
 
 
 def write_table(path: Path, header: list[str], records: list[dict[str, str]]) -> None:
