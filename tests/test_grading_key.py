@@ -281,8 +281,9 @@ def test_survey_recognises_the_usual_mangled_names(tmp_path):
         (tmp_path / student / name).write_text("{}")
     students, notes, _ = survey_submissions(tmp_path, exercises, [])
     assert students == ["a", "b", "c", "d", "e"]
-    assert {student for student, _ in notes} == {"a", "b", "c", "d"}
+    assert {student for student, _ in notes} == {"a", "b", "c", "d", "e"}
     assert "in a subfolder" in notes[("c", "tiny.ipynb")]
+    assert "a Jupyter checkpoint copy" in notes[("e", "tiny.ipynb")]
 
 
 def test_totals_and_lms_files(graded):

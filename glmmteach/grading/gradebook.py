@@ -231,7 +231,7 @@ def _normalised(name: str) -> str:
     stem = name
     while stem.lower().endswith(".ipynb"):
         stem = stem[: -len(".ipynb")]
-    stem = _COPY_SUFFIX.sub("", stem.strip())
+    stem = _COPY_SUFFIX.sub("", stem.strip()).removesuffix("-checkpoint")  # Jupyter's checkpoint copies
     if stem.lower().startswith("copy of "):
         stem = stem[len("copy of "):]
     return re.sub(r"[\s_-]+", "_", stem.lower())
