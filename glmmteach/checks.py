@@ -172,7 +172,7 @@ def _numeric_array(value: Any) -> np.ndarray | None:
         return None
     try:
         return np.asarray(value, dtype=float)
-    except ValueError:  # ragged nested lists
+    except (ValueError, OverflowError):  # ragged nested lists; an integer beyond the float range
         return None
 
 
@@ -192,6 +192,8 @@ def _describe(value: Any) -> str:
         return f"an array of shape {array.shape}"
     if value is None:
         return "nothing (None)"
+    if isinstance(value, int) and abs(value) > 2**1023:
+        return f"a whole number too large for a floating-point number (about {len(str(abs(value)))} digits)"
     return "a number"
 
 

@@ -100,6 +100,9 @@ def test_notebook_names_slips_it_can_see_and_never_says_right(capsys):
     assert said[("c", "'y'")] == "c: recorded; the grader marks it.\n"  # a wrong option is not revealed
     assert "expected a single number, got text" in said[("or", "'0.42'")]
     assert not any("right" in text for text in said.values())
+    checks.check("or", 10**400)  # a huge integer gets a message, not an OverflowError
+    assert "too large for a floating-point number (about 401 digits)" in capsys.readouterr().out
+    assert "too large" in diagnose(specs[0], 10**400, ExactMatcher(specs[0], 0.42)).message
 
 
 # ---------------------------------------------------------------------------------------------------------
