@@ -20,13 +20,16 @@ The command line is :mod:`glmmteach.cli`.
   dropped.
 
 **Key.** The answer key is what the solution notebook records when run (no value is typed in by hand). It is
-computed by executing the source, and lives only in the grader's memory.
+computed by executing the source (outside the sandbox: it is the instructor's own code), once per release (and
+per student for an exercise with variants), and kept in a key store outside the release folder
+(:mod:`~glmmteach.grading.keys`) that ``grade`` reuses. A released notebook holds no answer and no digest of
+one: only the specs, coarse size hints and its data seed (:func:`glmmteach.checks.make_public_key`).
 
 **Release** runs every source notebook twice: once with form checks only, to compute the key and check that
-every question is answered with a value of the right kind and shape; then with the public (hashed) key of the
+every question is answered with a value of the right kind and shape; then with the public key of the
 student notebook, to check that every question is ``check``-ed and that each check accepts the solution. It
 refuses (:class:`ReleaseError`) unless all of that holds and the student notebook's JSON contains neither a
-solution line nor an answer value.
+solution line nor an answer value. ``release --students roster.csv`` writes a folder per student.
 
 **Grading** runs each submitted notebook's code cells in one fresh Python process (IPython's shell, no
 Jupyter kernel), in its own temporary folder, in a bubblewrap sandbox, within a time limit that includes the
@@ -35,8 +38,10 @@ or ``incomplete`` when the only errors are the unanswered ``NotImplementedError`
 is written to a file the moment it is recorded; the grader reads that file once the sandbox is dead, as
 untrusted data (numbers, strings, lists only), and scores it in its own process against the key, so replacing
 ``check`` or writing files earns nothing, and a time-out (``timeout``) or a process that dies (``error``)
-keeps the answers recorded before it. An answer too large to grade, or that cannot be converted, gets its own
-message. Outputs beyond ``MAX_OUTPUT_BYTES`` are dropped.
+keeps the answers recorded before it. The submission's ``checks-setup`` cell is replaced by the grader's own
+for that student, so the data it works on are the student's (a seed copied from a classmate's notebook is never
+used). An answer too large to grade, or that cannot be converted, gets its own message. Outputs beyond
+``MAX_OUTPUT_BYTES`` are dropped.
 
 **Sandbox** (details in :mod:`~glmmteach.grading.sandbox`): for root and for an ordinary user alike, each
 notebook runs in bubblewrap with its own PID namespace (everything it starts dies with it, at the time limit

@@ -52,6 +52,12 @@ class Exercise:
         return self.path.name
 
     @property
+    def variants(self) -> bool:
+        """True when the notebook draws its data per student from ``checks.seed`` (metadata
+        ``glmmteach.variants``); each student then has a key of their own."""
+        return bool(self.notebook.metadata.get(META, {}).get("variants", False))
+
+    @property
     def data_files(self) -> list[Path]:
         """Files the notebook reads from its own folder (notebook metadata ``glmmteach.data``)."""
         names = self.notebook.metadata.get(META, {}).get("data", [])
@@ -102,11 +108,32 @@ def load_exercises(source_dir: Path) -> list[Exercise]:
     return [load_exercise(p) for p in paths]
 
 
-def _setup_source(exercise: Exercise, key: dict[str, Any] | None) -> str:
+def _setup_source(exercise: Exercise, key: dict[str, Any] | None, seed: int | None = None) -> str:
     if key is None:
         specs = json.dumps([s.to_dict() for s in exercise.specs])
-        return SETUP_CODE.format(constructor="from_specs", arguments=f"{exercise.name!r}, {specs!r}").rstrip()
+        arguments = f"{exercise.name!r}, {specs!r}" + ("" if seed is None else f", seed={seed}")
+        return SETUP_CODE.format(constructor="from_specs", arguments=arguments).rstrip()
     return SETUP_CODE.format(constructor="from_key", arguments=repr(json.dumps(key))).rstrip()
+
+
+def setup_source(exercise: Exercise, key: dict[str, Any]) -> str:
+    """The source of the ``checks-setup`` cell of a released notebook with public key ``key``."""
+    return _setup_source(exercise, key)
+
+
+def with_setup_cell(notebook: NotebookNode, source: str) -> NotebookNode:
+    """A submission with the grader's own setup cell: every cell tagged ``checks-setup`` gets ``source``, and
+    one is put first when none is tagged. So the data a submission works on is always the student's own
+    (the seed in a submitted notebook is never trusted); replacing it later in the notebook only loses points."""
+    notebook = copy.deepcopy(notebook)
+    tagged = [c for c in notebook.cells if c.cell_type == "code" and SETUP_TAG in _tags(c)]
+    for cell in tagged:
+        cell.source = source
+    if not tagged:
+        cell = nbformat.v4.new_code_cell(source)
+        cell.metadata["tags"] = [SETUP_TAG]
+        notebook.cells.insert(0, cell)
+    return notebook
 
 
 def strip_solution(source: str) -> str:
@@ -144,13 +171,14 @@ def _plain_markdown(source: str) -> str:
     return _DIRECTIVE.sub(replace, source)
 
 
-def _with_setup(exercise: Exercise, key: dict[str, Any] | None, *, keep_solutions: bool) -> NotebookNode:
+def _with_setup(exercise: Exercise, key: dict[str, Any] | None, *, keep_solutions: bool,
+                seed: int | None = None) -> NotebookNode:
     notebook = copy.deepcopy(exercise.notebook)
     cells = []
     for cell in notebook.cells:
         tags = _tags(cell)
         if SETUP_TAG in tags:
-            cell.source = _setup_source(exercise, key)
+            cell.source = _setup_source(exercise, key, seed)
         elif SOLUTION_TAG in tags and not keep_solutions:
             if cell.cell_type != "code":
                 continue
@@ -178,9 +206,11 @@ def student_notebook(exercise: Exercise, key: dict[str, Any]) -> NotebookNode:
     return _with_setup(exercise, key, keep_solutions=False)
 
 
-def solution_notebook(exercise: Exercise, key: dict[str, Any] | None = None) -> NotebookNode:
-    """The source with its solutions, set up with form checks (no key) or with a public key."""
-    return _with_setup(exercise, key, keep_solutions=True)
+def solution_notebook(exercise: Exercise, key: dict[str, Any] | None = None, seed: int | None = None
+                      ) -> NotebookNode:
+    """The source with its solutions, set up with form checks (no key; data drawn with ``seed``) or with a
+    public key (which carries its own seed)."""
+    return _with_setup(exercise, key, keep_solutions=True, seed=seed)
 
 
 def solution_lines(exercise: Exercise) -> list[str]:

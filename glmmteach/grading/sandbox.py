@@ -12,10 +12,10 @@ Each notebook's process (:mod:`~glmmteach.grading.child`) runs in its own bubble
   (the dynamic linker's cache, time zone, fonts), read-only the Python installation (``sys.base_prefix``,
   ``sys.prefix``), the glmmteach package and its data; small private ``/tmp`` and ``/dev/shm``; and the run's
   working folder, itself a small tmpfs into which only the request, the data files and the two files the
-  notebook records into are mounted from the grader's temporary folder. The instructor's source, the key (it
-  exists only in the grader's memory), the gradebook, other submissions and the grader's own files are not
-  mounted at all, and :func:`check_hidden` refuses a source, submissions or output folder that overlaps what
-  is mounted;
+  notebook records into are mounted from the grader's temporary folder. The instructor's source, the key
+  store, the gradebook, other submissions and the grader's own files are not mounted at all, and
+  :func:`check_hidden` refuses a source, submissions, output or key-store folder that overlaps what is
+  mounted;
 * limits, set by the notebook's process on itself before any of its code runs (:func:`sandbox_limits`):
   address space, processes and threads, file size, CPU time, no core files; the tmpfs sizes bound what it can
   write; the runner bounds the outputs it keeps.
@@ -90,7 +90,7 @@ def mounted_paths() -> list[str]:
 
 
 def check_hidden(folders: list[Path]) -> None:
-    """Refuse when a folder that must stay invisible (source, submissions, output) would be mounted."""
+    """Refuse when a folder that must stay invisible (source, submissions, output, key store) would be mounted."""
     for folder in folders:
         real = Path(os.path.realpath(folder))
         for path in mounted_paths():

@@ -9,9 +9,17 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from ..checks import ExactMatcher, Feedback, QuestionSpec, diagnose, solution_range_problem, validate_answer_form
+from ..checks import (
+    NUMERIC_KINDS,
+    ExactMatcher,
+    Feedback,
+    QuestionSpec,
+    diagnose,
+    solution_range_problem,
+    validate_answer_form,
+)
 from .errors import ReleaseError
-from .notebooks import Exercise, solution_notebook
+from .notebooks import Exercise, solution_notebook, with_setup_cell
 from .runner import Execution, execute_notebook
 from .sandbox import Sandbox
 
@@ -24,7 +32,7 @@ def _answer_problems(exercise: Exercise, answers: dict[str, Any]) -> list[str]:
         value = answers.get(spec.id)
         problem = validate_answer_form(spec, value) or (
             None if value is None else solution_range_problem(spec, value))
-        if problem is None and spec.kind != "choice" and spec.atol == 0:
+        if problem is None and spec.kind in NUMERIC_KINDS and spec.atol == 0:
             flat = value if isinstance(value, list) else [value]
             while flat and isinstance(flat[0], list):
                 flat = [x for row in flat for x in row]
@@ -35,19 +43,20 @@ def _answer_problems(exercise: Exercise, answers: dict[str, Any]) -> list[str]:
     return problems
 
 
-def compute_key(exercise: Exercise, timeout: float = 600) -> dict[str, Any]:
-    """Run the solution notebook (form checks only) and return its answers, the key; GradingError if unfit."""
-    run = execute_notebook(solution_notebook(exercise), timeout=timeout, data_files=exercise.data_files)
+def compute_key(exercise: Exercise, timeout: float = 600, seed: int | None = None) -> dict[str, Any]:
+    """Run the solution notebook (form checks only, data drawn with ``seed``) and return its answers, the key;
+    GradingError if unfit."""
+    run = execute_notebook(solution_notebook(exercise, seed=seed), timeout=timeout, data_files=exercise.data_files)
     if run.status != "ok":
         detail = "; ".join(run.errors) or "no details"
-        raise ReleaseError(f"{exercise.filename}: the solution notebook did not run cleanly "
+        for_seed = "" if seed is None else f" with data seed {seed}"
+        raise ReleaseError(f"{exercise.filename}: the solution notebook did not run cleanly{for_seed} "
                            f"(status {run.status}: {detail})")
     problems = _answer_problems(exercise, run.answers)
     if problems:
         raise ReleaseError(f"{exercise.filename}: the solution's answers fail their checks: "
                            + "; ".join(problems))
     return {s.id: run.answers[s.id] for s in exercise.specs}
-
 
 
 def score_answer(spec: QuestionSpec, expected: Any, value: Any) -> Feedback:
@@ -64,6 +73,7 @@ class GradeRow:
     errors: list[str] = field(default_factory=list)
     seconds: float = 0.0  # for the progress log only; the gradebook stays repeatable
     executed: NotebookNode | None = None
+    answers: dict[str, Any] = field(default_factory=dict)  # as extracted (the free-text ones are exported)
 
     @property
     def total(self) -> float:
@@ -75,8 +85,12 @@ class GradeRow:
 
 
 def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path: Path, *, timeout: float,
-                     sandbox: Sandbox | None) -> GradeRow:
-    """Grade one student's notebook; every failure becomes a status, never an exception."""
+                     sandbox: Sandbox | None, setup: str | None = None, note: str | None = None) -> GradeRow:
+    """Grade one student's notebook; every failure becomes a status, never an exception.
+
+    ``setup`` is the source of the student's own setup cell (see :func:`with_setup_cell`); ``note`` says why a
+    missing submission may be misnamed.
+    """
 
     def zero(message: str) -> list[Feedback]:
         return [Feedback(s.id, False, message, 0.0, s.points) for s in exercise.specs]
@@ -86,6 +100,8 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
         return GradeRow(student, exercise.filename, "invalid-notebook",
                         zero("the submission is a symbolic link, not a notebook file."), ["symbolic link"])
     if not path.is_file():
+        if note:
+            return GradeRow(student, exercise.filename, "missing", zero(f"not submitted ({note})."), [note])
         return GradeRow(student, exercise.filename, "missing", zero("not submitted."))
     if path.stat().st_size > MAX_SUBMISSION_BYTES:
         return GradeRow(student, exercise.filename, "invalid-notebook",
@@ -100,9 +116,12 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
     for cell in notebook.cells:  # outputs in a submission are never trusted; run from a clean slate
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+    if setup is not None:
+        notebook = with_setup_cell(notebook, setup)
     run = execute_notebook(notebook, timeout=timeout, data_files=exercise.data_files, sandbox=sandbox)
     feedback = [_score_recorded(s, key[s.id], run) for s in exercise.specs]
-    return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook)
+    return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook,
+                    run.answers)
 
 
 def _score_recorded(spec: QuestionSpec, expected: Any, run: Execution) -> Feedback:
