@@ -193,7 +193,8 @@ def _describe(value: Any) -> str:
     if value is None:
         return "nothing (None)"
     if isinstance(value, int) and abs(value) > 2**1023:
-        return f"a whole number too large for a floating-point number (about {len(str(abs(value)))} digits)"
+        digits = int(value.bit_length() * 0.30103) + 1  # str() of a huge int raises (Python's digit limit)
+        return f"a whole number too large for a floating-point number (about {digits:,} digits)"
     return "a number"
 
 
