@@ -45,6 +45,7 @@ LOG_KINDS = {"log_odds", "log_rate_ratio", "coefficient"}
 PROBABILITY_KINDS = {"probability", "p_value"}
 NUMERIC_KINDS = RATIO_KINDS | LOG_KINDS | PROBABILITY_KINDS | {"number", "integer", "statistic"}
 MANUAL_KINDS = {"text"}  # free text, marked by the instructor (exported by the grader, marks merged back)
+UNMARKED = "free text, to be marked by the instructor (not marked yet)."
 KINDS = NUMERIC_KINDS | {"choice"} | MANUAL_KINDS
 NO_SIZE_HINT_KINDS = {"integer"}  # a window around a small whole number would all but give it away
 MAX_TEXT = 1000
@@ -182,6 +183,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         if value in ("nan", "inf", "-inf"):
             return f"a non-finite number ({value})"
+        if value == "<unsupported: NoneType>":
+            return "nothing (None): assign the answer to the variable before checking it"
         if value.startswith("<unsupported: "):
             return "a " + value[len("<unsupported: "):-1]
         return "text"
@@ -383,7 +386,18 @@ def _element_message(spec: QuestionSpec, size: int, problems: list[tuple[int, st
     by_message: dict[str, list[str]] = {}
     for element, problem in problems:
         by_message.setdefault(problem, []).append(names[element])
-    return "; ".join(f"{', '.join(where)} {problem.rstrip('.')}" for problem, where in by_message.items()) + "."
+    return "; ".join(_phrase(where, problem) for problem, where in by_message.items()) + "."
+
+
+def _phrase(where: list[str], problem: str) -> str:
+    """``["lower", "upper"], "is not correct."`` -> ``"lower and upper are not correct"``."""
+    if len(where) == 1:
+        return f"{where[0]} {problem.rstrip('.')}"
+    plural = {"is ": "are ", "has ": "have ", "looks ": "look "}
+    verb = next((v for v in plural if problem.startswith(v)), None)
+    if verb is not None:
+        problem = plural[verb] + problem[len(verb):]
+    return f"{', '.join(where[:-1])} and {where[-1]} {problem.rstrip('.')}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -454,7 +468,7 @@ def diagnose(spec: QuestionSpec, value: Any, matcher: ExactMatcher) -> Feedback:
     if form_problem is not None:
         return Feedback(spec.id, False, form_problem, 0.0, spec.points)
     if spec.kind in MANUAL_KINDS:
-        return Feedback(spec.id, False, "marked by the instructor.", 0.0, spec.points)
+        return Feedback(spec.id, False, UNMARKED, 0.0, spec.points)
     if spec.kind == "choice":
         correct = matcher.choice(value.strip().lower())
         message = "right." if correct else "that is not the right option."

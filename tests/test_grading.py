@@ -71,7 +71,7 @@ SPECS = {s.id: s for s in load_exercise(FIXTURE / "tiny.ipynb").specs}
         ("q2", 100 * P_PLACEBO_2, False, "percentage"),
         ("q2", 1 - P_PLACEBO_2, False, "one minus the probability"),
         ("q2", float("nan"), False, "non-finite"),
-        ("q3", -LOG_ODDS, False, "period 1, period 2 has the wrong sign"),
+        ("q3", -LOG_ODDS, False, "period 1 and period 2 have the wrong sign"),
         ("q3", np.exp(LOG_ODDS), False, "ratio scale"),
         ("q3", LOG_ODDS[:1], False, "expected an array of shape (2,), got shape (1,)"),
         ("q4", " Period 2 " if MORE_FREQUENT == "period 2" else "PERIOD 1", True, "right"),

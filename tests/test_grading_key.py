@@ -268,7 +268,8 @@ def test_misnamed_misplaced_and_hidden_submissions_are_named(graded):
     rows = _rows(graded["out"])
     assert rows["dave"]["status"] == "missing"
     feedback = (graded["out"].parent / "feedback" / "dave.md").read_text()
-    assert "found 'tiny (1).ipynb' (misnamed); rename or move it to tiny.ipynb" in feedback
+    assert "q1 (0/2): not submitted (see the note below)." in feedback
+    assert "Note:\n- `found 'tiny (1).ipynb' (misnamed); rename or move it to tiny.ipynb" in feedback
     warnings = (graded["out"].parent / "warnings.txt").read_text()
     assert "dave/tiny (1).ipynb: misnamed, looks like tiny.ipynb" in warnings
     assert "hidden folder '.frank' holds notebooks" in warnings
@@ -309,7 +310,7 @@ def test_regrade_one_student_and_merge_manual_marks(graded, course):
     assert {(a["student"], a["answer"]) for a in answers} >= {
         ("alice", "Two periods per patient, so outcomes of one patient are correlated."), ("carol", "copied")}
     (folder / "marks.csv").write_text("student,notebook,question,points\nalice,tiny.ipynb,q5,1.5\n"
-                                      "carol,tiny.ipynb,q5,9\n")
+                                      "carol,tiny.ipynb,q5,9\ndave,tiny.ipynb,q5,1\n")
     submissions = graded["submissions"]
     (submissions / "dave" / "tiny (1).ipynb").rename(submissions / "dave" / "tiny.ipynb")
     finished = _cli("grade", str(course["source"]), str(submissions), "--out", str(graded["out"]), "--keys",
@@ -317,7 +318,9 @@ def test_regrade_one_student_and_merge_manual_marks(graded, course):
     assert finished.returncode == 0, finished.stderr
     assert "[1/1] dave/tiny.ipynb: ok" in finished.stderr and "computing" not in finished.stderr
     after = _rows(graded["out"])
-    assert (after["dave"]["status"], after["dave"]["total"]) == ("ok", "5")
+    assert (after["dave"]["status"], after["dave"]["total"]) == ("ok", "6")
+    dave = (folder / "feedback" / "dave.md").read_text()  # the feedback's total is the gradebook's
+    assert "## tiny.ipynb: 6 / 7" in dave and "- q5 (1/2): marked by the instructor." in dave
     assert (after["alice"]["tiny:q5"], after["alice"]["total"], after["alice"]["to_mark"]) == ("1.5", "6.5", "0")
     assert after["carol"]["tiny:q5"] == ""  # 9 of 2 points is refused, with a warning
     assert "points 9 outside 0..2" in (folder / "warnings.txt").read_text()

@@ -83,6 +83,19 @@ def apply_marks(records: list[dict[str, str]], exercises: list[Exercise], answer
     return records
 
 
+def mark_feedback(rows: list[GradeRow], exercises: list[Exercise],
+                  marks: dict[tuple[str, str, str], float]) -> None:
+    """Put the instructor's marks of free-text answers into the rows' feedback (so that the feedback files'
+    totals are the gradebook's)."""
+    manual = {(ex.filename, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
+    for row in rows:
+        for index, f in enumerate(row.feedback):
+            mark = marks.get((row.student, Path(row.notebook).stem, f.question))
+            if (row.notebook, f.question) in manual and mark is not None:
+                row.feedback[index] = Feedback(f.question, mark == f.max_points, "marked by the instructor.", mark,
+                                               f.max_points)
+
+
 def write_records(records: list[dict[str, str]], exercises: list[Exercise], path: Path) -> None:
     """Write gradebook records (sorted by student and notebook) as the gradebook CSV."""
     header = ["student", "notebook", *_columns(exercises), "total", "max", "status"]
@@ -221,7 +234,8 @@ def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
                       for f in row.feedback]
             if row.errors:
                 distinct = list(dict.fromkeys(row.errors))[:10]
-                lines += ["", "Errors:", *(f"- `{e}`" for e in distinct)]
+                heading = "Note:" if row.status.startswith("missing") else "Errors:"
+                lines += ["", heading, *(f"- `{e}`" for e in distinct)]
             lines.append("")
         path = folder / f"{student}.md"
         path.write_text("\n".join(lines))
@@ -418,6 +432,7 @@ def write_outputs(rows: list[GradeRow], exercises: list[Exercise], out: Path, *,
         mark_values, problems = read_marks(marks_path, exercises)
         warnings = problems
     records = apply_marks(records, exercises, answers, mark_values)
+    mark_feedback(rows, exercises, mark_values)
     for line in answers:
         mark = mark_values.get((line["student"], Path(line["notebook"]).stem, line["question"]))
         line["points"] = "" if mark is None else _format_points(mark)

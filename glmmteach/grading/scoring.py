@@ -100,8 +100,9 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
         return GradeRow(student, exercise.filename, "invalid-notebook",
                         zero("the submission is a symbolic link, not a notebook file."), ["symbolic link"])
     if not path.is_file():
-        if note:
-            return GradeRow(student, exercise.filename, "missing", zero(f"not submitted ({note})."), [note])
+        if note:  # said once, under the questions, rather than on every question
+            return GradeRow(student, exercise.filename, "missing", zero("not submitted (see the note below)."),
+                            [note])
         return GradeRow(student, exercise.filename, "missing", zero("not submitted."))
     if path.stat().st_size > MAX_SUBMISSION_BYTES:
         return GradeRow(student, exercise.filename, "invalid-notebook",
