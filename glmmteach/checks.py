@@ -1,34 +1,36 @@
-r"""Answer checks for exercise notebooks: specific feedback without revealing the answer.
+r"""Answer checks for exercise notebooks: specific feedback on form, exact scoring only by the grader.
 
 A question is described by a :class:`QuestionSpec` (id, points, kind, shape, tolerance). A numeric answer
 :math:`v` is correct when every element satisfies
 
 .. math:: |v - e| \le \max(\text{atol},\ \text{rtol}\,|e|),
 
-with :math:`e` the instructor's value. When it is not, :func:`diagnose` looks for the usual slips by testing
-:math:`v` against *variants* of :math:`e` at a looser tolerance: :math:`-e` (wrong sign), :math:`\log e` or
-:math:`e^{e}` (log scale versus ratio scale), :math:`1/e` (inverted ratio), :math:`100e`, :math:`1-e`,
-:math:`\operatorname{logit} e` and :math:`e/(1-e)` (percentage, complement, log-odds and odds for a
-probability), and :math:`e` itself (close, but rounded too much).
+with :math:`e` the instructor's value: :meth:`QuestionSpec.accepts` is that one definition of the tolerance,
+used by the grader and by the size hints of a released notebook.
 
-The same :func:`diagnose` runs in two places, with two ways of comparing:
+Two places check answers, and only one of them knows the answer:
 
-* the grader compares with the real values (:class:`ExactMatcher`);
-* a released notebook compares with a *public key* (:class:`HashedMatcher`), which stores for each variant
-  only a salted SHA-256 digest of the variant's position on a grid: on :math:`(\operatorname{sign} v,\
-  \log|v|)` with step :math:`\log(1+\text{rtol})/(M+1)` and, when ``atol > 0``, on :math:`v` with step
-  :math:`\text{atol}/(M+1)`. A student's value is accepted when one of the :math:`2M+1` grid positions
-  around it has the stored digest, so the notebook accepts a subset of what the grader accepts (at least
-  :math:`M/(M+1)` of the tolerance, never more). Nothing in the notebook prints or stores the value.
+* **the grader** compares with the real values (:class:`ExactMatcher`): :func:`diagnose` says "right", or names
+  the slip by testing :math:`v` against *variants* of :math:`e` at a looser tolerance: :math:`-e` (wrong sign),
+  :math:`\log e` or :math:`e^{e}` (log scale versus ratio scale), :math:`1/e` (inverted ratio),
+  :math:`100e`, :math:`1-e`, :math:`\operatorname{logit} e` and :math:`e/(1-e)`, and :math:`e` itself (close,
+  but rounded too much);
+* **a released notebook** holds no answer, no digest of one and no secret: its public key
+  (:func:`make_public_key`) has the question specs and, per element of a numeric answer, a *size hint* — the
+  sign and a window one decade wide (on a half-decade grid, with the answer at least a quarter decade from
+  either edge, so a factor of about 1.8) — coarse enough that finding the answer from it takes as long as
+  solving the exercise. :func:`check_form` gives feedback on form (type, shape, range of the kind, sign, log
+  versus ratio scale, percentage, reciprocal, size) and never says "right": that is the grader's word.
+  A window is only published when it contains the whole tolerance interval, so an answer the grader accepts is
+  never told it is of the wrong size.
 
-A released notebook is an oracle, like any self-check: a determined student can search the grid. The digests
-only keep the answer out of plain sight; grading never trusts the notebook, it re-scores the extracted answers
-in the grader's process against the key computed from the instructor's source.
+An exercise may draw its data per student (:attr:`ExerciseChecks.seed`, see :mod:`glmmteach.variants`); the
+seed of a released notebook is public (the student needs it to get their data), the grader never reads it from
+a submission.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -37,13 +39,15 @@ from typing import Any
 
 import numpy as np
 
-KEY_FORMAT = 1
-GRID_NEIGHBOURS = 4  # M: a value is looked up at its own grid position and M positions either side
+KEY_FORMAT = 2
 RATIO_KINDS = {"odds_ratio", "rate_ratio", "ratio"}
 LOG_KINDS = {"log_odds", "log_rate_ratio", "coefficient"}
 PROBABILITY_KINDS = {"probability", "p_value"}
 NUMERIC_KINDS = RATIO_KINDS | LOG_KINDS | PROBABILITY_KINDS | {"number", "integer", "statistic"}
-KINDS = NUMERIC_KINDS | {"choice"}
+MANUAL_KINDS = {"text"}  # free text, marked by the instructor (exported by the grader, marks merged back)
+UNMARKED = "free text, to be marked by the instructor (not marked yet)."
+KINDS = NUMERIC_KINDS | {"choice"} | MANUAL_KINDS
+NO_SIZE_HINT_KINDS = {"integer"}  # a window around a small whole number would all but give it away
 MAX_TEXT = 1000
 
 
@@ -79,12 +83,15 @@ class QuestionSpec:
         points = float(spec.get("points", 1.0))
         rtol = float(spec.get("rtol", 0.0 if kind == "integer" else 1e-3))
         atol = float(spec.get("atol", 0.5 if kind == "integer" else 0.0))
-        if points <= 0 or rtol < 0 or atol < 0 or (kind != "choice" and rtol == 0 and atol == 0):
+        numeric = kind in NUMERIC_KINDS
+        if points <= 0 or rtol < 0 or atol < 0 or (numeric and rtol == 0 and atol == 0):
             raise QuestionSpecError(f"question {qid!r}: need points > 0 and a positive rtol or atol")
         shape = tuple(int(n) for n in spec.get("shape", ()))
         options = tuple(str(o).strip().lower() for o in spec.get("options", ()))
         if kind == "choice" and (len(options) < 2 or shape):
             raise QuestionSpecError(f"question {qid!r}: a 'choice' needs at least two options and no shape")
+        if kind in MANUAL_KINDS and shape:
+            raise QuestionSpecError(f"question {qid!r}: a 'text' answer has no shape")
         labels = tuple(str(lab) for lab in spec.get("labels", ()))
         if labels and (len(shape) != 1 or len(labels) != shape[0]):
             raise QuestionSpecError(f"question {qid!r}: 'labels' needs a 1-d shape of the same length")
@@ -94,6 +101,15 @@ class QuestionSpec:
         return {"id": self.id, "points": self.points, "kind": self.kind, "shape": list(self.shape),
                 "rtol": self.rtol, "atol": self.atol, "options": list(self.options),
                 "labels": list(self.labels)}
+
+    def tolerance(self, target: float, *, loose: bool = False) -> float:
+        """How far an answer may be from ``target`` and still count as ``target`` (one definition for all)."""
+        rtol, atol = (self.loose_rtol, self.loose_atol) if loose else (self.rtol, self.atol)
+        return max(atol, rtol * abs(target))
+
+    def accepts(self, value: float, target: float, *, loose: bool = False) -> bool:
+        """True when ``value`` is within the tolerance of ``target``."""
+        return abs(value - target) <= self.tolerance(target, loose=loose)
 
     @property
     def loose_rtol(self) -> float:
@@ -157,7 +173,7 @@ def _numeric_array(value: Any) -> np.ndarray | None:
         return None
     try:
         return np.asarray(value, dtype=float)
-    except ValueError:  # ragged nested lists
+    except (ValueError, OverflowError):  # ragged nested lists; an integer beyond the float range
         return None
 
 
@@ -167,6 +183,8 @@ def _describe(value: Any) -> str:
     if isinstance(value, str):
         if value in ("nan", "inf", "-inf"):
             return f"a non-finite number ({value})"
+        if value == "<unsupported: NoneType>":
+            return "nothing (None): assign the answer to the variable before checking it"
         if value.startswith("<unsupported: "):
             return "a " + value[len("<unsupported: "):-1]
         return "text"
@@ -177,6 +195,9 @@ def _describe(value: Any) -> str:
         return f"an array of shape {array.shape}"
     if value is None:
         return "nothing (None)"
+    if isinstance(value, int) and abs(value) > 2**1023:
+        digits = int(value.bit_length() * 0.30103) + 1  # str() of a huge int raises (Python's digit limit)
+        return f"a whole number too large for a floating-point number (about {digits:,} digits)"
     return "a number"
 
 
@@ -243,7 +264,7 @@ class ExactMatcher:
     def __init__(self, spec: QuestionSpec, expected: Any) -> None:
         self.spec = spec
         self.expected = expected
-        self.array = None if spec.kind == "choice" else np.asarray(expected, dtype=float).ravel()
+        self.array = np.asarray(expected, dtype=float).ravel() if spec.kind in NUMERIC_KINDS else None
 
     def choice(self, value: str) -> bool:
         return value == str(self.expected).strip().lower()
@@ -258,80 +279,125 @@ class ExactMatcher:
 
     def matches(self, variant: str, element: int, value: float) -> bool:
         target = self.target(variant, element)
-        if target is None:
-            return False
-        spec = self.spec
-        rtol, atol = (spec.rtol, spec.atol) if variant == "fine" else (spec.loose_rtol, spec.loose_atol)
-        return abs(value - target) <= max(atol, rtol * abs(target))
+        return target is not None and self.spec.accepts(value, target, loose=variant != "fine")
 
 
-def _digest(salt: str, qid: str, variant: str, element: int, grid: str, position: str) -> str:
-    text = f"{salt}|{qid}|{variant}|{element}|{grid}|{position}"
-    return hashlib.sha256(text.encode()).hexdigest()[:20]
+# ---------------------------------------------------------------------------------------------------------
+# Size hints: what a released notebook knows about an answer (its sign and a window one decade wide).
+
+HALF_DECADE = 0.5
 
 
-def _grid_steps(spec: QuestionSpec, variant: str) -> dict[str, float]:
-    rtol, atol = (spec.rtol, spec.atol) if variant == "fine" else (spec.loose_rtol, spec.loose_atol)
-    steps = {}
-    if rtol > 0:
-        steps["rel"] = math.log1p(rtol) / (GRID_NEIGHBOURS + 1)
-    if atol > 0:
-        steps["abs"] = atol / (GRID_NEIGHBOURS + 1)
-    return steps
+def size_hint(spec: QuestionSpec, expected: float) -> dict[str, int] | None:
+    """The public hint for one element: ``{"sign": -1|0|1, "window": m}`` with :math:`|e|` in
+    :math:`[10^{m/2}, 10^{m/2+1})` and at least a quarter decade from either edge; None when the kind gets no
+    hint or the tolerance interval would not fit inside the window (or on one side of zero)."""
+    if spec.kind in NO_SIZE_HINT_KINDS or spec.kind not in NUMERIC_KINDS or not math.isfinite(expected):
+        return None
+    tolerance = spec.tolerance(expected)
+    if expected == 0 or tolerance >= abs(expected):
+        return None
+    log10 = math.log10(abs(expected))
+    window = math.floor(2 * log10 - 0.5)  # log10|e| - window/2 lies in [0.25, 0.75)
+    low, high = 10 ** (window * HALF_DECADE), 10 ** (window * HALF_DECADE + 1)
+    if abs(expected) - tolerance < low or abs(expected) + tolerance > high:
+        return None
+    return {"sign": 1 if expected > 0 else -1, "window": window}
 
 
-def _grid_position(grid: str, step: float, value: float) -> tuple[str, int] | None:
-    if grid == "rel":
-        if value == 0:
-            return None
-        return ("+" if value > 0 else "-"), round(math.log(abs(value)) / step)
-    return "", round(value / step)
+def size_hints(spec: QuestionSpec, expected: Any) -> list[dict[str, int] | None] | None:
+    """Hints for every element of a numeric answer (None for a choice or a text answer)."""
+    if spec.kind not in NUMERIC_KINDS:
+        return None
+    return [size_hint(spec, float(e)) for e in np.asarray(expected, dtype=float).ravel()]
 
 
-class HashedMatcher:
-    """Compares with the salted digests of a public key; used inside released notebooks."""
+def _window_text(window: int) -> str:
+    low, high = 10 ** (window * HALF_DECADE), 10 ** (window * HALF_DECADE + 1)
+    return f"between {low:.3g} and {high:.3g} in absolute value"
 
-    def __init__(self, spec: QuestionSpec, salt: str, digests: Mapping[str, Any]) -> None:
-        self.spec, self.salt, self.digests = spec, salt, digests
 
-    def choice(self, value: str) -> bool:
-        return _digest(self.salt, self.spec.id, "choice", 0, "", value) == self.digests.get("choice")
-
-    def matches(self, variant: str, element: int, value: float) -> bool:
-        stored = self.digests.get(variant)
-        if not stored or stored[element] is None:
-            return False
-        for grid, step in _grid_steps(self.spec, variant).items():
-            digest = stored[element].get(grid)
-            position = _grid_position(grid, step, value)
-            if digest is None or position is None:
-                continue
-            sign, index = position
-            for shift in range(-GRID_NEIGHBOURS, GRID_NEIGHBOURS + 1):
-                if _digest(self.salt, self.spec.id, variant, element, grid, f"{sign}{index + shift}") == digest:
-                    return True
+def _in_window(value: float, hint: Mapping[str, int]) -> bool:
+    if value == 0 or not math.isfinite(value) or (1 if value > 0 else -1) != hint["sign"]:
         return False
+    log10 = math.log10(abs(value))
+    return hint["window"] * HALF_DECADE <= log10 < hint["window"] * HALF_DECADE + 1
 
 
-def public_digests(spec: QuestionSpec, expected: Any, salt: str) -> dict[str, Any]:
-    """Digests of the expected value and its variants at their grid positions (no value is stored)."""
-    exact = ExactMatcher(spec, expected)
-    if spec.kind == "choice":
-        return {"choice": _digest(salt, spec.id, "choice", 0, "", str(expected).strip().lower())}
-    assert exact.array is not None
-    digests: dict[str, Any] = {}
-    for variant in ["fine", "close"] + [v.name for v in variants_for(spec.kind)]:
-        per_element: list[dict[str, str] | None] = []
-        for element in range(exact.array.size):
-            target = exact.target(variant, element)
-            entry: dict[str, str] = {}
-            for grid, step in _grid_steps(spec, variant).items():
-                position = None if target is None else _grid_position(grid, step, target)
-                if position is not None:
-                    entry[grid] = _digest(salt, spec.id, variant, element, grid, f"{position[0]}{position[1]}")
-            per_element.append(entry or None)
-        digests[variant] = per_element
-    return digests
+def _student_slips(kind: str) -> list[tuple[Callable[[float], float | None], str]]:
+    """The usual slips, as what undoes them on the student's value (to compare with a size hint)."""
+    found: list[tuple[Callable[[float], float | None], str]] = []
+    messages = {v.name: v.message for v in variants_for(kind)}
+    if kind in RATIO_KINDS:
+        found += [(_safe(math.exp), messages["log"]), (_safe(lambda v: 1 / v), messages["reciprocal"])]
+    if kind in LOG_KINDS:
+        found.append((_safe(math.log), messages["exp"]))
+    if kind == "probability":
+        found += [(_safe(lambda v: 1 / (1 + math.exp(-v))), messages["logit"]),
+                  (_safe(lambda v: v / (1 + v)), messages["odds"])]
+    if kind in PROBABILITY_KINDS:
+        found.append((_safe(lambda v: v / 100), messages["percent"]))
+    if kind not in RATIO_KINDS | PROBABILITY_KINDS:  # these are never negative: a range problem says so
+        found.append((_safe(lambda v: -v), messages["negated"]))
+    return found
+
+
+def _form_problem(spec: QuestionSpec, value: float, hint: Mapping[str, int] | None) -> str | None:
+    """What is visibly wrong with one element, judged from the kind and the public hint only."""
+    if spec.kind in PROBABILITY_KINDS and 1 < value <= 100:
+        return next(v.message for v in variants_for(spec.kind) if v.name == "percent")
+    problem = _range_problem(spec.kind, np.array([value]))
+    if hint is None or _in_window(value, hint):
+        return problem
+    slips = [message for undo, message in _student_slips(spec.kind)
+             if (undone := undo(value)) is not None and _in_window(undone, hint)]
+    if len(slips) == 1:
+        return slips[0]
+    size = f"is not of the expected size (the answer is {_window_text(hint['window'])})"
+    if slips:  # several slips would explain it: name them all rather than guess
+        return size + "; perhaps it " + "; or it ".join(m.rstrip(".") for m in slips) + "."
+    return problem or size + "."
+
+
+def check_form(spec: QuestionSpec, value: Any, hints: list[Any] | None) -> Feedback:
+    """Feedback a released notebook can give without knowing the answer: form, range, sign, scale and size.
+
+    ``correct`` means only "nothing visibly wrong"; the grader decides whether the value is right.
+    """
+    form_problem = validate_answer_form(spec, value)
+    if form_problem is not None:
+        return Feedback(spec.id, False, form_problem, 0.0, spec.points)
+    if spec.kind not in NUMERIC_KINDS:
+        return Feedback(spec.id, True, "recorded; the grader marks it.", 0.0, spec.points)
+    values = np.asarray(value, dtype=float).ravel()
+    hints = hints or [None] * values.size
+    problems = [(i, p) for i, v in enumerate(values) if (p := _form_problem(spec, float(v), hints[i]))]
+    if not problems:
+        sized = any(h is not None for h in hints)
+        what = "of the expected form and size" if sized else "of the expected form"
+        return Feedback(spec.id, True, f"recorded, {what}; the grader checks the value.", 0.0, spec.points)
+    return Feedback(spec.id, False, _element_message(spec, values.size, problems), 0.0, spec.points)
+
+
+def _element_message(spec: QuestionSpec, size: int, problems: list[tuple[int, str]]) -> str:
+    if not spec.shape:
+        return "your answer " + problems[0][1]
+    names = spec.labels or tuple(f"element [{i}]" for i in range(size))
+    by_message: dict[str, list[str]] = {}
+    for element, problem in problems:
+        by_message.setdefault(problem, []).append(names[element])
+    return "; ".join(_phrase(where, problem) for problem, where in by_message.items()) + "."
+
+
+def _phrase(where: list[str], problem: str) -> str:
+    """``["lower", "upper"], "is not correct."`` -> ``"lower and upper are not correct"``."""
+    if len(where) == 1:
+        return f"{where[0]} {problem.rstrip('.')}"
+    plural = {"is ": "are ", "has ": "have ", "looks ": "look "}
+    verb = next((v for v in plural if problem.startswith(v)), None)
+    if verb is not None:
+        problem = plural[verb] + problem[len(verb):]
+    return f"{', '.join(where[:-1])} and {where[-1]} {problem.rstrip('.')}"
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -364,6 +430,10 @@ def validate_answer_form(spec: QuestionSpec, value: Any) -> str | None:
     """Why ``value`` (JSON data) cannot be an answer to ``spec`` at all, or None if its form is right."""
     if value is None:
         return "no answer recorded."
+    if spec.kind in MANUAL_KINDS:
+        if not isinstance(value, str) or value.startswith("<unsupported") or not value.strip():
+            return f"expected some text, got {_describe(value) if value != '' else 'empty text'}."
+        return None
     if spec.kind == "choice":
         if not isinstance(value, str) or value.startswith("<unsupported"):
             return f"expected one of {list(spec.options)} (text), got {_describe(value)}."
@@ -386,17 +456,19 @@ def validate_answer_form(spec: QuestionSpec, value: Any) -> str | None:
 
 def solution_range_problem(spec: QuestionSpec, value: Any) -> str | None:
     """Why a well-formed answer cannot be right for its kind (e.g. a negative odds ratio), or None."""
-    if spec.kind == "choice":
+    if spec.kind not in NUMERIC_KINDS:
         return None
     problem = _range_problem(spec.kind, np.asarray(value, dtype=float))
     return None if problem is None else f"the answer {problem}"
 
 
-def diagnose(spec: QuestionSpec, value: Any, matcher: ExactMatcher | HashedMatcher) -> Feedback:
+def diagnose(spec: QuestionSpec, value: Any, matcher: ExactMatcher) -> Feedback:
     """Score one answer (JSON data) and explain what is wrong with it without naming the expected value."""
     form_problem = validate_answer_form(spec, value)
     if form_problem is not None:
         return Feedback(spec.id, False, form_problem, 0.0, spec.points)
+    if spec.kind in MANUAL_KINDS:
+        return Feedback(spec.id, False, UNMARKED, 0.0, spec.points)
     if spec.kind == "choice":
         correct = matcher.choice(value.strip().lower())
         message = "right." if correct else "that is not the right option."
@@ -417,35 +489,28 @@ def diagnose(spec: QuestionSpec, value: Any, matcher: ExactMatcher | HashedMatch
         problems.append((element, problem))
     if not problems:
         return Feedback(spec.id, True, "right.", spec.points, spec.points)
-    if not spec.shape:
-        return Feedback(spec.id, False, "your answer " + problems[0][1], 0.0, spec.points)
-    names = spec.labels or tuple(f"element [{i}]" for i in range(values.size))
-    by_message: dict[str, list[str]] = {}
-    for element, problem in problems:
-        by_message.setdefault(problem, []).append(names[element])
-    parts = [f"{', '.join(where)} {problem.rstrip('.')}" for problem, where in by_message.items()]
-    return Feedback(spec.id, False, "; ".join(parts) + ".", 0.0, spec.points)
+    return Feedback(spec.id, False, _element_message(spec, values.size, problems), 0.0, spec.points)
 
 
 # ---------------------------------------------------------------------------------------------------------
 # The notebook side.
 
 
-def make_public_key(exercise: str, specs: list[QuestionSpec], expected: Mapping[str, Any]) -> dict[str, Any]:
-    """The key a released notebook carries: specs and digests, no values."""
-    salt = hashlib.sha256(f"glmmteach|{exercise}".encode()).hexdigest()[:16]
-    return {"format": KEY_FORMAT, "exercise": exercise, "salt": salt,
-            "questions": {s.id: {"spec": s.to_dict(), "digests": public_digests(s, expected[s.id], salt)}
-                          for s in specs}}
+def make_public_key(exercise: str, specs: list[QuestionSpec], expected: Mapping[str, Any],
+                    seed: int | None = None) -> dict[str, Any]:
+    """What a released notebook carries: the specs, coarse size hints and the data seed; no answer, no digest."""
+    return {"format": KEY_FORMAT, "exercise": exercise, "seed": seed,
+            "questions": {s.id: {"spec": s.to_dict(), "hints": size_hints(s, expected[s.id])} for s in specs}}
 
 
 @dataclass
 class ExerciseChecks:
-    """``answers``, ``record`` and ``check`` for one exercise notebook.
+    """``answers``, ``record`` and ``check`` for one exercise notebook, and the seed of its data.
 
-    Without a key (the instructor's source, or the book) ``check`` only checks the form of an answer; with the
-    public key of a released notebook it also says whether the answer is right, and if not, what kind of slip
-    it looks like.
+    In the instructor's source (and the book) ``ExerciseChecks("name")`` knows no questions: ``check`` records
+    the answer and confirms it in one line. A released notebook is set up ``from_key`` with its public key:
+    ``check`` then also gives feedback on the answer's form and size (:func:`check_form`), never on its exact
+    value. ``seed`` is None for the course data, or the seed of the student's own variant of the data.
     """
 
     exercise: str
@@ -453,6 +518,7 @@ class ExerciseChecks:
     key: dict[str, Any] | None = None
     answers: dict[str, Any] = field(default_factory=dict)
     results: dict[str, bool] = field(default_factory=dict)
+    seed: int | None = None
 
     @classmethod
     def from_key(cls, key_json: str) -> ExerciseChecks:
@@ -460,12 +526,12 @@ class ExerciseChecks:
         if key.get("format") != KEY_FORMAT:
             raise ValueError(f"answer key format {key.get('format')!r} is not {KEY_FORMAT}; re-release")
         specs = {qid: QuestionSpec.from_dict(q["spec"]) for qid, q in key["questions"].items()}
-        return cls(key["exercise"], specs, key)
+        return cls(key["exercise"], specs, key, seed=key.get("seed"))
 
     @classmethod
-    def from_specs(cls, exercise: str, specs_json: str) -> ExerciseChecks:
+    def from_specs(cls, exercise: str, specs_json: str, seed: int | None = None) -> ExerciseChecks:
         specs = [QuestionSpec.from_dict(s) for s in json.loads(specs_json)]
-        return cls(exercise, {s.id: s for s in specs})
+        return cls(exercise, {s.id: s for s in specs}, seed=seed)
 
     def record(self, question: str, value: Any) -> None:
         """Store an answer for grading (no feedback)."""
@@ -473,27 +539,22 @@ class ExerciseChecks:
 
     def feedback(self, question: str, value: Any) -> Feedback:
         spec = self.questions.get(question)
-        if spec is None and self.key is None and not self.questions:
-            return Feedback(question, False, "answer recorded (no answer key in this notebook).")
+        if spec is None and not self.questions:
+            return Feedback(question, True, "answer recorded.")
         if spec is None:
-            known = sorted(self.questions)
-            return Feedback(question, False, f"there is no question {question!r}"
-                            + (f"; questions are {known}." if known else "."))
+            return Feedback(question, False, f"there is no question {question!r}; questions are "
+                            f"{sorted(self.questions)}.")
         data = answer_to_json(value)
-        if self.key is None:
-            problem = validate_answer_form(spec, data) or solution_range_problem(spec, data)
-            message = problem or "answer recorded (no answer key in this notebook, so only its form is checked)."
-            return Feedback(question, False, message, 0.0, spec.points)
-        digests = self.key["questions"][question]["digests"]
-        return diagnose(spec, data, HashedMatcher(spec, self.key["salt"], digests))
+        hints = None if self.key is None else self.key["questions"][question].get("hints")
+        return check_form(spec, data, hints)
 
-    def check(self, question: str, value: Any) -> bool:
-        """Record ``value`` as the answer to ``question`` and print feedback on it."""
+    def check(self, question: str, value: Any) -> None:
+        """Record ``value`` as the answer to ``question`` and print one line of feedback on it.
+
+        Returns None (so that a notebook shows only that line); ``results[question]`` says whether nothing
+        visibly wrong was found.
+        """
         self.record(question, value)
         result = self.feedback(question, value)
         self.results[question] = result.correct
-        if self.key is None:
-            print(f"{question}: {result.message}")
-        else:
-            print(result)
-        return result.correct
+        print(f"{question}: {result.message}" if result.correct else str(result))

@@ -1,7 +1,8 @@
 """The ``glmmteach`` command: ``release`` exercise notebooks to students and ``grade`` their submissions.
 
-    glmmteach release SOURCE_DIR OUT_DIR
-    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--timeout SECONDS] [--jobs N]
+    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR]
+    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR] [--student ID]
+                    [--marks marks.csv] [--timeout SECONDS] [--jobs N] [--no-sandbox]
 
 Exit status 0 on success, 1 when a release is refused or grading cannot start, 2 on bad arguments.
 """
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="notebooks checked in parallel (default: number of CPUs)")
     rel.add_argument("--timeout", type=_positive_float, default=600,
                      help="seconds allowed per solution notebook (default 600)")
+    rel.add_argument("--students", type=Path, metavar="ROSTER_CSV",
+                     help="roster (a 'student' column): one folder of notebooks per student, with the "
+                     "student's own data for exercises with variants")
+    rel.add_argument("--keys", type=Path, metavar="KEYS_DIR",
+                     help="private key store, outside OUT_DIR (default: OUT_DIR-keys beside it)")
 
     gra = commands.add_parser("grade", help="run and score every student's notebooks")
     gra.add_argument("source_dir", type=Path, help="folder of instructor source notebooks (the key)")
@@ -54,8 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seconds allowed per submitted notebook (default 300)")
     gra.add_argument("--jobs", type=_positive_int, default=os.cpu_count() or 1,
                      help="submissions run in parallel (default: number of CPUs)")
+    gra.add_argument("--keys", type=Path, metavar="KEYS_DIR",
+                     help="the key store written by release (needed for exercises with variants; default: "
+                     "keys computed once and kept in a 'keys' folder beside the gradebook)")
+    gra.add_argument("--student", metavar="ID", help="regrade this student only, updating the gradebook")
+    gra.add_argument("--marks", type=Path, metavar="MARKS_CSV",
+                     help="instructor's marks of free-text answers (default: marks.csv beside the gradebook)")
     gra.add_argument("--no-sandbox", action="store_true",
-                     help="run kernels as the current user even when running as root")
+                     help="run submissions unconfined, as your user, when no sandbox (bubblewrap) is "
+                     "available; every gradebook status then says '(no sandbox)'")
     add_copy_course(commands)
     return parser
 
@@ -70,11 +83,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if args.command == "release":
-            written = release(args.source_dir, args.out_dir, timeout=args.timeout, jobs=args.jobs, log=log)
+            written = release(args.source_dir, args.out_dir, timeout=args.timeout, jobs=args.jobs, log=log,
+                              roster=args.students, keys_dir=args.keys)
             log(f"released {len(written)} notebook(s) to {args.out_dir}")
         else:
             rows = grade(args.source_dir, args.submissions_dir, args.out, timeout=args.timeout, jobs=args.jobs,
-                         sandbox=False if args.no_sandbox else None, log=log)
+                         sandbox=not args.no_sandbox, log=log, keys_dir=args.keys, student=args.student,
+                         marks=args.marks)
             log(f"graded {len(rows)} notebook(s); gradebook {args.out}, feedback in {args.out.parent / 'feedback'}")
     except GradingError as exc:
         log(f"glmmteach {args.command}: {exc}")

@@ -7,8 +7,11 @@ import re
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
+from glmmteach.bookbuild import hide_graded_solutions
+from glmmteach.checks import NUMERIC_KINDS, check_form, make_public_key, solution_range_problem
 from glmmteach.grading import (
     PLACEHOLDER,
     SETUP_TAG,
@@ -16,11 +19,16 @@ from glmmteach.grading import (
     Exercise,
     Released,
     ReleaseError,
+    compute_key,
+    execute_notebook,
     leaked_values,
     load_exercises,
     prepare_release,
+    score_answer,
     solution_lines,
 )
+from glmmteach.grading.keys import KeyStore
+from glmmteach.grading.release import prepare_variant
 
 EXERCISES = Path(__file__).resolve().parents[1] / "exercises"
 SOURCES = sorted(EXERCISES.glob("*.ipynb"))
@@ -76,3 +84,83 @@ def test_solutions_pass_their_checks_and_release_hides_them(all_prepared, path):
     assert [line for line in solution_lines(prepared.exercise) if line in text] == []
     assert text.count(PLACEHOLDER.splitlines()[-1]) == len(prepared.exercise.specs)
     assert "{solution-start}" not in text and "{exercise}" not in text
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_released_checks_cannot_tell_the_answer_from_values_five_percent_off(all_prepared, path):
+    """The released notebook's check, used as an oracle, gives the same reply for the answer and its
+    neighbours: nothing in it pins an answer down (see also tests/test_grading_key.py)."""
+    prepared = all_prepared[path]
+    if isinstance(prepared, Exception):
+        pytest.fail(str(prepared))
+    text = nbformat.writes(prepared.notebook)
+    assert re.findall(r"[0-9a-f]{16,}", text) == []  # no digests
+    public = make_public_key(prepared.exercise.name, prepared.exercise.specs, prepared.key)
+    for spec in prepared.exercise.specs:
+        if spec.kind not in NUMERIC_KINDS or spec.kind == "integer":
+            continue
+        hints = public["questions"][spec.id]["hints"]
+        answer = np.asarray(prepared.key[spec.id], dtype=float)
+        nearby = [(answer * factor).tolist() for factor in (0.95, 1, 1.05)]
+        # (a probability of 0.99 plus 5 % is no probability: the kind says so, not the notebook's hints)
+        nearby = [value for value in nearby if solution_range_problem(spec, value) is None]
+        replies = {check_form(spec, value, hints).message for value in nearby}
+        assert len(replies) == 1, (spec.id, replies)
+
+
+def _book_run(exercise: Exercise):
+    """The source notebook as the book runs it (``ExerciseChecks("name")``, no key, course data)."""
+    return execute_notebook(exercise.notebook, timeout=300, data_files=exercise.data_files)
+
+
+def test_book_view_shows_one_short_confirmation_per_question():
+    exercises = load_exercises(EXERCISES)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        runs = list(pool.map(_book_run, exercises))
+    for exercise, run in zip(exercises, runs, strict=True):
+        assert run.status == "ok", (exercise.filename, run.errors)
+        for cell in run.notebook.cells:
+            if cell.cell_type != "code":
+                continue
+            shown = "".join(o.get("text", "") if o.get("name") == "stdout" else
+                            str(o.get("data", {}).get("text/plain", "")) for o in cell.outputs)
+            assert "no answer key" not in shown and shown.strip() not in ("False", "True"), exercise.filename
+            spec = cell.metadata.get("glmmteach", {}).get("question")
+            if spec is not None:
+                assert shown == f"{spec['id']}: answer recorded.\n", (exercise.filename, shown)
+
+
+@pytest.mark.parametrize("name", ["01_crossover_glm", "06_overdispersion"])
+def test_exercises_with_variants_give_each_student_own_data_and_key(name, tmp_path):
+    """Two students' keys from their own resamples differ from each other and from the course data's."""
+    exercise = next(ex for ex in load_exercises(EXERCISES) if ex.name == name)
+    assert exercise.variants
+    store = KeyStore.open(tmp_path / "keys", create=True)
+    keys = {}
+    for student in ("alice", "bob"):
+        released = prepare_variant(exercise, store, student, timeout=300)
+        keys[student] = released.key
+        seed = store.seed(exercise, student)
+        assert f'\\"seed\\": {seed}' in nbformat.writes(released.notebook)
+    default = compute_key(exercise, timeout=300)
+    numeric = [s for s in exercise.specs if s.kind in NUMERIC_KINDS]
+    for spec in numeric[:2]:
+        values = [keys["alice"][spec.id], keys["bob"][spec.id], default[spec.id]]
+        assert not score_answer(spec, values[0], values[1]).correct, spec.id
+        assert not score_answer(spec, values[2], values[0]).correct, spec.id
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_public_book_hides_solutions_of_graded_sets_only(path):
+    text = path.read_text()
+    graded = nbformat.reads(text, as_version=4).metadata.get("glmmteach", {}).get("graded", False)
+    hidden = hide_graded_solutions(text)
+    if not graded:
+        assert hidden is None
+        return
+    cells = nbformat.reads(hidden, as_version=4).cells
+    solutions = [c for c in cells if SOLUTION_TAG in c.metadata.get("tags", [])]
+    assert solutions and all("remove-cell" in c.metadata["tags"] for c in solutions)
+    assert "solutions are not published" in cells[1].source
+    shown = [c for c in cells if "remove-cell" not in c.metadata.get("tags", [])]
+    assert not any("### BEGIN SOLUTION" in c.source or "{solution-start}" in c.source for c in shown)

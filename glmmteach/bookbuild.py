@@ -1,0 +1,80 @@
+"""Sphinx extension of the course book: the solutions of graded exercise sets stay out of the public book.
+
+An exercise notebook is *graded* when its metadata holds ``{"glmmteach": {"graded": true}}``; the others are
+practice sets. The setting ``glmmteach_graded_solutions`` (``sphinx: config:`` in ``_config.yml``, or the
+environment variable ``GLMMTEACH_GRADED_SOLUTIONS``, which wins) decides what the book shows:
+
+* ``hide`` (the default): every cell tagged ``solution`` of a graded notebook also gets ``remove-cell`` before
+  the notebook is parsed, so it still runs when the book is built (later cells may use its results) but
+  neither its code nor its output reaches a page; a note under the title says so. Copies of a graded
+  notebook's source in the HTML output (``_sources/``) are deleted when the build finishes;
+* ``show``: solutions of every set are shown in dropdowns (an instructor's private build).
+
+Practice sets always show their solutions.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+SETTING = "glmmteach_graded_solutions"
+ENVIRONMENT = "GLMMTEACH_GRADED_SOLUTIONS"
+CHOICES = ("hide", "show")
+NOTE = ("*This is a graded exercise set: its solutions are not published in this book. The questions, and "
+        "the checks of your answers' form, work as in the notebook you were given.*")
+
+
+def is_graded(notebook: nbformat.NotebookNode) -> bool:
+    return bool(notebook.metadata.get("glmmteach", {}).get("graded", False))
+
+
+def hide_graded_solutions(text: str) -> str | None:
+    """The notebook JSON ``text`` with its solutions removed from view, or None if it is not graded."""
+    notebook = nbformat.reads(text, as_version=4)
+    if not is_graded(notebook):
+        return None
+    for cell in notebook.cells:
+        tags = list(cell.metadata.get("tags", []))
+        if "solution" in tags and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(NOTE))
+    return nbformat.writes(notebook)
+
+
+def _setting(app: Any) -> str:
+    value = os.environ.get(ENVIRONMENT) or getattr(app.config, SETTING)
+    if value not in CHOICES:
+        from sphinx.errors import ConfigError
+
+        raise ConfigError(f"{SETTING} (or ${ENVIRONMENT}) must be one of {CHOICES}, got {value!r}")
+    return value
+
+
+def _source_read(app: Any, docname: str, source: list[str]) -> None:
+    if _setting(app) == "hide" and str(app.env.doc2path(docname)).endswith(".ipynb"):
+        hidden = hide_graded_solutions(source[0])
+        if hidden is not None:
+            source[0] = hidden
+
+
+def _build_finished(app: Any, exception: Exception | None) -> None:
+    if exception is not None or _setting(app) != "hide":
+        return
+    sources = Path(app.outdir) / "_sources"
+    for docname in app.env.found_docs:
+        path = Path(app.env.doc2path(docname))
+        if path.suffix != ".ipynb" or not is_graded(nbformat.read(path, as_version=4)):
+            continue
+        for copy in sources.glob(f"{docname}.ipynb*"):
+            copy.unlink()
+
+
+def setup(app: Any) -> dict[str, Any]:
+    app.add_config_value(SETTING, "hide", "env")
+    app.connect("source-read", _source_read)
+    app.connect("build-finished", _build_finished)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,38 @@
+"""Shared by the grading tests: the fixture exercise, a right answer per question, and building submissions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+
+from glmmteach.grading import PLACEHOLDER
+
+FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
+
+# Student answers, as code that replaces each `raise NotImplementedError()` placeholder (in question order).
+RIGHT = [
+    "t = pd.crosstab(crossover['trt'], crossover['outcome'])\nodds_ratio = (t.loc[1, 1] / t.loc[1, 0]) / "
+    "(t.loc[0, 1] / t.loc[0, 0])",
+    "p_placebo_2 = crossover.query('trt == 0 and period == 1')['outcome'].mean()",
+    "p_by_period = crossover.groupby('period')['outcome'].mean().to_numpy()\n"
+    "log_odds_by_period = np.log(p_by_period / (1 - p_by_period))",
+    "more_frequent = 'period 2' if p_by_period[1] > p_by_period[0] else 'period 1'",
+]
+WRONG = ["odds_ratio = 1.0", "p_placebo_2 = 0.5", "log_odds_by_period = [0, 0]", "more_frequent = 'maybe'"]
+
+
+def submission(released: Path, codes: list[str], extra_cells: dict[int, str] | None = None) -> str:
+    """A student's notebook: the released one with each placeholder replaced (and cells inserted before the
+    cell at each given position of the released notebook; 100 appends)."""
+    notebook = nbformat.read(released / "tiny.ipynb", as_version=4)
+    answers = iter(codes)
+    cells = []
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and PLACEHOLDER in cell.source:
+            cell.source = cell.source.replace(PLACEHOLDER, next(answers))
+        cells.append(cell)
+    for position, code in sorted((extra_cells or {}).items(), reverse=True):
+        cells.insert(position, nbformat.v4.new_code_cell(code))
+    notebook.cells = cells
+    return nbformat.writes(notebook)
