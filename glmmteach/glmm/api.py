@@ -24,7 +24,9 @@ import pandas as pd
 from ..exceptions import DataError, FormulaError, GlmmteachError
 from ..families import Family, get_glmm_family
 from ..formula import Design, build_design, parse_formula
+from ..negbin import warn_bound
 from .model import GroupedData
+from .negbin import fit_negative_binomial_glmm
 from .optimize import diagnose, fit_glmm
 from .results import GLMMResults
 
@@ -65,6 +67,7 @@ def glmer(
     nAGQ: int = 1,
     offset: Any = None,
     trials: Any = None,
+    theta: float | None = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -77,7 +80,9 @@ def glmer(
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
-        ``"binomial"`` (logit, probit, cloglog) or ``"poisson"`` (log).
+        ``"binomial"`` (logit, probit, cloglog), ``"poisson"`` (log) or ``"negative_binomial"`` (log;
+        NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
+        reported as ``nb_theta``, with ``nb_theta_se``).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random effect, as in lme4).
@@ -85,13 +90,15 @@ def glmer(
         Extra known term of the linear predictor (column name or values).
     trials : str or array, optional
         Binomial totals: the response then counts successes out of ``trials``.
+    theta : float, optional
+        A known negative binomial shape (lme4's ``glmer(family = negative.binomial(theta))``).
 
     Returns
     -------
     GLMMResults
     """
     n_nodes = _check_nagq(nAGQ)
-    fam = get_glmm_family(family, link)
+    fam = get_glmm_family(family, link, theta)
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
@@ -122,12 +129,19 @@ def glmer(
             "the fixed-effects model matrix is rank deficient (some columns of "
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
+    estimate_shape = fam.is_negative_binomial and fam.theta is None
     grouped = GroupedData(
-        design.X, term.Z, design.y, term.group_codes, term.n_groups, fam,
+        design.X, term.Z, design.y, term.group_codes, term.n_groups, fam.with_theta(1.0) if estimate_shape else fam,
         trials=design.trials if design.has_trials else None,
         offset=design.offset if np.any(design.offset != 0) else None,
     )
-    outcome = fit_glmm(grouped, term.correlated, n_nodes)
+    shape = None
+    if estimate_shape:  # lme4's glmer.nb
+        grouped, outcome, shape = fit_negative_binomial_glmm(grouped, term.correlated, n_nodes)
+        fam = grouped.family
+        warn_bound(shape, stacklevel=2)
+    else:
+        outcome = fit_glmm(grouped, term.correlated, n_nodes)
     diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
     diagnosis.emit(stacklevel=2)
-    return GLMMResults(formula, fam, design, grouped, outcome, diagnosis, n_nodes, data)
+    return GLMMResults(formula, fam, design, grouped, outcome, diagnosis, n_nodes, data, nb_shape=shape)
