@@ -25,7 +25,7 @@ families.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -526,7 +526,8 @@ def glm(
         ``"quasibinomial"``, ``"gaussian"``, ``"negative_binomial"`` (NB2, links log, sqrt, identity):
         MASS's ``glm.nb``, its shape :math:`\theta` estimated by maximum likelihood alternating with
         Fisher scoring (``nb_theta``, ``nb_theta_se`` on the result), or R's
-        ``negative.binomial(theta)`` when ``theta`` is given.
+        ``glm(family = negative.binomial(theta))`` when ``theta`` is given (then, as R's ``summary.glm``,
+        the dispersion is estimated from the Pearson statistic and the tests are *t* tests).
     offset, weights, trials:
         Column names or arrays: a known term added to the linear predictor, prior weights, and the
         number of binomial trials (the response is then the number of successes).
@@ -536,6 +537,11 @@ def glm(
         A known negative binomial shape (``family="negative_binomial"`` only).
     """
     fam = get_family(family, link, theta)
+    if fam.is_negative_binomial and fam.theta is not None:
+        # R's glm(family = negative.binomial(theta)): summary.glm fixes the dispersion at 1 only for the
+        # binomial and poisson families, so it estimates it (Pearson) and uses t tests; MASS's glm.nb
+        # (theta estimated) reports dispersion 1.
+        fam = replace(fam, estimate_scale=True)
     design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
