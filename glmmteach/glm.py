@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize, stats
 
-from .exceptions import ConvergenceWarning, GlmmteachError, RankDeficiencyWarning, SeparationWarning
+from .exceptions import ConvergenceWarning, DataError, GlmmteachError, RankDeficiencyWarning, SeparationWarning
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design
 from .negbin import ShapeEstimate, bound_message, theta_ml, warn_bound
@@ -481,6 +481,7 @@ class GLMSummary:
                 "residual deviance (df)": f"{r.deviance:.2f} ({r.df_resid})",
                 "AIC": "NA" if np.isnan(r.aic) else f"{r.aic:.2f}",
                 "Fisher scoring iterations": r.iterations,
+                **({"theta (Std. Err.)": f"{r.nb_theta:.6g} ({r.nb_theta_se:.4g})"} if r.nb_shape is not None else {}),
             },
             name="",
         )
@@ -590,6 +591,9 @@ def fit_negative_binomial(
     the final :math:`\theta` makes the coefficients, deviance and standard errors those of that
     :math:`\theta`. Returns the fit, the family with its :math:`\theta`, and the :class:`ShapeEstimate`.
     """
+    if not np.any(y[weights > 0] > 0):
+        raise DataError("the response is 0 in every row: the negative binomial shape theta cannot be estimated "
+                        "(the likelihood does not depend on it); give it with theta= or fit the poisson family")
     poisson = get_family("poisson", "log") if family.link.name == "log" else Family(
         "poisson", family.link, estimate_scale=False)
     fit = irls(X, y, poisson, weights, offset, tol=tol, max_iter=maxit)

@@ -163,7 +163,9 @@ def test_glm_other_links_and_known_theta_match_r(name: str) -> None:
 
 def test_glm_nb_summary_is_mass_layout() -> None:
     case = EXTRA["summary_glm_nb_sim2"]
-    text = str(glmmteach.glm(case["formula"], load(case["data"]), family="negative_binomial").summary())
+    result = glmmteach.glm(case["formula"], load(case["data"]), family="negative_binomial")
+    assert "<td>0.577064 (0.05426)</td>" in result._repr_html_()
+    text = str(result.summary())
     lines = text.splitlines()
     start = lines.index(case["printed"][0])
     assert lines[start:start + len(case["printed"])] == case["printed"]
@@ -253,6 +255,14 @@ def test_no_overdispersion_glmer_is_the_poisson_limit_with_a_clear_warning() -> 
     assert any("upper bound" in t and "no overdispersion relative to the Poisson GLMM" in t for t in texts)
     assert result.nb_shape.at_bound == "upper" and result.nb_theta == pytest.approx(THETA_MAX)
     assert result.llf == pytest.approx(poisson.llf, abs=1e-3)
+
+
+@pytest.mark.parametrize("fitter", ["glm", "glmer"])
+def test_all_zero_counts_are_refused(fitter: str) -> None:
+    data = underdispersed().assign(y=0)
+    formula = "y ~ x" if fitter == "glm" else "y ~ x + (1 | g)"
+    with pytest.raises(DataError, match=r"0\)? in every row"):
+        getattr(glmmteach, fitter)(formula, data, family="negative_binomial")
 
 
 @pytest.mark.parametrize("fitter", ["glm", "glmer"])

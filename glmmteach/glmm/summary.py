@@ -205,6 +205,8 @@ class GLMMSummary:
             "logLik": f"{r.llf:.3f}",
             "AIC / BIC": f"{r.aic:.2f} / {r.bic:.2f}",
             "converged": str(r.converged),
+            **({"NB shape theta (Std. Err.)": f"{r.nb_theta:.6g} ({r.nb_theta_se:.4g})"} if r.nb_shape is not None
+               else {}),
         }, name="")
         re_table = pd.DataFrame({"Variance": np.diag(r.cov_re.to_numpy()), "Std.Dev.": r.sd_re.to_numpy()},
                                 index=r.re_names)
