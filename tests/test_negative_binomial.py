@@ -26,6 +26,8 @@ Hessian of the Laplace log-likelihood (checked below by second differences of th
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import warnings
 from functools import cache
 from pathlib import Path
@@ -274,3 +276,27 @@ def test_bad_counts_are_refused_as_for_poisson(fitter: str, value: float, messag
     formula = "y ~ x" if fitter == "glm" else "y ~ x + (1 | g)"
     with pytest.raises(DataError, match=message):
         getattr(glmmteach, fitter)(formula, data, family="negative_binomial")
+
+
+@pytest.mark.r
+@pytest.mark.slow
+def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
+    """Re-running tests/data/negative_binomial/make_reference.R reproduces its reference.json."""
+    if shutil.which("Rscript") is None:
+        pytest.skip("Rscript is not installed")
+    probe = subprocess.run(["Rscript", "-e", "library(lme4); library(MASS); library(jsonlite)"],
+                           capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"R packages are missing: {probe.stderr.strip()[-200:]}")
+    out = tmp_path / "reference.json"
+    root = Path(__file__).parent.parent
+    run = subprocess.run(["Rscript", str(DATA / "negative_binomial" / "make_reference.R"), str(out)], cwd=root,
+                         capture_output=True, text=True, check=False, timeout=300)
+    assert run.returncode == 0, run.stderr
+    fresh = json.loads(out.read_text())["cases"]
+    assert fresh.keys() == EXTRA.keys()
+    for name, case in EXTRA.items():
+        for key in ("loglik", "nb_theta", "printed"):
+            if key in case:
+                assert fresh[name][key] == pytest.approx(case[key], rel=1e-8) if key != "printed" else (
+                    fresh[name][key] == case[key]), f"{name}: {key}"

@@ -1,7 +1,7 @@
 # R references for tests/test_negative_binomial.py (issue 9 item 3) that tests/data/lme4_structures lacks:
 # links other than log for MASS::glm.nb, a known shape (negative.binomial(theta)) for glm and glmer, and
 # MASS's printed summary. Data: tests/data/lme4_structures/nb_sim1.csv and nb_sim2.csv.
-# Run from the repository root:  Rscript tests/data/negative_binomial/make_reference.R
+# Run from the repository root:  Rscript tests/data/negative_binomial/make_reference.R [output.json]
 suppressMessages({library(MASS); library(lme4); library(jsonlite)})
 dir <- "tests/data/lme4_structures"
 sim1 <- read.csv(file.path(dir, "nb_sim1.csv"))
@@ -42,5 +42,6 @@ out <- list(note = "made by tests/data/negative_binomial/make_reference.R",
             versions = list(R = R.version.string, MASS = as.character(packageVersion("MASS")),
                             lme4 = as.character(packageVersion("lme4"))),
             cases = cases)
+args <- commandArgs(trailingOnly = TRUE)
 writeLines(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE, null = "null"),
-           "tests/data/negative_binomial/reference.json")
+           if (length(args)) args[1] else "tests/data/negative_binomial/reference.json")
