@@ -237,8 +237,10 @@ def underdispersed() -> pd.DataFrame:
 
 def test_no_overdispersion_glm_is_the_poisson_limit_with_a_clear_warning() -> None:
     data = underdispersed()
-    with pytest.warns(ConvergenceWarning, match="upper bound .* no overdispersion relative to the Poisson GLM"):
+    expected = "upper bound .* no overdispersion relative to the Poisson GLM"
+    with pytest.warns(ConvergenceWarning, match=expected) as record:
         result = glmmteach.glm("y ~ x", data, family="negative_binomial")
+    assert record[0].filename == __file__  # the warning points at the user's line
     poisson = glmmteach.glm("y ~ x", data, family="poisson")
     assert result.nb_theta == THETA_MAX and np.isnan(result.nb_theta_se) and result.nb_shape.at_bound == "upper"
     np.testing.assert_allclose(result.params, poisson.params, rtol=1e-4)
@@ -255,6 +257,7 @@ def test_no_overdispersion_glmer_is_the_poisson_limit_with_a_clear_warning() -> 
         poisson = glmmteach.glmer("y ~ x + (1 | g)", data, family="poisson")  # singular, as lme4's
     texts = [str(w.message) for w in caught]
     assert any("upper bound" in t and "no overdispersion relative to the Poisson GLMM" in t for t in texts)
+    assert {w.filename for w in caught} == {__file__}
     assert result.nb_shape.at_bound == "upper" and result.nb_theta == pytest.approx(THETA_MAX)
     assert result.llf == pytest.approx(poisson.llf, abs=1e-3)
 
