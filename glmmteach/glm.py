@@ -25,7 +25,7 @@ families.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -201,7 +201,7 @@ class GLMResults:
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
         y = design.y / design.trials
-        if family.estimate_scale:
+        if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
             self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
         else:
@@ -237,7 +237,13 @@ class GLMResults:
     @property
     def use_t(self) -> bool:
         """Wald tests use the t distribution when the dispersion is estimated."""
-        return self.family.estimate_scale
+        return self.dispersion_estimated
+
+    @property
+    def dispersion_estimated(self) -> bool:
+        """Whether the dispersion is estimated (Pearson): gaussian and quasi families, and, as R's
+        ``summary.glm``, a negative binomial family with a known ``theta`` (MASS's ``glm.nb`` fixes it at 1)."""
+        return self.family.estimate_scale or (self.family.is_negative_binomial and self.nb_shape is None)
 
     @property
     def k_params(self) -> int:
@@ -305,7 +311,7 @@ class GLMResults:
         approximately standard normal at the true :math:`\beta_j`; the profile interval is where its
         absolute value stays below :math:`z_{1-\alpha/2}`. Needs a likelihood (binomial, poisson).
         """
-        if self.family.estimate_scale:
+        if self.dispersion_estimated:
             raise GlmmteachError(
                 f"profile intervals are computed for the binomial and poisson families, not {self.family.name}"
             )
@@ -442,7 +448,7 @@ class GLMSummary:
             r.pvalues.to_numpy(),
             stat_name="t" if r.use_t else "z",
         )
-        disp = "1" if not fam.estimate_scale else format_r([r.scale], 7)[0]
+        disp = "1" if not r.dispersion_estimated else format_r([r.scale], 7)[0]
         dev = format_r([r.null_deviance, r.deviance], 5)
         width = max(map(len, dev))
         aic = "NA" if np.isnan(r.aic) else format_r([r.aic], 5)[0]
@@ -538,11 +544,6 @@ def glm(
         A known negative binomial shape (``family="negative_binomial"`` only).
     """
     fam = get_family(family, link, theta)
-    if fam.is_negative_binomial and fam.theta is not None:
-        # R's glm(family = negative.binomial(theta)): summary.glm fixes the dispersion at 1 only for the
-        # binomial and poisson families, so it estimates it (Pearson) and uses t tests; MASS's glm.nb
-        # (theta estimated) reports dispersion 1.
-        fam = replace(fam, estimate_scale=True)
     design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
