@@ -96,6 +96,10 @@ def test_family_values_are_the_nb2_distribution() -> None:
     np.testing.assert_allclose(values.fisher, theta * mu / (theta + mu))  # expected information
     np.testing.assert_allclose(values.fisher_deriv, (plus.fisher - minus.fisher) / (2 * h), rtol=1e-6)
     assert not family.canonical  # the log link is not the NB's canonical link: Fisher weights differ
+    data = load("nb_sim1.csv")
+    glm_fit = glmmteach.glm("y ~ x", data, family="negative_binomial", theta=theta)
+    glmm_fit = glmmteach.glmer("y ~ x + (1 | g)", data, family="negative_binomial", theta=theta)
+    assert glm_fit.family == glmm_fit.family == family  # one family object for GLM and GLMM
     assert family.label == "Negative Binomial(1.7)"
     # exact in the Poisson limit (no lgamma cancellation at large theta)
     big = get_family("negative_binomial", theta=1e12)
@@ -144,11 +148,14 @@ def test_glm_nb_matches_mass(name: str) -> None:
     assert result.aic == pytest.approx(-2 * case["loglik"] + 2 * (len(case["fixef"]) + 1), abs=1e-5)  # theta counts
 
 
-@pytest.mark.parametrize("name", ["glm_nb_sqrt_sim1", "glm_nb_identity_sim2", "glm_fixed_theta_sim1"])
-def test_glm_other_links_and_known_theta_match_r(name: str) -> None:
+@pytest.mark.parametrize("name", ["glm_nb_sqrt_sim1", "glm_nb_identity_sim2", "glm_nb_weights_sim1",
+                                  "glm_fixed_theta_sim1"])
+def test_glm_other_links_weights_and_known_theta_match_r(name: str) -> None:
     case = EXTRA[name]
-    result = glmmteach.glm(case["formula"], load(case["data"]), family="negative_binomial", link=case["link"],
-                           theta=case["theta"])
+    data = load(case["data"])
+    weights = 1.0 + np.arange(len(data)) % 3 if "weights" in case else None
+    result = glmmteach.glm(case["formula"], data, family="negative_binomial", link=case["link"],
+                           theta=case["theta"], weights=weights)
     assert relative(result.params, case["fixef"]) < 1e-5  # R's default glm tolerance here; the reference 1e-12
     assert relative(result.bse, case["se"]) < 1e-5
     assert result.llf == pytest.approx(case["loglik"], abs=1e-6)

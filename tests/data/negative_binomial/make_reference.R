@@ -21,6 +21,10 @@ cases$glm_nb_sqrt_sim1 <- c(list(data = "nb_sim1.csv", formula = "y ~ x", link =
                             glm_nb_case(glm.nb(y ~ x, data = sim1, link = sqrt, control = tight)))
 cases$glm_nb_identity_sim2 <- c(list(data = "nb_sim2.csv", formula = "y ~ x", link = "identity", theta = NULL),
                                 glm_nb_case(glm.nb(y ~ x, data = sim2, link = identity, control = tight)))
+sim1w <- transform(sim1, w = 1 + (seq_len(nrow(sim1)) - 1) %% 3)  # prior weights 1, 2, 3, 1, ...
+cases$glm_nb_weights_sim1 <- c(list(data = "nb_sim1.csv", formula = "y ~ x", link = "log", theta = NULL,
+                                    weights = "w = 1 + (row - 1) mod 3"),
+                               glm_nb_case(glm.nb(y ~ x, data = sim1w, weights = w, control = tight)))
 cases$glm_fixed_theta_sim1 <- c(list(data = "nb_sim1.csv", formula = "y ~ x", link = "log", theta = 2),
                                 glm_case(glm(y ~ x, data = sim1, family = negative.binomial(2), control = tight)))
 fit <- glmer(y ~ x + offset(logexpo) + (1 | g), data = sim2, family = negative.binomial(0.8),
