@@ -403,12 +403,12 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
                     f"binomial response {name!r} must be whole numbers of successes between 0 and "
                     f"the trials; it has value {first_bad(bad)}"
                 )
-    elif family.base == "poisson":
+    elif family.base in ("poisson", "negative_binomial"):
         if np.any(y < 0):
             raise DataError(f"{family.name} response {name!r} has a negative count {first_bad(y < 0)}")
-        if family.name == "poisson" and np.any(y != np.round(y)):
+        if family.name in ("poisson", "negative_binomial") and np.any(y != np.round(y)):
             raise DataError(
-                f"poisson response {name!r} must be whole counts; it has value "
+                f"{family.name} response {name!r} must be whole counts; it has value "
                 f"{first_bad(y != np.round(y))} (for non-integer data use quasipoisson)"
             )
 

@@ -25,7 +25,9 @@ import pandas as pd
 from ..exceptions import DataError, FormulaError, GlmmteachError
 from ..families import Family, get_glmm_family
 from ..formula import Design, RandomTerm, build_design, check_response, new_response_values, parse_formula
+from ..negbin import warn_bound
 from .model import GroupedData
+from .negbin import fit_negative_binomial_glmm
 from .optimize import diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
 from .terms import CovarianceTerm
@@ -140,6 +142,7 @@ def glmer(
     offset: Any = None,
     trials: Any = None,
     weights: Any = None,
+    theta: float | None = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -152,7 +155,9 @@ def glmer(
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
-        ``"binomial"`` (logit, probit, cloglog) or ``"poisson"`` (log).
+        ``"binomial"`` (logit, probit, cloglog), ``"poisson"`` (log) or ``"negative_binomial"`` (log;
+        NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
+        reported as ``nb_theta``, with ``nb_theta_se``).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random effect, as in lme4).
@@ -165,13 +170,15 @@ def glmer(
         the log-likelihood. For a binomial response given as a *proportion* (no ``trials``), the
         weights are the numbers of trials, as in R: ``glmer("p ~ x + (1|g)", data, weights="n")`` is
         the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
+    theta : float, optional
+        A known negative binomial shape (lme4's ``glmer(family = negative.binomial(theta))``).
 
     Returns
     -------
     GLMMResults
     """
     n_nodes = _check_nagq(nAGQ)
-    fam = get_glmm_family(family, link)
+    fam = get_glmm_family(family, link, theta)
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
@@ -221,16 +228,24 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     :func:`refit_response` calls with a new response and the previous estimates as the start."""
     _check_response_varies(design, spec.family)
     term = design.random[0]
+    estimate_shape = spec.family.is_negative_binomial and spec.family.theta is None
     grouped = GroupedData(
-        design.X, term.Z, design.y, term.group_codes, term.n_groups, spec.family,
+        design.X, term.Z, design.y, term.group_codes, term.n_groups,
+        spec.family.with_theta(1.0) if estimate_shape else spec.family,
         trials=design.trials if design.has_trials else None,
         offset=design.offset if np.any(design.offset != 0) else None,
         prior_weights=design.weights if np.any(design.weights != 1) else None,
     )
-    outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
+    shape = None
+    if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
+        grouped, outcome, shape = fit_negative_binomial_glmm(grouped, term.correlated, spec.n_nodes)
+        warn_bound(shape, stacklevel=stacklevel)
+    else:
+        outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
     diagnosis.emit(stacklevel=stacklevel)
-    return GLMMResults(spec.formula, spec.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec)
+    return GLMMResults(spec.formula, grouped.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec,
+                       nb_shape=shape)
 
 
 def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:

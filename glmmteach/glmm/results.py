@@ -18,6 +18,7 @@ from scipy import optimize, stats
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
+from ..negbin import ShapeEstimate
 from .model import GroupedData, batch_inverse
 from .optimize import Diagnosis, FitOutcome, is_singular, maximise_beta
 from .simulate import as_generator, check_nsim, simulate_glmm
@@ -51,10 +52,11 @@ class GLMMResults:
 
     def __init__(self, formula: str, family: Family, design: Design, data: GroupedData, outcome: FitOutcome,
                  diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
-                 spec: ModelSpec | None = None):
+                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None):
         self.formula = formula
         self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
         self.frame = frame
+        self.nb_shape = nb_shape
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
@@ -88,8 +90,21 @@ class GLMMResults:
     # ---- basic quantities -------------------------------------------------------------------
     @property
     def k_params(self) -> int:
-        """Number of estimated parameters: fixed effects plus random-effect (co)variances."""
-        return len(self.params) + len(self.theta)
+        """Number of estimated parameters: fixed effects plus random-effect (co)variances (plus an
+        estimated negative binomial shape, as lme4 counts it for ``glmer.nb``)."""
+        return len(self.params) + len(self.theta) + int(self.nb_shape is not None)
+
+    @property
+    def nb_theta(self) -> float | None:
+        r"""The negative binomial shape :math:`\theta_{NB}` (estimated, or as given); ``None`` for other
+        families. Not to be confused with ``theta``, lme4's relative covariance parameters."""
+        return self.family.theta if self.family.is_negative_binomial else None
+
+    @property
+    def nb_theta_se(self) -> float | None:
+        """Standard error of an estimated shape, from the curvature of its profile log-likelihood (lme4
+        reports none; NaN on a bound); ``None`` when the shape was not estimated."""
+        return None if self.nb_shape is None else self.nb_shape.se
 
     @property
     def singular(self) -> bool:

@@ -148,6 +148,16 @@ def fixef_corr_lines(result: GLMMResults) -> list[str]:
     return lines
 
 
+def _shape_lines(result: GLMMResults) -> list[str]:
+    """The estimated negative binomial shape and its SE (lme4 prints the shape in the family line only)."""
+    shape = result.nb_shape
+    if shape is None:
+        return []
+    se = "NA" if not np.isfinite(shape.se) else format_r([shape.se], 4)[0]
+    line = f"Negative binomial shape theta: {format_r([shape.theta], 6)[0]}, Std. Err.: {se} (profile likelihood)"
+    return [line] + ([f"Warning while fitting theta: {shape.message}"] if shape.message else [])
+
+
 class GLMMSummary:
     """Printable summary of a :class:`GLMMResults` in the layout of lme4's ``summary(glmer)``."""
 
@@ -189,7 +199,7 @@ class GLMMSummary:
                                 r.pvalues.to_numpy(), stat_name="z")
         lines = [
             *method,
-            f" Family: {r.family.name}  ( {r.family.link.name} )",
+            f" Family: {r.family.label}  ( {r.family.link.name} )",
             f"Formula: {formula_text(r)}",
             "   Data: data",
             "",
@@ -201,6 +211,7 @@ class GLMMSummary:
             "Random effects:",
             *varcorr_lines(r),
             f"Number of obs: {r.nobs}, groups:  {r.group_name}, {r.ngroups}",
+            *_shape_lines(r),
             "",
             "Fixed effects:",
             table,
@@ -219,12 +230,14 @@ class GLMMSummary:
     def _repr_html_(self) -> str:
         r = self.result
         facts = pd.Series({
-            "family (link)": f"{r.family.name} ({r.family.link.name})",
+            "family (link)": f"{r.family.label} ({r.family.link.name})",
             "method": r.method,
             "observations / groups": f"{r.nobs} / {r.ngroups} ({r.group_name})",
             "logLik": f"{r.llf:.3f}",
             "AIC / BIC": f"{r.aic:.2f} / {r.bic:.2f}",
             "converged": str(r.converged),
+            **({"NB shape theta (Std. Err.)": f"{r.nb_theta:.6g} ({r.nb_theta_se:.4g})"} if r.nb_shape is not None
+               else {}),
         }, name="")
         re_table = pd.DataFrame({"Variance": np.diag(r.cov_re.to_numpy()), "Std.Dev.": r.sd_re.to_numpy()},
                                 index=r.re_names)
