@@ -65,9 +65,12 @@ def test_grouping_column_missing(crossover):
         build_design("outcome ~ trt + (1 | patient)", crossover)
 
 
-def test_grouping_factor_must_be_a_column(crossover):
-    with pytest.raises(FormulaError, match="single column name"):
-        build_design("outcome ~ trt + (1 | ID:period)", crossover)
+def test_grouping_factor_must_be_a_column_an_interaction_or_a_nesting(crossover):
+    with pytest.raises(FormulaError, match=r"must be a column name, an interaction of columns \(a:b\) or a nesting"):
+        build_design("outcome ~ trt + (1 | ID + period)", crossover)
+    term = build_design("outcome ~ trt + (1 | ID:period)", crossover).random[0]
+    assert term.group_name == "ID:period" and term.n_groups == 134
+    assert term.group_levels[:3].tolist() == ["1:0", "1:1", "2:0"]  # R's interaction: first factor slowest
 
 
 def test_offset_argument_and_formula_offset_add(ohio):
@@ -88,7 +91,9 @@ def test_scalar_terms_of_one_factor_merge_into_an_uncorrelated_term(crossover):
 
 
 def test_vector_terms_of_one_factor_do_not_merge(crossover):
-    with pytest.raises(FormulaError, match=r"write \(1 \+ x \| g\) or \(1 \+ x \|\| g\)"):
-        build_design("outcome ~ trt + (1 | ID) + (1 + period | ID)", crossover)
+    # lme4 keeps a vector term and another term of the same factor as two terms (two blocks of theta)
+    terms = build_design("outcome ~ trt + (1 + period | ID) + (0 + trt | ID)", crossover).random
+    assert [(t.group_name, t.names, t.correlated) for t in terms] == [
+        ("ID", ["(Intercept)", "period"], True), ("ID", ["trt"], True)]
     with pytest.raises(FormulaError, match="repeat an effect"):
         build_design("outcome ~ trt + (1 | ID) + (1 | ID)", crossover)

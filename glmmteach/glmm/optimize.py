@@ -40,6 +40,7 @@ from ..exceptions import ConvergenceWarning, FlatRidgeWarning, ScalingWarning, S
 from .devfun import loglik_and_gradient
 from .model import GroupedData
 from .pirls import ModeState, conditional_modes
+from .sparse import SparseModel, StackedCovariance
 from .terms import CovarianceTerm
 
 try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
@@ -119,9 +120,23 @@ def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.nda
     return beta, info
 
 
-def _beta_information(data: GroupedData, state: ModeState) -> np.ndarray:
+def covariance_of(data: GroupedData | SparseModel, correlated: bool) -> CovarianceTerm | StackedCovariance:
+    r"""The map :math:`\theta \leftrightarrow T` of a model: one term (single grouping factor) or several."""
+    return data.covariance if isinstance(data, SparseModel) else CovarianceTerm(data.n_re, correlated)
+
+
+def _loglik_and_gradient(data: GroupedData | SparseModel, theta, beta, correlated, n_nodes, u_start, tol, min_iter):
+    """The engine's value and gradient: the general (sparse) one for several terms, else the batched one."""
+    if isinstance(data, SparseModel):
+        return data.loglik_and_gradient(theta, beta, u_start, tol, min_iter)
+    return loglik_and_gradient(data, theta, beta, correlated, n_nodes, u_start, tol, min_iter)
+
+
+def _beta_information(data: GroupedData | SparseModel, state) -> np.ndarray:
     r"""Information for :math:`\beta` with the random effects profiled out at fixed :math:`\theta`:
     :math:`X^\top W X - \sum_i B_i^\top H_i^{-1} B_i`, :math:`B_i = \sum_j w_j (T^\top z_j) x_j^\top`."""
+    if isinstance(data, SparseModel):
+        return data.beta_information(state)
     w = state.values.fisher
     X = data.X
     info = X.T @ (w[:, None] * X)
@@ -147,7 +162,7 @@ class _Objective:
         self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
         self.beta0 = beta0
         self.R_inv = np.linalg.inv(R)
-        self.n_theta = CovarianceTerm(data.n_re, correlated).n_theta
+        self.n_theta = covariance_of(data, correlated).n_theta
         self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
         self.evaluations = 0
@@ -170,8 +185,8 @@ class _Objective:
     def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
-        value, grad, state = loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
-                                                    tol, min_iter)
+        value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
+                                                  tol, min_iter)
         self.evaluations += 1
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
         grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
@@ -233,11 +248,11 @@ def _fit_glmm(
     theta_start: np.ndarray | None,
     beta_start: np.ndarray | None,
 ) -> FitOutcome:
-    beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
-    term = CovarianceTerm(data.n_re, correlated)
+    sparse = isinstance(data, SparseModel)
+    beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
+    term = covariance_of(data, correlated)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
-    T0 = term.T(theta0)
-    state0 = conditional_modes(data, T0, beta0)
+    state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
     info = _beta_information(data, state0)
     try:
         R = np.linalg.cholesky(info).T
@@ -379,7 +394,7 @@ def maximise_beta(
 
 
 
-def is_singular(theta: np.ndarray, term: CovarianceTerm) -> bool:
+def is_singular(theta: np.ndarray, term: CovarianceTerm | StackedCovariance) -> bool:
     """A boundary fit: a diagonal entry of :math:`T_\\theta` (a relative SD) below 1e-4 (lme4's ``isSingular``)."""
     return bool(np.any(np.abs(np.asarray(theta)[term.diagonal]) < SINGULAR_TOLERANCE))
 
@@ -416,7 +431,8 @@ class Diagnosis:
             warnings.warn(item.message, item.category, stacklevel=stacklevel + 1)
 
 
-def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_names: list[str]) -> Diagnosis:
+def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: bool,
+             column_names: list[str]) -> Diagnosis:
     """Covariance of the estimates and every warning about the fit, in the order they are reported."""
     n_theta = len(outcome.theta)
     found: list[FitWarning] = []
@@ -430,7 +446,7 @@ def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_na
         cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
         found.append(FitWarning("the Hessian with respect to (theta, beta) is not positive definite; standard "
                                 "errors are conditional on the random-effect parameters", ConvergenceWarning))
-    if outcome.boundary_verified and is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
+    if outcome.boundary_verified and is_singular(outcome.theta, covariance_of(data, correlated)):
         found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
                                 "near) zero; see cov_re", SingularFitWarning))
     if not outcome.boundary_verified:
@@ -487,11 +503,16 @@ def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
     :math:`T_\theta` per SD of random-effect column ``a`` (constant columns: unscaled). Variance
     parameters on the boundary are left out: the singular-fit warning covers them.
     """
-    term = CovarianceTerm(data.n_re, correlated)
-    rows, _ = term.positions
+    term = covariance_of(data, correlated)
+    if isinstance(data, SparseModel):  # each theta entry per SD of its term's random-effect column
+        theta_sd = np.concatenate([_column_sd(t.Z)[t.cov.positions[0]] for t in data.terms])
+        n_groups = max(t.n_levels for t in data.terms)
+    else:
+        theta_sd = _column_sd(data.Z)[term.positions[0]]
+        n_groups = data.n_groups
     free = np.ones(len(outcome.theta) + len(outcome.beta), dtype=bool)
     free[: term.n_theta] = ~(term.diagonal & (np.abs(outcome.theta) < SINGULAR_TOLERANCE))
-    scale = np.concatenate([_column_sd(data.Z)[rows], _column_sd(data.X)])[free]
+    scale = np.concatenate([theta_sd, _column_sd(data.X)])[free]
     deviance_hessian = -2.0 * outcome.hessian[np.ix_(free, free)]
     values, vectors = np.linalg.eigh(deviance_hessian / np.outer(scale, scale))
     if values[0] >= RIDGE_CURVATURE:
@@ -504,10 +525,13 @@ def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
                            for k in top).lstrip("+ ")
     se = np.sqrt(2.0 / max(values[0], 1e-300))
     theta_share = float(np.sum(direction[: int(free[: term.n_theta].sum())] ** 2))
-    per_group = data.nobs / data.n_groups
+    per_group = data.nobs / n_groups
     if theta_share >= 0.1:
         advice = "theta and the fixed effects trade off along it"
-        if outcome.n_nodes < ACCURATE_NODES:
+        if isinstance(data, SparseModel):  # quadrature is defined for a single scalar term only
+            advice += (f": with {per_group:.3g} observations per level of the largest grouping factor the Laplace "
+                       "approximation may be crude here, and only more observations per level identify it")
+        elif outcome.n_nodes < ACCURATE_NODES:
             method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
             advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
                        f"nAGQ = {ACCURATE_NODES} or more (if the ridge persists, only more observations per group "
