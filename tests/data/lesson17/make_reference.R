@@ -55,11 +55,17 @@ VERBAGG <- "r2 ~ Anger + Gender + btype + situ"
 CASES <- list(
   list(name = "ohio_glm", kind = "glm", data = "ohio", formula = OHIO, family = "poisson"),
   list(name = "ohio_quasi", kind = "glm", data = "ohio", formula = OHIO, family = "quasipoisson"),
+  list(name = "ohio_quasi_county", kind = "glm", data = "ohio", formula = paste(OHIO, "+ factor(county)"),
+       family = "quasipoisson"),
   list(name = "ohio_county", kind = "glmer", data = "ohio", formula = paste(OHIO, "+ (1 | county)")),
   list(name = "ohio_slope", kind = "glmer", data = "ohio", formula = paste(OHIO, "+ (1 + decade | county)")),
   list(name = "ohio_county_obs", kind = "glmer", data = "ohio",
        formula = paste(OHIO, "+ (1 | county) + (1 | obs)")),
   list(name = "ohio_nb", kind = "glmer.nb", data = "ohio", formula = paste(OHIO, "+ (1 | county)")),
+  list(name = "ohio_county_sexdecade", kind = "glmer", data = "ohio",
+       formula = paste(OHIO, "+ factor(sex):decade + (1 | county)")),
+  list(name = "ohio_nb_sexdecade", kind = "glmer.nb", data = "ohio",
+       formula = paste(OHIO, "+ factor(sex):decade + (1 | county)")),
   list(name = "grouse_nested", kind = "glmer", data = "grouse",
        formula = paste(GROUSE, "+ (1 | LOCATION/BROOD) + (1 | INDEX)")),
   list(name = "grouse_nested_noobs", kind = "glmer", data = "grouse",
@@ -67,7 +73,9 @@ CASES <- list(
   list(name = "verbagg_crossed", kind = "glmer", data = "verbagg", family = "binomial",
        formula = paste(VERBAGG, "+ (1 | id) + (1 | item)")),
   list(name = "verbagg_id", kind = "glmer", data = "verbagg", family = "binomial",
-       formula = paste(VERBAGG, "+ (1 | id)"))
+       formula = paste(VERBAGG, "+ (1 | id)")),
+  list(name = "verbagg_item", kind = "glmer", data = "verbagg", family = "binomial",
+       formula = paste(VERBAGG, "+ (1 | item)"))
 )
 
 control_for <- function(optimizer, tol = 1e-12) {
@@ -156,9 +164,7 @@ fit_case <- function(spec) {
   h <- 1e-3 * theta_hat
   at <- profile_fit(theta_hat)
   curvature <- (profile_fit(theta_hat + h)$loglik - 2 * at$loglik + profile_fit(theta_hat - h)$loglik) / h^2
-  out <- glmer_summary(at$fit)
-  out$df <- out$df + 1  # theta is estimated
-  out$aic <- -2 * out$loglik + 2 * out$df
+  out <- glmer_summary(at$fit)  # lme4 counts the shape in df (and AIC) of a negative.binomial(theta) fit
   c(out, list(nb_theta = theta_hat, se_theta = 1 / sqrt(-curvature), messages = I(at$messages),
               glmer_nb = list(theta = theta_raw, loglik = as.numeric(logLik(raw)), aic = AIC(raw),
                               fixef = as.list(fixef(raw)),
