@@ -157,6 +157,7 @@ class SparseModel:
         for s, (i, a) in enumerate(zip(self.slot_term, self.slot_effect, strict=True)):
             t = terms[i]
             self.slot_cols[:, s] = self.col_start[i] + t.codes * t.n_re + a
+        self.slot_columns = [np.ascontiguousarray(self.slot_cols[:, s]) for s in range(self.slot_cols.shape[1])]
         self.Zslots = np.column_stack([t.Z for t in terms])
         self._analyse()
 
@@ -266,11 +267,13 @@ class SparseModel:
             BtY = np.bincount(self.s_flat, B[self.w_first] * Y[self.w_second], minlength=q_c * q_c).reshape(q_c, q_c)
         else:
             B = B.reshape(q_e, q_c)
-            if r == 1:
+            if r == 1:  # B' D^-1 B as a symmetric rank-k update (half the flops of a product)
                 Y = B * D_inv[:, 0, :]
+                BtY = linalg.blas.dsyrk(1.0, B * np.sqrt(D_inv[:, 0, :]), trans=1, lower=1)
+                BtY = np.tril(BtY) + np.tril(BtY, -1).T
             else:
                 Y = np.einsum("gab,gbk->gak", D_inv, B.reshape(G, r, q_c)).reshape(q_e, q_c)
-            BtY = B.T @ Y
+                BtY = B.T @ Y
         S = C.reshape(q_c, q_c) + np.eye(q_c) - BtY
         S = 0.5 * (S + S.T)
         S_chol = linalg.cho_factor(S, lower=True)
@@ -315,25 +318,30 @@ class SparseModel:
         correction = np.einsum("gak,gbk->gab", W.reshape(G, r, -1), factor.Y.reshape(G, r, -1))
         return factor.D_inv + correction, -W.ravel()
 
-    def selected_inverse(self, factor: Factor) -> np.ndarray:
-        r""":math:`(H^{-1})_{st}` for every row and pair of its slots (n×m×m)."""
+    def inverse_times_rows(self, factor: Factor, A: np.ndarray) -> np.ndarray:
+        r""":math:`(H^{-1} a_j)` at row :math:`j`'s own slots (n×m), from the selected inverse: the entries of
+        :math:`H^{-1}` on the pattern of :math:`A^\top A`, read with the assembly's index arrays."""
         M_D, M_B = self._inverse_blocks(factor)
         M_C = factor.S_inv.ravel()
         M_D = M_D.ravel()
-        m = self.slot_cols.shape[1]
-        out = np.empty((self.nobs, m, m))
+        out = np.zeros_like(A)
         for s, t, part, flat in self.pairs:
             if part == "D":
-                out[:, s, t] = M_D[flat]
+                out[:, s] += M_D[flat] * A[:, t]
             elif part in ("B", "b"):
-                out[:, s, t] = out[:, t, s] = M_B[flat]
+                entry = M_B[flat]
+                out[:, s] += entry * A[:, t]
+                out[:, t] += entry * A[:, s]
             else:
-                out[:, s, t] = M_C[flat]
+                out[:, s] += M_C[flat] * A[:, t]
         return out
 
     def Au(self, A: np.ndarray, u: np.ndarray) -> np.ndarray:
         """:math:`A u` (length n)."""
-        return np.einsum("nm,nm->n", A, u[self.slot_cols])
+        out = A[:, 0] * u[self.slot_columns[0]]
+        for s in range(1, len(self.slot_columns)):
+            out += A[:, s] * u[self.slot_columns[s]]
+        return out
 
     def At(self, A: np.ndarray, values: np.ndarray) -> np.ndarray:
         r""":math:`A^\top` values (length q)."""
@@ -401,8 +409,7 @@ class SparseModel:
         value = self.laplace_loglik(state)
         kv, A = state.values, state.A
         fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
-        M = self.selected_inverse(state.factor_fisher)  # n×m×m
-        MA = np.einsum("nst,nt->ns", M, A)
+        MA = self.inverse_times_rows(state.factor_fisher, A)
         leverage = np.einsum("ns,ns->n", A, MA)
         e = -0.5 * fisher_deriv * leverage
         v = self.solve(state.factor_obs, self.At(A, e))
