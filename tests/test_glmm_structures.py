@@ -19,7 +19,7 @@ from glmmteach.datasets import load_crossover, load_ohio_cancer
 from glmmteach.exceptions import DataError, GlmmteachError, GlmmteachWarning
 from glmmteach.families import get_glmm_family
 from glmmteach.formula import build_design
-from glmmteach.glmm import GroupedData, fit_glmm, glmer
+from glmmteach.glmm import GroupedData, fit_glmm, glmer, make_devfun
 from glmmteach.glmm.api import general_model
 
 STRUCTURES = Path(__file__).parent / "data" / "lme4_structures"
@@ -217,3 +217,12 @@ def test_observation_level_effect_on_a_binary_response_warns() -> None:
 def test_quadrature_needs_a_single_scalar_term() -> None:
     with pytest.raises(GlmmteachError, match="nAGQ > 1 .* 2 random-effects terms"):
         glmer("y ~ x + (1 | a) + (1 | b)", crossed(), family="binomial", nAGQ=3)
+
+
+def test_devfun_of_a_crossed_fit_is_its_log_likelihood() -> None:
+    fit = crossed_fit()
+    devfun = make_devfun(fit)
+    assert devfun(fit.theta, fit.params.to_numpy()) == pytest.approx(fit.llf, abs=1e-8)
+    value, gradient = make_devfun(fit, gradient=True)(fit.theta, fit.params.to_numpy())
+    assert value == pytest.approx(fit.llf, abs=1e-8) and np.abs(gradient).max() < 1e-3
+    assert "SD a:(Intercept)=" in repr(fit)

@@ -515,6 +515,9 @@ class GLMMResults:
 
     def __repr__(self) -> str:
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
-        sds = ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        if len(self.terms) == 1:
+            sds = f"SD({self.group_name}) " + ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        else:
+            sds = "SD " + ", ".join(f"{g}:{k}={v:.4g}" for (g, k), v in self.sd_re.items())
         return (f"<GLMMResults {self.family.name}({self.family.link.name}), {self.method}: {coefs}; "
-                f"SD({self.group_name}) {sds}; logLik {self.llf:.3f}>")
+                f"{sds}; logLik {self.llf:.3f}>")
