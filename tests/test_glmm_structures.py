@@ -226,3 +226,16 @@ def test_devfun_of_a_crossed_fit_is_its_log_likelihood() -> None:
     value, gradient = make_devfun(fit, gradient=True)(fit.theta, fit.params.to_numpy())
     assert value == pytest.approx(fit.llf, abs=1e-8) and np.abs(gradient).max() < 1e-3
     assert "SD a:(Intercept)=" in repr(fit)
+
+
+@pytest.mark.parametrize("name", ["crossed_slope", "nested_binary", "vector_and_scalar", "ohio_county_obs"])
+def test_theta_is_named_and_ordered_as_lme4s(name: str) -> None:
+    case = json.loads((STRUCTURES / "reference.json").read_text())["cases"][name]
+    if case["data"] == "ohio":
+        data = load_ohio_cancer().assign(decade=lambda d: (d["year"] - 11) / 10, obs=lambda d: np.arange(len(d)) + 1)
+    else:
+        data = pd.read_csv(STRUCTURES / case["data"])
+    fit = quiet_glmer(case["formula"], data, family=case["family"], offset=case["offset"], trials=case["trials"])
+    assert fit.theta_names == list(case["theta"])
+    np.testing.assert_allclose(fit.theta, list(case["theta"].values()), atol=2e-4)
+    assert fit.ngroups == case["ngroups"] or fit.ngroups == next(iter(case["ngroups"].values()))

@@ -150,6 +150,18 @@ class GLMMResults:
         return labels
 
     @property
+    def theta_names(self) -> list[str]:
+        """Names of the elements of :attr:`theta`, as lme4's ``getME(fit, "theta")``: ``g.(Intercept)`` for a
+        relative SD, ``g.x.(Intercept)`` for the entry of row ``x``, column ``(Intercept)`` of :math:`T`."""
+        names = []
+        for term in self.terms:
+            rows, cols = CovarianceTerm(len(term.names), term.correlated).positions
+            for a, c in zip(rows, cols, strict=True):
+                inner = term.names[a] if a == c else f"{term.names[a]}.{term.names[c]}"
+                names.append(f"{term.group_name}.{inner}")
+        return names
+
+    @property
     def cov_re(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
         r"""Random-effect covariance :math:`\Sigma = T_\theta T_\theta^\top` (r×r); with several terms a dict
         of one such matrix per term (keys :attr:`term_labels`, lme4's ``VarCorr`` list)."""
