@@ -32,6 +32,13 @@ gradient needs (the selected inverse on the pattern of :math:`A^\top A`):
 :math:`(a, b)` of :math:`T_i`:
 :math:`\sum_j z_{ija}\bigl[c_j \tilde u_{i,l(j),b} + \ell'_j v_{i,l(j),b} - w_j (H^{-1}a_j)_{i,l(j),b}\bigr]`.
 
+Why no sparse Cholesky package: ``scikit-sparse`` (CHOLMOD) has no wheel on the package index here; of the
+packages with wheels, ``qdldl`` re-factorises with a kept symbolic analysis and gives :math:`L, D, P` (so
+the log-determinant) but no selected inverse, and ``cholespy`` neither. Measured on the 2e5-row crossed
+benchmark's :math:`H` (2,000 × 200 levels, single-threaded BLAS, CPU time): this block factorisation
+10.5 ms, qdldl's numeric refactorisation 14.4 ms (plus assembling :math:`H` as a sparse matrix); the
+log-determinants agree to 1e-15 relative.
+
 Only the Laplace approximation is defined here (lme4 allows nAGQ > 1 for one scalar term only, which
 the single-factor engine handles).
 """
