@@ -19,7 +19,7 @@ from glmmteach.datasets import load_crossover, load_ohio_cancer
 from glmmteach.exceptions import DataError, GlmmteachError, GlmmteachWarning
 from glmmteach.families import get_glmm_family
 from glmmteach.formula import build_design
-from glmmteach.glmm import GroupedData, fit_glmm, glmer
+from glmmteach.glmm import GroupedData, fit_glmm, glmer, make_devfun
 from glmmteach.glmm.api import general_model
 
 STRUCTURES = Path(__file__).parent / "data" / "lme4_structures"
@@ -217,3 +217,25 @@ def test_observation_level_effect_on_a_binary_response_warns() -> None:
 def test_quadrature_needs_a_single_scalar_term() -> None:
     with pytest.raises(GlmmteachError, match="nAGQ > 1 .* 2 random-effects terms"):
         glmer("y ~ x + (1 | a) + (1 | b)", crossed(), family="binomial", nAGQ=3)
+
+
+def test_devfun_of_a_crossed_fit_is_its_log_likelihood() -> None:
+    fit = crossed_fit()
+    devfun = make_devfun(fit)
+    assert devfun(fit.theta, fit.params.to_numpy()) == pytest.approx(fit.llf, abs=1e-8)
+    value, gradient = make_devfun(fit, gradient=True)(fit.theta, fit.params.to_numpy())
+    assert value == pytest.approx(fit.llf, abs=1e-8) and np.abs(gradient).max() < 1e-3
+    assert "SD a:(Intercept)=" in repr(fit)
+
+
+@pytest.mark.parametrize("name", ["crossed_slope", "nested_binary", "vector_and_scalar", "ohio_county_obs"])
+def test_theta_is_named_and_ordered_as_lme4s(name: str) -> None:
+    case = json.loads((STRUCTURES / "reference.json").read_text())["cases"][name]
+    if case["data"] == "ohio":
+        data = load_ohio_cancer().assign(decade=lambda d: (d["year"] - 11) / 10, obs=lambda d: np.arange(len(d)) + 1)
+    else:
+        data = pd.read_csv(STRUCTURES / case["data"])
+    fit = quiet_glmer(case["formula"], data, family=case["family"], offset=case["offset"], trials=case["trials"])
+    assert fit.theta_names == list(case["theta"])
+    np.testing.assert_allclose(fit.theta, list(case["theta"].values()), atol=2e-4)
+    assert fit.ngroups == case["ngroups"] or fit.ngroups == next(iter(case["ngroups"].values()))

@@ -163,9 +163,13 @@ def glmer(
     Parameters
     ----------
     formula : str
-        R-style formula with one random-effects term, e.g. ``"outcome ~ trt*period + (1|ID)"``,
-        ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope) or ``"y ~ x + (1 + x || g)"``
-        (uncorrelated). ``offset(z)`` terms are allowed.
+        R-style formula with random-effects terms as lme4 reads them, e.g. ``"outcome ~ trt*period + (1|ID)"``,
+        ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope), ``"y ~ x + (1 + x || g)"``
+        (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested ``(1 | school/class)`` (=
+        ``(1 | class:school) + (1 | school)``), an interaction of factors ``(1 | a:b)``, an
+        observation-level effect ``(1 | obs)``. One term is fitted by the batched single-factor engine,
+        several by the sparse engine (:mod:`glmmteach.glmm.sparse`); the terms are ordered as lme4 orders
+        them (by decreasing number of levels). ``offset(z)`` terms are allowed.
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
@@ -174,7 +178,7 @@ def glmer(
         reported as ``nb_theta``, with ``nb_theta_se``).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
-        per group (only for a single scalar random effect, as in lme4).
+        per group (only for a single scalar random-effects term, as in lme4).
     offset : str or array, optional
         Extra known term of the linear predictor (column name or values).
     trials : str or array, optional

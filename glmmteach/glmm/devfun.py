@@ -273,7 +273,7 @@ def make_devfun(
     >>> devfun = make_devfun(fit)                    # doctest: +SKIP
     >>> devfun(fit.theta, fit.params.to_numpy())     # doctest: +SKIP
     """
-    if isinstance(model, GroupedData):
+    if isinstance(model, GroupedData) or not hasattr(model, "model"):  # arrays: a GroupedData or a SparseModel
         data = model
         correlated = True if correlated is None else correlated
         n_nodes = 1 if n_nodes is None else n_nodes
@@ -286,6 +286,9 @@ def make_devfun(
     def devfun(theta: np.ndarray, beta: np.ndarray) -> Any:
         theta = np.atleast_1d(np.asarray(theta, dtype=float))
         beta = np.atleast_1d(np.asarray(beta, dtype=float))
+        if not isinstance(data, GroupedData):  # several terms: the general engine (Laplace)
+            value, grad, _ = data.loglik_and_gradient(theta, beta, tol=tol)
+            return (sign * value, sign * grad) if gradient else sign * value
         if gradient:
             value, grad, _ = loglik_and_gradient(data, theta, beta, correlated, n_nodes, tol=tol)
             return sign * value, sign * grad

@@ -165,6 +165,18 @@ class GLMMResults:
         return labels
 
     @property
+    def theta_names(self) -> list[str]:
+        """Names of the elements of :attr:`theta`, as lme4's ``getME(fit, "theta")``: ``g.(Intercept)`` for a
+        relative SD, ``g.x.(Intercept)`` for the entry of row ``x``, column ``(Intercept)`` of :math:`T`."""
+        names = []
+        for term in self.terms:
+            rows, cols = CovarianceTerm(len(term.names), term.correlated).positions
+            for a, c in zip(rows, cols, strict=True):
+                inner = term.names[a] if a == c else f"{term.names[a]}.{term.names[c]}"
+                names.append(f"{term.group_name}.{inner}")
+        return names
+
+    @property
     def cov_re(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
         r"""Random-effect covariance :math:`\Sigma = T_\theta T_\theta^\top` (r×r); with several terms a dict
         of one such matrix per term (keys :attr:`term_labels`, lme4's ``VarCorr`` list)."""
@@ -530,6 +542,9 @@ class GLMMResults:
 
     def __repr__(self) -> str:
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
-        sds = ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        if len(self.terms) == 1:
+            sds = f"SD({self.group_name}) " + ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        else:
+            sds = "SD " + ", ".join(f"{g}:{k}={v:.4g}" for (g, k), v in self.sd_re.items())
         return (f"<GLMMResults {self.family.name}({self.family.link.name}), {self.method}: {coefs}; "
-                f"SD({self.group_name}) {sds}; logLik {self.llf:.3f}>")
+                f"{sds}; logLik {self.llf:.3f}>")

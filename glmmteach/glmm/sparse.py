@@ -32,6 +32,13 @@ gradient needs (the selected inverse on the pattern of :math:`A^\top A`):
 :math:`(a, b)` of :math:`T_i`:
 :math:`\sum_j z_{ija}\bigl[c_j \tilde u_{i,l(j),b} + \ell'_j v_{i,l(j),b} - w_j (H^{-1}a_j)_{i,l(j),b}\bigr]`.
 
+Why no sparse Cholesky package: ``scikit-sparse`` (CHOLMOD) has no wheel on the package index here; of the
+packages with wheels, ``qdldl`` re-factorises with a kept symbolic analysis and gives :math:`L, D, P` (so
+the log-determinant) but no selected inverse, and ``cholespy`` neither. Measured on the 2e5-row crossed
+benchmark's :math:`H` (2,000 × 200 levels, single-threaded BLAS, CPU time): this block factorisation
+10.5 ms, qdldl's numeric refactorisation 14.4 ms (plus assembling :math:`H` as a sparse matrix); the
+log-determinants agree to 1e-15 relative.
+
 Only the Laplace approximation is defined here (lme4 allows nAGQ > 1 for one scalar term only, which
 the single-factor engine handles).
 """
@@ -112,19 +119,10 @@ class Factor:
     r"""The factorisation of :math:`H = I + A^\top W A` in the partition of :class:`SparseModel`."""
 
     D_inv: np.ndarray  # G×r×r inverses of the first term's blocks
-    Y: np.ndarray  # q_e×q_c, D^{-1} B
+    Y: np.ndarray  # D^{-1} B: q_e×q_c dense, or its values on B's pattern (SparseModel.b_sparse)
     S_chol: tuple | None  # cho_factor of the Schur complement
     S_inv: np.ndarray  # q_c×q_c
     logdet: float
-
-    def solve(self, g: np.ndarray, q_e: int) -> np.ndarray:
-        g1, g2 = g[:q_e], g[q_e:]
-        r = self.D_inv.shape[1]
-        x1 = np.einsum("gab,gb->ga", self.D_inv, g1.reshape(-1, r)).ravel()
-        if self.S_chol is None:
-            return x1
-        x2 = linalg.cho_solve(self.S_chol, g2 - self.Y.T @ g1)
-        return np.concatenate([x1 - self.Y @ x2, x2])
 
 
 @dataclass
@@ -166,6 +164,7 @@ class SparseModel:
         for s, (i, a) in enumerate(zip(self.slot_term, self.slot_effect, strict=True)):
             t = terms[i]
             self.slot_cols[:, s] = self.col_start[i] + t.codes * t.n_re + a
+        self.slot_columns = [np.ascontiguousarray(self.slot_cols[:, s]) for s in range(self.slot_cols.shape[1])]
         self.Zslots = np.column_stack([t.Z for t in terms])
         self._analyse()
 
@@ -205,6 +204,30 @@ class SparseModel:
                 elif not in_e[t]:
                     self.pairs.append((s, t, "C", (pos[:, s] - self.q_e) * self.q_c + (pos[:, t] - self.q_e)))
         self.n_levels_e = first.n_levels
+        # B is kept sparse (a fixed pattern, its entries summed per evaluation) when it is sparse enough and the
+        # first term is scalar; otherwise dense.
+        b_flats = [flat for _, _, part, flat in self.pairs if part == "B"]
+        self.b_sparse = False
+        if b_flats and self.r_e == 1:
+            pattern, inverse = np.unique(np.concatenate(b_flats), return_inverse=True)
+            if pattern.size < 0.05 * self.q_e * self.q_c:
+                self.b_sparse = True
+                self.b_rows, self.b_cols = np.divmod(pattern, self.q_c)
+                self.b_indptr = np.concatenate([[0], np.cumsum(np.bincount(self.b_rows, minlength=self.q_e))])
+                self.b_nnz = pattern.size
+                split = np.cumsum([f.size for f in b_flats])[:-1]
+                b_inverse = np.split(inverse.ravel(), split)
+                k = 0
+                for idx, (s, t, part, _) in enumerate(self.pairs):
+                    if part == "B":
+                        self.pairs[idx] = (s, t, "b", b_inverse[k])
+                        k += 1
+                # pairs of B's entries in the same row: (Y S^{-1}) at B's pattern is a sum over them
+                counts = np.diff(self.b_indptr)[self.b_rows]
+                self.w_first = np.repeat(np.arange(self.b_nnz), counts)
+                local = np.arange(self.w_first.size) - np.repeat(np.cumsum(counts) - counts, counts)
+                self.w_second = self.b_indptr[self.b_rows[self.w_first]] + local
+                self.s_flat = self.b_cols[self.w_first] * self.q_c + self.b_cols[self.w_second]
 
     # ---- GroupedData's vocabulary, for the fixed-effects part ------------------------------
     @property
@@ -231,13 +254,13 @@ class SparseModel:
         r"""Factorise :math:`H = I + A^\top \mathrm{diag}(w) A`."""
         G, r, q_e, q_c = self.n_levels_e, self.r_e, self.q_e, self.q_c
         D = np.zeros(G * r * r)
-        B = np.zeros(q_e * q_c)
+        B = np.zeros(self.b_nnz if self.b_sparse else q_e * q_c)
         C = np.zeros(q_c * q_c)
         for s, t, part, flat in self.pairs:
             values = w * A[:, s] * A[:, t]
             if part == "D":
                 D += np.bincount(flat, values, minlength=D.size)
-            elif part == "B":
+            elif part in ("B", "b"):
                 B += np.bincount(flat, values, minlength=B.size)
             else:
                 C += np.bincount(flat, values, minlength=C.size)
@@ -246,9 +269,19 @@ class SparseModel:
         logdet = float(batch_logdet(D).sum())
         if q_c == 0:
             return Factor(D_inv, np.zeros((q_e, 0)), None, np.zeros((0, 0)), logdet)
-        B = B.reshape(q_e, q_c)
-        Y = np.einsum("gab,gbk->gak", D_inv, B.reshape(G, r, q_c)).reshape(q_e, q_c)
-        S = C.reshape(q_c, q_c) + np.eye(q_c) - B.T @ Y
+        if self.b_sparse:
+            Y = B * D_inv[self.b_rows, 0, 0]
+            BtY = np.bincount(self.s_flat, B[self.w_first] * Y[self.w_second], minlength=q_c * q_c).reshape(q_c, q_c)
+        else:
+            B = B.reshape(q_e, q_c)
+            if r == 1:  # B' D^-1 B as a symmetric rank-k update (half the flops of a product)
+                Y = B * D_inv[:, 0, :]
+                BtY = linalg.blas.dsyrk(1.0, B * np.sqrt(D_inv[:, 0, :]), trans=1, lower=1)
+                BtY = np.tril(BtY) + np.tril(BtY, -1).T
+            else:
+                Y = np.einsum("gab,gbk->gak", D_inv, B.reshape(G, r, q_c)).reshape(q_e, q_c)
+                BtY = B.T @ Y
+        S = C.reshape(q_c, q_c) + np.eye(q_c) - BtY
         S = 0.5 * (S + S.T)
         S_chol = linalg.cho_factor(S, lower=True)
         logdet += 2.0 * float(np.log(np.diag(S_chol[0])).sum())
@@ -256,34 +289,66 @@ class SparseModel:
         return Factor(D_inv, Y, S_chol, S_inv, logdet)
 
     def solve(self, factor: Factor, g: np.ndarray) -> np.ndarray:
-        """Solve :math:`Hx = g` (vectors in the model's column order)."""
-        x = factor.solve(g[self.perm], self.q_e)
-        return x[self.position]
+        """Solve :math:`Hx = g` (vectors in the model's column order) by block elimination."""
+        g = g[self.perm]
+        q_e, r = self.q_e, self.r_e
+        g1, g2 = g[:q_e], g[q_e:]
+        if r == 1:
+            x1 = factor.D_inv[:, 0, 0] * g1
+        else:
+            x1 = np.einsum("gab,gb->ga", factor.D_inv, g1.reshape(-1, r)).ravel()
+        if factor.S_chol is not None:
+            if self.b_sparse:  # Y^T g1 and Y x2 on B's pattern
+                Yt_g1 = np.bincount(self.b_cols, factor.Y * g1[self.b_rows], minlength=self.q_c)
+                x2 = linalg.cho_solve(factor.S_chol, g2 - Yt_g1)
+                x1 = x1 - np.bincount(self.b_rows, factor.Y * x2[self.b_cols], minlength=q_e)
+            else:
+                x2 = linalg.cho_solve(factor.S_chol, g2 - factor.Y.T @ g1)
+                x1 = x1 - factor.Y @ x2
+            x1 = np.concatenate([x1, x2])
+        return x1[self.position]
 
-    def selected_inverse(self, factor: Factor) -> np.ndarray:
-        r""":math:`(H^{-1})_{st}` for every row and pair of its slots (n×m×m)."""
-        G, r = self.n_levels_e, self.r_e
-        M_D = factor.D_inv
-        if self.q_c:
-            W = factor.Y @ factor.S_inv  # q_e×q_c
-            M_D = M_D + np.einsum("gak,gbk->gab", W.reshape(G, r, -1), factor.Y.reshape(G, r, -1))
-            M_B = -W.ravel()
-            M_C = factor.S_inv.ravel()
+    def _inverse_blocks(self, factor: Factor) -> tuple[np.ndarray, np.ndarray]:
+        r"""The eliminated term's diagonal blocks of :math:`H^{-1}`, :math:`D^{-1} + (Y S^{-1} Y^\top)_{ll}`
+        (G×r×r), and :math:`-(Y S^{-1})` at B's entries (sparse B: its pattern; dense: all, flattened)."""
+        if not self.q_c:
+            return factor.D_inv, np.zeros(0)
+        if self.b_sparse:
+            Y_data = factor.Y
+            W = np.bincount(self.w_first, Y_data[self.w_second] * factor.S_inv[self.b_cols[self.w_second],
+                                                                                self.b_cols[self.w_first]],
+                            minlength=self.b_nnz)
+            correction = np.bincount(self.b_rows, Y_data * W, minlength=self.q_e).reshape(-1, 1, 1)
+            return factor.D_inv + correction, -W
+        W = factor.Y @ factor.S_inv  # q_e×q_c
+        G, r = factor.D_inv.shape[:2]
+        correction = np.einsum("gak,gbk->gab", W.reshape(G, r, -1), factor.Y.reshape(G, r, -1))
+        return factor.D_inv + correction, -W.ravel()
+
+    def inverse_times_rows(self, factor: Factor, A: np.ndarray) -> np.ndarray:
+        r""":math:`(H^{-1} a_j)` at row :math:`j`'s own slots (n×m), from the selected inverse: the entries of
+        :math:`H^{-1}` on the pattern of :math:`A^\top A`, read with the assembly's index arrays."""
+        M_D, M_B = self._inverse_blocks(factor)
+        M_C = factor.S_inv.ravel()
         M_D = M_D.ravel()
-        m = self.slot_cols.shape[1]
-        out = np.empty((self.nobs, m, m))
+        out = np.zeros_like(A)
         for s, t, part, flat in self.pairs:
             if part == "D":
-                out[:, s, t] = M_D[flat]
-            elif part == "B":
-                out[:, s, t] = out[:, t, s] = M_B[flat]
+                out[:, s] += M_D[flat] * A[:, t]
+            elif part in ("B", "b"):
+                entry = M_B[flat]
+                out[:, s] += entry * A[:, t]
+                out[:, t] += entry * A[:, s]
             else:
-                out[:, s, t] = M_C[flat]
+                out[:, s] += M_C[flat] * A[:, t]
         return out
 
     def Au(self, A: np.ndarray, u: np.ndarray) -> np.ndarray:
         """:math:`A u` (length n)."""
-        return np.einsum("nm,nm->n", A, u[self.slot_cols])
+        out = A[:, 0] * u[self.slot_columns[0]]
+        for s in range(1, len(self.slot_columns)):
+            out += A[:, s] * u[self.slot_columns[s]]
+        return out
 
     def At(self, A: np.ndarray, values: np.ndarray) -> np.ndarray:
         r""":math:`A^\top` values (length q)."""
@@ -351,8 +416,7 @@ class SparseModel:
         value = self.laplace_loglik(state)
         kv, A = state.values, state.A
         fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
-        M = self.selected_inverse(state.factor_fisher)  # n×m×m
-        MA = np.einsum("nst,nt->ns", M, A)
+        MA = self.inverse_times_rows(state.factor_fisher, A)
         leverage = np.einsum("ns,ns->n", A, MA)
         e = -0.5 * fisher_deriv * leverage
         v = self.solve(state.factor_obs, self.At(A, e))
@@ -399,11 +463,7 @@ class SparseModel:
         for i, (term, T) in enumerate(zip(self.terms, self.covariance.Ts(theta), strict=True)):
             r = term.n_re
             if i == self.eliminated:
-                block = factor.D_inv.copy()
-                if self.q_c:
-                    G = self.n_levels_e
-                    W = (factor.Y @ factor.S_inv).reshape(G, r, -1)
-                    block += np.einsum("gak,gbk->gab", W, factor.Y.reshape(G, r, -1))
+                block = self._inverse_blocks(factor)[0]
             else:
                 cols = self.col_start[i] + np.arange(term.n_columns).reshape(term.n_levels, r)
                 pos = self.position[cols] - self.q_e
