@@ -47,6 +47,10 @@ class GroupedData:
     weights: np.ndarray | None = field(init=False)
     log_constant: float = field(init=False)
     z_is_ones: bool = field(init=False)
+    # rows sorted by group with every group present: group sums by np.add.reduceat over these
+    # starts and gathers by np.repeat over these counts (3-10x cheaper than bincount / fancy indexing)
+    _starts: np.ndarray | None = field(init=False, default=None, repr=False)
+    _counts: np.ndarray | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.X = np.ascontiguousarray(self.X, dtype=float)
@@ -72,6 +76,11 @@ class GroupedData:
             self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
         self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
+        if self.groups.size and self.groups[0] == 0 and np.all(np.diff(self.groups) >= 0):
+            counts = np.bincount(self.groups, minlength=self.n_groups)
+            if counts.size == self.n_groups and np.all(counts > 0):
+                self._counts = counts
+                self._starts = np.concatenate([[0], np.cumsum(counts[:-1])])
 
     @classmethod
     def from_arrays(
@@ -108,7 +117,15 @@ class GroupedData:
 
     def group_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (length n) within groups: length-G array."""
+        if self._starts is not None:
+            return np.add.reduceat(values, self._starts)
         return np.bincount(self.groups, weights=values, minlength=self.n_groups)
+
+    def gather(self, per_group: np.ndarray) -> np.ndarray:
+        """Each row's entry of ``per_group`` (length G): ``per_group[groups]``."""
+        if self._counts is not None:
+            return np.repeat(per_group, self._counts)
+        return per_group[self.groups]
 
 
 def weighted_crossprod(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -129,9 +146,9 @@ def group_vector_sum(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> n
 
 def random_part(data: GroupedData, ZT: np.ndarray, u: np.ndarray) -> np.ndarray:
     r""":math:`z_j^\top T u_{g(j)}` for every row (one gather per random-effect term)."""
-    out = ZT[:, 0] * u[:, 0][data.groups]
+    out = ZT[:, 0] * data.gather(u[:, 0])
     for a in range(1, ZT.shape[1]):
-        out += ZT[:, a] * u[:, a][data.groups]
+        out += ZT[:, a] * data.gather(u[:, a])
     return out
 
 
@@ -169,11 +186,10 @@ def batch_inverse(H: np.ndarray) -> np.ndarray:
 
 def leverage(data: GroupedData, ZT: np.ndarray, M: np.ndarray) -> np.ndarray:
     r""":math:`q_j = (T^\top z_j)^\top M_{g(j)} (T^\top z_j)` for every row."""
-    g = data.groups
     if ZT.shape[1] == 1:
-        return ZT[:, 0] ** 2 * M[:, 0, 0][g]
+        return ZT[:, 0] ** 2 * data.gather(M[:, 0, 0])
     if ZT.shape[1] == 2:
-        return (ZT[:, 0] ** 2 * M[:, 0, 0][g] + 2.0 * ZT[:, 0] * ZT[:, 1] * M[:, 0, 1][g]
-                + ZT[:, 1] ** 2 * M[:, 1, 1][g])
-    return np.einsum("na,nab,nb->n", ZT, M[g], ZT)
+        return (ZT[:, 0] ** 2 * data.gather(M[:, 0, 0]) + 2.0 * ZT[:, 0] * ZT[:, 1] * data.gather(M[:, 0, 1])
+                + ZT[:, 1] ** 2 * data.gather(M[:, 1, 1]))
+    return np.einsum("na,nab,nb->n", ZT, M[data.groups], ZT)
 

@@ -43,9 +43,10 @@ from .pirls import ModeState, conditional_modes
 from .terms import CovarianceTerm
 
 try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
-    threadpool_limits = None
+    ThreadpoolController = None
+_BLAS_CONTROLLER: list = []  # created once: finding the BLAS libraries reads /proc (2-6 ms per fit)
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
@@ -221,7 +222,11 @@ def fit_glmm(
     The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
     BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
     """
-    limit = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
+    limit = contextlib.nullcontext()
+    if ThreadpoolController is not None:
+        if not _BLAS_CONTROLLER:
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+        limit = _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
     with limit:
         return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
 
