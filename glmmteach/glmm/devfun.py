@@ -248,7 +248,8 @@ def loglik_and_gradient(
     (which are inaccurate with warm-started inner solves). Returns
     ``(loglik, gradient, mode_state)``; the gradient lists theta first, then beta.
     """
-    T = theta_to_T(np.asarray(theta, dtype=float), data.n_re, correlated)
+    theta = np.asarray(theta, dtype=float)
+    T = theta.reshape(1, 1) if data.n_re == 1 else theta_to_T(theta, data.n_re, correlated)
     eta0 = data.eta_fixed(beta)
     state = conditional_modes(data, T, beta, u_start=u_start, tol=tol, eta_fixed=eta0, min_iter=min_iter)
     if n_nodes == 1:
