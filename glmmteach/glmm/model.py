@@ -102,6 +102,20 @@ class GroupedData:
         return cls(np.asarray(X, dtype=float), Z, y, codes, len(uniques), get_glmm_family(family, link),
                    trials, offset)
 
+    def sorted_by_group(self) -> GroupedData:
+        """The same model with its rows in group order (itself when they already are, or when a group has
+        no rows): the engine's group sums and gathers are then contiguous (``np.add.reduceat``,
+        ``np.repeat``). The group codes, and so the random effects, are unchanged."""
+        if self._starts is not None or np.any(np.bincount(self.groups, minlength=self.n_groups) == 0):
+            return self
+        order = np.argsort(self.groups, kind="stable")
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[order]
+
+        return GroupedData(self.X[order], self.Z[order], self.y[order], self.groups[order], self.n_groups,
+                           self.family, rows(self.trials), rows(self.offset), rows(self.prior_weights))
+
     @property
     def nobs(self) -> int:
         return len(self.y)

@@ -253,6 +253,8 @@ def fit_glmm(
 
     The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
     BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
+    Rows not in group order are fitted in group order (:meth:`GroupedData.sorted_by_group`); the
+    returned modes and linear predictor are in the caller's order.
     """
     limit = contextlib.nullcontext()
     if ThreadpoolController is not None:
@@ -260,7 +262,13 @@ def fit_glmm(
             _BLAS_CONTROLLER.append(ThreadpoolController())
         limit = _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
     with limit:
-        return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
+        work = data.sorted_by_group()
+        outcome = _fit_glmm(work, correlated, n_nodes, theta_start, beta_start)
+        if work is not data:  # the modes, linear predictor and weights in the caller's row order
+            T = CovarianceTerm(data.n_re, correlated).T(outcome.theta)
+            outcome.state = conditional_modes(data, T, outcome.beta, u_start=outcome.state.u, tol=1e-13, min_iter=2)
+            outcome.passes += outcome.state.passes
+        return outcome
 
 
 def _fit_glmm(
