@@ -3,7 +3,8 @@ r"""Fitting a GLMM: start values, the optimiser, the convergence test and the wa
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
 log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)` with L-BFGS-B and the
 analytic gradient, starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
-:math:`T_\theta = I`. The fixed effects are optimised in whitened coordinates
+:math:`T_\theta = I` (lme4's start), or, for a scalar random effect, a moment estimate of its SD at the
+GLM fit (:func:`_moment_theta`). The fixed effects are optimised in whitened coordinates
 :math:`\delta = R(\beta - \beta_0)`, :math:`R^\top R` the information for :math:`\beta` at the start,
 and each :math:`\theta_k` is divided by its standard error at the start, so that all directions
 have a comparable scale.
