@@ -133,7 +133,7 @@ class GroupedData:
     def group_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (length n) within groups: length-G array."""
         if self._starts is not None:
-            return np.add.reduceat(values, self._starts)
+            return np.add.reduceat(np.asarray(values, dtype=float), self._starts)
         return np.bincount(self.groups, weights=values, minlength=self.n_groups)
 
     def gather(self, per_group: np.ndarray) -> np.ndarray:
