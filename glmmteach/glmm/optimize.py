@@ -3,8 +3,8 @@ r"""Fitting a GLMM: start values, the optimiser, the convergence test and the wa
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
 log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)` with L-BFGS-B and the
 analytic gradient, starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
-:math:`T_\theta = I` (lme4's start), or, for a scalar random effect, a moment estimate of its SD at the
-GLM fit (:func:`_moment_theta`). The fixed effects are optimised in whitened coordinates
+a diagonal :math:`T_\theta` from moment estimates of the random effects' SDs at the GLM fit
+(:func:`_moment_theta`; lme4 starts from :math:`T_\theta = I`). The fixed effects are optimised in whitened coordinates
 :math:`\delta = R(\beta - \beta_0)`, :math:`R^\top R` the information for :math:`\beta` at the start,
 and each :math:`\theta_k` is divided by its standard error at the start, so that all directions
 have a comparable scale.
@@ -142,31 +142,35 @@ def _beta_information(data: GroupedData, state: ModeState) -> np.ndarray:
     return info - np.einsum("gak,gal->kl", B, HinvB)
 
 
-def _moment_theta(data: GroupedData, beta: np.ndarray) -> np.ndarray:
-    r"""Start for a scalar random effect: a method-of-moments estimate of its SD (DerSimonian–Laird).
+def _moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> np.ndarray:
+    r"""Start for :math:`\theta`: a method-of-moments estimate of each random effect's SD (DerSimonian–Laird),
+    :math:`T_\theta` diagonal.
 
-    At the GLM fit each group's effect is estimated by one Newton step,
-    :math:`\hat b_i = \sum_j z_j s_j / \sum_j w_j z_j^2` with sampling variance
+    At the GLM fit each group's effect of random-effect column :math:`z` is estimated by one Newton
+    step, :math:`\hat b_i = \sum_j z_j s_j / \sum_j w_j z_j^2` with sampling variance
     :math:`v_i = 1/\sum_j w_j z_j^2` (:math:`s, w` score and information); the between-group
     variance is what their spread leaves over :math:`v_i`. A start near the optimum saves most of the
     optimiser's iterations (and the whitening of :math:`\beta` is then computed where it matters).
-    When the spread says nothing (no excess, or under 3 groups), lme4's start :math:`\theta = 1`.
+    A column whose spread says nothing (no excess, or under 3 groups) keeps lme4's start, 1.
     """
     kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
-    z = data.Z[:, 0]
-    info = data.group_sum(kv.fisher if data.z_is_ones else kv.fisher * z * z)
-    score = data.group_sum(kv.score if data.z_is_ones else kv.score * z)
-    keep = info > 0
-    if keep.sum() < 3:
-        return np.ones(1)
-    w = info[keep]
-    b = score[keep] / w
-    b_mean = (w @ b) / w.sum()
-    excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
-    tau2 = excess / float(w.sum() - (w @ w) / w.sum())
-    if not np.isfinite(tau2) or tau2 <= 0:
-        return np.ones(1)
-    return np.array([min(max(np.sqrt(tau2), 0.1), 10.0)])
+    sds = np.ones(data.n_re)
+    for a in range(data.n_re):  # loop over the few random-effect columns
+        z = data.Z[:, a]
+        ones = data.z_is_ones or bool(np.all(z == 1.0))
+        info = data.group_sum(kv.fisher if ones else kv.fisher * z * z)
+        score = data.group_sum(kv.score if ones else kv.score * z)
+        keep = info > 0
+        if keep.sum() < 3:
+            continue
+        w = info[keep]
+        b = score[keep] / w
+        b_mean = (w @ b) / w.sum()
+        excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
+        tau2 = excess / float(w.sum() - (w @ w) / w.sum())
+        if np.isfinite(tau2) and tau2 > 0:
+            sds[a] = min(max(np.sqrt(tau2), 0.1), 10.0)
+    return term.theta(np.diag(sds))
 
 
 class _Objective:
@@ -287,8 +291,8 @@ def _fit_glmm(
     beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     term = CovarianceTerm(data.n_re, correlated)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
-    if theta_start is None and data.n_re == 1:
-        theta0 = _moment_theta(data, beta0)
+    if theta_start is None:
+        theta0 = _moment_theta(data, beta0, term)
     T0 = term.T(theta0)
     state0 = conditional_modes(data, T0, beta0)
     info = _beta_information(data, state0)
