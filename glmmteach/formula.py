@@ -350,6 +350,17 @@ def _r_name(name: str, factor_vars: set[str]) -> str:
     return ":".join(pieces)
 
 
+def _factor_levels_as_r(frame: pd.DataFrame) -> None:
+    """A pandas categorical column is an R factor: its levels in the categorical's order (the first is the
+    reference level), unused levels dropped (``model.frame``'s ``drop.unused.levels``). formulae sorts the
+    levels of an unordered categorical, so the column is marked ordered to keep the order (formulae still
+    codes it by treatment contrasts)."""
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            frame[name] = column.cat.remove_unused_categories().cat.as_ordered()
+
+
 def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Separate formulae's offset(...) columns (summed) from the coefficient columns."""
     frame = matrix_obj.as_dataframe()
@@ -509,6 +520,7 @@ def build_design(
         )
         frame = frame.loc[complete]
     frame = frame.copy()
+    _factor_levels_as_r(frame)
     for placeholder in logical_bars:
         frame[placeholder] = 1.0
     n = len(frame)
@@ -623,7 +635,8 @@ def grouping_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndar
     """Codes 0..G-1 and level labels of a grouping factor ``g`` or ``a:b`` (R's interaction: the first factor
     varies slowest; unused combinations dropped; labels ``"a_level:b_level"``)."""
     parts = group.split(":")
-    cats = [pd.Categorical(frame[p].to_numpy()) for p in parts]
+    cats = [pd.Categorical(frame[p] if isinstance(frame[p].dtype, pd.CategoricalDtype) else frame[p].to_numpy())
+            for p in parts]  # a categorical keeps its level order, as an R factor
     if len(cats) == 1:
         return cats[0].codes.astype(np.intp), np.asarray(cats[0].categories)
     codes = np.zeros(len(frame), dtype=np.int64)
