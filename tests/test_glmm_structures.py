@@ -126,6 +126,18 @@ def test_vector_and_scalar_terms_of_one_factor() -> None:
     assert set(fit.cov_re) == {"g", "g.1"} and fit.cov_re["g"].shape == (2, 2)
 
 
+def test_uncorrelated_term_next_to_another_term_of_its_factor_has_unique_labels() -> None:
+    """lme4 reads ``(1 + x || g) + (0 + z | g)`` as three terms g, g.1, g.2 (VarCorr checked against lme4
+    1.1-31 on these data): the later term must not reuse ``g.1``."""
+    data = pd.read_csv(STRUCTURES / "vector_scalar.csv")
+    fit = quiet_glmer("y ~ x + z + (1 + x || g) + (0 + z | g)", data, family="poisson")
+    table = fit.varcorr()
+    assert list(table["Groups"]) == ["g", "g.1", "g.2"]
+    assert list(table["Name"]) == ["(Intercept)", "x", "z"]
+    assert fit.term_labels == ["g", "g.2"] and set(fit.cov_re) == {"g", "g.2"}
+    assert list(fit.sd_re.index.get_level_values("group")) == ["g", "g", "g.2"]
+
+
 def test_ranef_and_conditional_covariances_cover_every_term() -> None:
     fit = crossed_fit()
     ranef = fit.ranef

@@ -155,14 +155,24 @@ class GLMMResults:
 
     @property
     def term_labels(self) -> list[str]:
-        """The terms' names as lme4's ``VarCorr`` gives them: the grouping factor, made unique (``g``, ``g.1``)."""
+        """The terms' names as lme4's ``VarCorr`` gives them: the grouping factor, made unique (``g``, ``g.1``).
+        An uncorrelated term ``(1 + x || g)`` is lme4's terms ``g``, ``g.1`` (one per effect), so a later
+        term of ``g`` is ``g.2``; the term's label is its first effect's."""
+        return [labels[0] for labels in self._effect_group_labels()]
+
+    def _effect_group_labels(self) -> list[list[str]]:
+        """Per term, the ``Groups`` label of each of its effects (lme4's ``VarCorr`` rows)."""
         seen: dict[str, int] = {}
-        labels = []
+        out = []
         for term in self.terms:
-            k = seen.get(term.group_name, 0)
-            labels.append(term.group_name if k == 0 else f"{term.group_name}.{k}")
-            seen[term.group_name] = k + 1
-        return labels
+            name, k = term.group_name, seen.get(term.group_name, 0)
+            r = len(term.names)
+            if term.correlated:
+                out.append([name if k == 0 else f"{name}.{k}"] * r)
+            else:
+                out.append([name if k + a == 0 else f"{name}.{k + a}" for a in range(r)])
+            seen[name] = k + (1 if term.correlated else r)
+        return out
 
     @property
     def theta_names(self) -> list[str]:
@@ -252,14 +262,11 @@ class GLMMResults:
         comp)`` is lme4's ``print(VarCorr(fit), digits, comp)``. With several terms the rows follow lme4's
         term order and ``Corr k`` holds the correlation with the k-th effect of the row's own term."""
         groups, names, variances, sds, corr_rows = [], [], [], [], []
-        for label, term, T in zip(self.term_labels, self.terms, self.Ts, strict=True):
+        for labels, term, T in zip(self._effect_group_labels(), self.terms, self.Ts, strict=True):
             cov = T @ T.T
             sd = np.sqrt(np.diag(cov))
             r = len(term.names)
-            if term.correlated:
-                groups += [label] * r
-            else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
-                groups += [label if a == 0 else f"{label}.{a}" for a in range(r)]
+            groups += labels  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
             names += list(term.names)
             variances += list(np.diag(cov))
             sds += list(sd)
