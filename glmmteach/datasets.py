@@ -67,6 +67,67 @@ def load_ohio_county_names() -> pd.DataFrame:
     return pd.read_csv(data_path("ohio_county_names.csv"))
 
 
+def load_grouseticks() -> pd.DataFrame:
+    """Ticks on the heads of red grouse chicks (Elston et al. 2001; lme4's ``grouseticks``).
+
+    403 rows, one per chick: chicks nested in broods, broods in locations, sampled in 1995–1997.
+    Columns:
+
+    ========  ==========================================================================
+    INDEX     chick, 1–403 (one row each: an observation-level grouping factor)
+    TICKS     number of ticks counted on the chick's head
+    BROOD     brood (118 broods; each brood at one location in one year)
+    HEIGHT    height of the location above sea level, metres
+    YEAR      95, 96 or 97 (year − 1900)
+    LOCATION  location code (63 locations, some sampled in several years)
+    cHEIGHT   HEIGHT minus its mean over the 403 chicks (as lme4 ships it)
+    ========  ==========================================================================
+    """
+    return pd.read_csv(data_path("grouseticks.csv"))
+
+
+# Factor levels in lme4's order, so that reference levels and codes match R's VerbAgg.
+VERBAGG_LEVELS = {
+    "Gender": ["F", "M"],
+    "resp": ["no", "perhaps", "yes"],
+    "btype": ["curse", "scold", "shout"],
+    "situ": ["other", "self"],
+    "mode": ["want", "do"],
+    "r2": ["N", "Y"],
+}
+
+
+def load_verbagg() -> pd.DataFrame:
+    """Verbal aggression questionnaire (De Boeck & Wilson 2004; lme4's ``VerbAgg``).
+
+    7,584 rows = 316 subjects × 24 items; subjects and items are crossed. Factors are pandas
+    categoricals with lme4's level order (``resp`` ordered). Columns:
+
+    ========  ==========================================================================
+    Anger     the subject's trait anger score (STAXI), 11–39
+    Gender    F or M
+    item      the item (24 levels, in lme4's order: S1WantCurse, S1WantScold, ...)
+    resp      response: no < perhaps < yes
+    id        subject, 1–316
+    btype     behaviour type: curse, scold, shout
+    situ      situation: other (other-to-blame) or self (self-to-blame)
+    mode      behaviour mode: want or do
+    r2        dichotomous response: N (no) or Y (perhaps or yes)
+    y         r2 as 0/1 (1 = Y), the response of a logistic model (added by the loader)
+    ========  ==========================================================================
+    """
+    data = pd.read_csv(data_path("verbagg.csv"))
+    for column, levels in VERBAGG_LEVELS.items():
+        unknown = set(data[column]) - set(levels)
+        if unknown:
+            raise DataError(f"verbagg.csv: column {column!r} has unexpected values {sorted(unknown)}")
+        data[column] = pd.Categorical(data[column], categories=levels, ordered=column == "resp")
+    # the file lists the rows item by item, in lme4's level order
+    data["item"] = pd.Categorical(data["item"], categories=list(pd.unique(data["item"])))
+    data["y"] = (data["r2"] == "Y").astype(int)
+    return data
+
+
 @dataclass(frozen=True)
 class CountyShape:
     """One county's boundary: a list of rings, each an (m, 2) array of longitude/latitude."""

@@ -37,7 +37,8 @@ log-likelihood is exact where the integrand of a cluster with a large random-eff
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 from scipy import special, stats
@@ -104,12 +105,21 @@ def _log_inv(eta: np.ndarray) -> np.ndarray:
     return np.maximum(np.exp(np.minimum(eta, _ETA_MAX_LOG)), _EPS)
 
 
+def _sqrt_inv(eta: np.ndarray) -> np.ndarray:
+    return np.asarray(eta, dtype=float) ** 2
+
+
+def _sqrt_mu_eta(eta: np.ndarray) -> np.ndarray:
+    return 2.0 * np.asarray(eta, dtype=float)
+
+
 LINKS: dict[str, Link] = {
     "logit": Link("logit", special.logit, _logit_inv, _logit_mu_eta, (-500.0, 500.0)),
     "probit": Link("probit", special.ndtri, _probit_inv, _probit_mu_eta, (-38.0, 38.0)),
     "cloglog": Link("cloglog", lambda mu: np.log(-np.log1p(-mu)), _cloglog_inv, _cloglog_mu_eta, (-40.0, 30.0)),
     "log": Link("log", np.log, _log_inv, _log_inv, (-300.0, 300.0)),
     "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
+    "sqrt": Link("sqrt", np.sqrt, _sqrt_inv, _sqrt_mu_eta),
 }
 
 
@@ -195,14 +205,46 @@ def _cloglog_values(eta: np.ndarray, y: np.ndarray, deriv: bool) -> EtaValues:
     return EtaValues(loglik, score, neg_h, fisher, fisher * (2.0 - t * (1.0 + odds_fail)) if deriv else None)
 
 
+def _nb_log_loglik(eta: np.ndarray, y: np.ndarray, theta: float) -> np.ndarray:
+    # y eta + theta log theta - (y + theta) log(theta + e^eta), written with t = eta - log theta
+    # so that it stays exact for large theta (the Poisson limit) and large eta
+    t = eta - np.log(theta)
+    return y * t - (y + theta) * np.logaddexp(0.0, t)
+
+
+def _nb_log_values(eta: np.ndarray, y: np.ndarray, deriv: bool, theta: float) -> EtaValues:
+    # NB2 with the log link (not canonical): with p = mu / (mu + theta),
+    # score = theta (y - mu) / (mu + theta) = y - (y + theta) p, observed information
+    # (y + theta) p (1 - p), expected information theta p, its derivative theta p (1 - p).
+    t = eta - np.log(theta)
+    p = special.expit(t)
+    q = special.expit(-t)
+    loglik = y * t - (y + theta) * np.logaddexp(0.0, t)
+    fisher = theta * p
+    return EtaValues(loglik, y - (y + theta) * p, (y + theta) * p * q, fisher,
+                     fisher * q if deriv else None)
+
+
 # (family, link) -> (log-likelihood, all values): the combinations with a likelihood in eta
 _ETA_FUNCTIONS = {
     ("poisson", "log"): (_poisson_log_loglik, _poisson_log_values),
     ("binomial", "logit"): (_logit_loglik, _logit_values),
     ("binomial", "probit"): (_probit_loglik, _probit_values),
     ("binomial", "cloglog"): (_cloglog_loglik, _cloglog_values),
+    ("negative_binomial", "log"): (_nb_log_loglik, _nb_log_values),  # bound to the family's theta
 }
-GLMM_LINKS: dict[str, tuple[str, ...]] = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)}
+GLMM_LINKS: dict[str, tuple[str, ...]] = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",),
+                                          "negative_binomial": ("log",)}
+NEGATIVE_BINOMIAL = "negative_binomial"
+
+
+def _nb_lgamma_ratio(y: np.ndarray, theta: float) -> np.ndarray:
+    r""":math:`\log\Gamma(y+\theta) - \log\Gamma(\theta)`, accurate also for large :math:`\theta`
+    (as :math:`\log\Gamma(y) - \log B(\theta, y)`; 0 for :math:`y = 0`)."""
+    y = np.asarray(y, dtype=float)
+    positive = y > 0
+    safe = np.where(positive, y, 1.0)
+    return np.where(positive, special.gammaln(safe) - special.betaln(theta, safe), 0.0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,12 +259,18 @@ class Family:
     Attributes
     ----------
     name:
-        ``"binomial"``, ``"poisson"``, ``"gaussian"``, ``"quasibinomial"`` or ``"quasipoisson"``.
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gaussian"``, ``"quasibinomial"`` or
+        ``"quasipoisson"``.
     link:
         The :class:`Link`.
     estimate_scale:
         Whether the dispersion :math:`\phi` is estimated (gaussian and quasi families) or fixed
-        at 1 (binomial, Poisson).
+        at 1 (binomial, Poisson, negative binomial).
+    theta:
+        The negative binomial shape :math:`\theta` (NB2: :math:`V(\mu) = \mu + \mu^2/\theta`, R's
+        ``negative.binomial(theta)``); ``None`` for the other families, and for a negative binomial
+        family whose :math:`\theta` is still to be estimated (``glm``/``glmer`` then estimate it, as
+        MASS's ``glm.nb`` and lme4's ``glmer.nb``).
 
     ``y`` and ``weights`` follow R's convention (see the module docstring): the binomial ``y`` is a
     proportion and its weights are the numbers of trials.
@@ -231,6 +279,7 @@ class Family:
     name: str
     link: Link
     estimate_scale: bool
+    theta: float | None = None
 
     # ---- mean scale (R's family functions) ---------------------------------------------------
     @property
@@ -244,8 +293,33 @@ class Family:
 
     @property
     def canonical(self) -> bool:
-        """True for the canonical link (logit, log, identity): observed and expected information agree."""
-        return self.link.name == FAMILY_LINKS[self.name][0]
+        r"""True for the canonical link (logit, log, identity): observed and expected information agree.
+        The negative binomial's log link is not its canonical link (that would be
+        :math:`\log(\mu/(\mu+\theta))`)."""
+        return self.name != NEGATIVE_BINOMIAL and self.link.name == FAMILY_LINKS[self.name][0]
+
+    @property
+    def is_negative_binomial(self) -> bool:
+        return self.name == NEGATIVE_BINOMIAL
+
+    @property
+    def label(self) -> str:
+        """The family's name as R prints it: ``Negative Binomial(17.8092)`` (MASS), else the name."""
+        if self.is_negative_binomial and self.theta is not None:
+            return f"Negative Binomial({_r_format7(round(self.theta, 4))})"
+        return self.name
+
+    def with_theta(self, theta: float) -> Family:
+        """This negative binomial family with shape ``theta`` (R's ``negative.binomial(theta)``)."""
+        if not self.is_negative_binomial:
+            raise FamilyError(f"theta (the negative binomial shape) does not apply to the {self.name} family")
+        return replace(self, theta=_check_theta(theta))
+
+    def _require_theta(self) -> float:
+        if self.theta is None:
+            raise FamilyError("the negative binomial shape theta is not known yet: glm() and glmer() estimate it, "
+                              "or give it with theta=")
+        return self.theta
 
     def linkfun(self, mu: np.ndarray) -> np.ndarray:
         r""":math:`\eta = g(\mu)`."""
@@ -265,6 +339,8 @@ class Family:
             return mu * (1 - mu)
         if self.base == "poisson":
             return mu
+        if self.is_negative_binomial:
+            return mu + mu**2 / self._require_theta()
         return np.ones_like(mu)
 
     def starting_mu(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -273,6 +349,8 @@ class Family:
             return (n * y + 0.5) / (n + 1)
         if self.base == "poisson":
             return y + 0.1
+        if self.is_negative_binomial:  # MASS's negative.binomial()$initialize
+            return y + (y == 0) / 6.0
         return y.astype(float)
 
     def starting_eta(self, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
@@ -290,6 +368,9 @@ class Family:
             return 2 * weights * (special.xlogy(y, y / mu) + special.xlogy(1 - y, (1 - y) / (1 - mu)))
         if self.base == "poisson":
             return 2 * weights * (special.xlogy(y, y / mu) - (y - mu))
+        if self.is_negative_binomial:  # MASS: 2 w [y log(y/mu) - (y + theta) log((y + theta)/(mu + theta))]
+            theta = self._require_theta()
+            return 2 * weights * (special.xlogy(y, y / mu) - (y + theta) * np.log1p((y - mu) / (mu + theta)))
         return weights * (y - mu) ** 2
 
     def _require_likelihood(self) -> None:
@@ -304,7 +385,9 @@ class Family:
 
         Binomial (``y`` a proportion of ``weights`` trials):
         :math:`\log\binom{n}{ny} + ny\log\mu + n(1-y)\log(1-\mu)`;
-        Poisson: :math:`y\log\mu - \mu - \log y!`; Gaussian with variance :math:`\phi/w`.
+        Poisson: :math:`y\log\mu - \mu - \log y!`; negative binomial (NB2, MASS's ``glm.nb``):
+        :math:`\log\Gamma(y+\theta) - \log\Gamma(\theta) - \log y! + \theta\log\frac{\theta}{\theta+\mu}
+        + y\log\frac{\mu}{\theta+\mu}`, times the weight; Gaussian with variance :math:`\phi/w`.
         Quasi families have no likelihood: asking for one is an error.
         """
         self._require_likelihood()
@@ -313,6 +396,11 @@ class Family:
             return stats.binom.logpmf(successes, np.round(weights), mu)
         if self.base == "poisson":
             return special.xlogy(y, mu) - mu - special.gammaln(y + 1)
+        if self.is_negative_binomial:
+            theta = self._require_theta()
+            value = (_nb_lgamma_ratio(y, theta) - special.gammaln(y + 1) - theta * np.log1p(mu / theta)
+                     - special.xlogy(y, 1.0 + theta / mu))
+            return weights * value
         return stats.norm.logpdf(y, mu, np.sqrt(scale / weights))
 
     # ---- linear-predictor scale (the GLMM's integrands) ---------------------------------------
@@ -323,18 +411,26 @@ class Family:
 
     def _eta_functions(self) -> tuple[Callable, Callable]:
         try:
-            return _ETA_FUNCTIONS[(self.name, self.link.name)]
+            functions = _ETA_FUNCTIONS[(self.name, self.link.name)]
         except KeyError:
             raise FamilyError(glmm_family_message(self.name, self.link.name)) from None
+        if self.is_negative_binomial:
+            theta = self._require_theta()
+            return partial(functions[0], theta=theta), partial(functions[1], theta=theta)
+        return functions
 
     def _clip(self, eta: np.ndarray) -> np.ndarray:
         return np.clip(eta, *self.link.eta_bounds)
 
     def log_constant(self, y: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
-        r"""Data-only part of the log-likelihood: :math:`\log\binom{n}{ny}` (binomial) or
-        :math:`-w\log y!` (Poisson), so that :meth:`loglik_eta` plus it is the log-density."""
+        r"""Data-only part of the log-likelihood: :math:`\log\binom{n}{ny}` (binomial),
+        :math:`-w\log y!` (Poisson) or :math:`w[\log\Gamma(y+\theta) - \log\Gamma(\theta) - \log y!]`
+        (negative binomial at its :math:`\theta`), so that :meth:`loglik_eta` plus it is the log-density."""
         self._require_likelihood()
         y = np.asarray(y, dtype=float)
+        if self.is_negative_binomial:
+            constant = _nb_lgamma_ratio(y, self._require_theta()) - special.gammaln(y + 1.0)
+            return constant if weights is None else weights * constant
         if self.base == "poisson":
             constant = -special.gammaln(y + 1.0)
             return constant if weights is None else weights * constant
@@ -353,7 +449,8 @@ class Family:
         =========  ==========================================================================
         link       :math:`\ell(\eta) / w` without constant
         =========  ==========================================================================
-        log        :math:`y\eta - e^\eta`
+        log        :math:`y\eta - e^\eta` (Poisson)
+        log        :math:`y(\eta - \log\theta) - (y+\theta)\log(1 + e^{\eta}/\theta)` (negative binomial)
         logit      :math:`y\eta - \log(1 + e^\eta)`
         probit     :math:`y\log\Phi(\eta) + (1-y)\log\Phi(-\eta)`
         cloglog    :math:`y\log(1 - e^{-e^\eta}) - (1-y)e^\eta`
@@ -397,44 +494,70 @@ FAMILY_LINKS: dict[str, tuple[str, ...]] = {
     "poisson": ("log", "identity"),
     "quasipoisson": ("log", "identity"),
     "gaussian": ("identity", "log"),
+    NEGATIVE_BINOMIAL: ("log", "sqrt", "identity"),  # MASS's negative.binomial links
 }
 
 
-def get_family(family: str | Family, link: str | None = None) -> Family:
+def _r_format7(value: float) -> str:
+    from .rformat import format_r  # local: rformat is display code
+
+    return format_r([value], 7)[0]
+
+
+def _check_theta(theta: object) -> float:
+    try:
+        value = float(theta)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise FamilyError(f"theta (the negative binomial shape) must be a positive number, got {theta!r}") from None
+    if not np.isfinite(value) or value <= 0:
+        raise FamilyError(f"theta (the negative binomial shape) must be a positive finite number, got {theta!r}")
+    return value
+
+
+def get_family(family: str | Family, link: str | None = None, theta: float | None = None) -> Family:
     """Return the :class:`Family` called ``family`` with ``link`` (default: the canonical link).
 
-    Raises :class:`~glmmteach.exceptions.FamilyError` naming the unknown family or link.
+    ``theta`` is the negative binomial shape (``family="negative_binomial"`` only; omitted, it is
+    estimated by the fit). Raises :class:`~glmmteach.exceptions.FamilyError` naming the unknown
+    family, link or a misplaced ``theta``.
     """
     if isinstance(family, Family):
         if link is None or link == family.link.name:
-            return family
+            return family if theta is None else family.with_theta(theta)
+        theta = family.theta if theta is None else theta
         family = family.name
     if not isinstance(family, str):
         raise FamilyError(f"family must be a name such as 'binomial', got {family!r}")
     name = family.lower()
+    if name in ("negative.binomial", "negbin", "nb", "negative binomial"):
+        name = NEGATIVE_BINOMIAL
     if name not in FAMILY_LINKS:
         raise FamilyError(f"unknown family {family!r}; choose one of {', '.join(sorted(FAMILY_LINKS))}")
     allowed = FAMILY_LINKS[name]
     link_name = allowed[0] if link is None else str(link).lower()
     if link_name not in allowed:
         raise FamilyError(f"link {link!r} is not available for the {name} family; choose one of {', '.join(allowed)}")
-    return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name == "gaussian")
+    if theta is not None and name != NEGATIVE_BINOMIAL:
+        raise FamilyError(f"theta= (the negative binomial shape) does not apply to the {name} family")
+    return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name == "gaussian",
+                  theta=None if theta is None else _check_theta(theta))
 
 
 def glmm_family_message(name: str, link: str) -> str:
     """Why (family, link) has no GLMM likelihood, and what does."""
     if name not in GLMM_LINKS:
         return (f"family {name!r} is not available for GLMMs; glmer fits the binomial family (links "
-                f"{', '.join(GLMM_LINKS['binomial'])}) and the poisson family (link log)")
+                f"{', '.join(GLMM_LINKS['binomial'])}), the poisson family and the negative_binomial family "
+                "(link log)")
     return (f"link {link!r} is not available for the {name} family in a GLMM; choose one of "
             f"{', '.join(GLMM_LINKS[name])}")
 
 
-def get_glmm_family(family: str | Family, link: str | None = None) -> Family:
+def get_glmm_family(family: str | Family, link: str | None = None, theta: float | None = None) -> Family:
     """:func:`get_family` for a GLMM: also refuses, with a :class:`~glmmteach.exceptions.FamilyError`
     naming the option, a family or link without a likelihood in :math:`\\eta` (e.g. ``binomial`` with
     ``link="log"``, ``gaussian``, the quasi families)."""
-    fam = get_family(family, link)
+    fam = get_family(family, link, theta)
     if not fam.has_eta_likelihood:
         raise FamilyError(glmm_family_message(fam.name, fam.link.name))
     return fam

@@ -213,8 +213,24 @@ class RandomTerm:
 
     def new_rows(self, newdata: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """``Z`` and group codes (−1 for new groups) of new rows, with the coding of the fit."""
-        _require_columns(newdata, {self.group_name}, "newdata")
-        return self._new_covariates(newdata), self.codes_for(newdata[self.group_name].to_numpy())
+        return self._new_covariates(newdata), self.codes_for(self.group_values(newdata))
+
+    def group_values(self, frame: pd.DataFrame) -> np.ndarray:
+        """The grouping factor's value in each row of ``frame`` (``"a:b"`` labels for an interaction)."""
+        parts = self.group_name.split(":")
+        _require_columns(frame, set(parts), "newdata")
+        if len(parts) == 1:
+            return frame[parts[0]].to_numpy()
+        columns = [frame[p].to_numpy() for p in parts]
+        labels = [":".join(str(v) for v in row) for row in zip(*columns, strict=True)]
+        missing = np.zeros(len(frame), dtype=bool)
+        for c in columns:
+            missing |= pd.isna(c)
+        return np.where(missing, None, np.asarray(labels, dtype=object))
+
+    def new_covariates(self, newdata: pd.DataFrame) -> np.ndarray:
+        """The random-effects covariates ``Z`` of new rows (no grouping factor needed)."""
+        return self._new_covariates(newdata)
 
     def _new_covariates(self, newdata: pd.DataFrame) -> np.ndarray:
         if self._parts:
@@ -334,6 +350,17 @@ def _r_name(name: str, factor_vars: set[str]) -> str:
     return ":".join(pieces)
 
 
+def _factor_levels_as_r(frame: pd.DataFrame) -> None:
+    """A pandas categorical column is an R factor: its levels in the categorical's order (the first is the
+    reference level), unused levels dropped (``model.frame``'s ``drop.unused.levels``). formulae sorts the
+    levels of an unordered categorical, so the column is marked ordered to keep the order (formulae still
+    codes it by treatment contrasts)."""
+    for name in frame.columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            frame[name] = column.cat.remove_unused_categories().cat.as_ordered()
+
+
 def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
     """Separate formulae's offset(...) columns (summed) from the coefficient columns."""
     frame = matrix_obj.as_dataframe()
@@ -403,12 +430,12 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
                     f"binomial response {name!r} must be whole numbers of successes between 0 and "
                     f"the trials; it has value {first_bad(bad)}"
                 )
-    elif family.base == "poisson":
+    elif family.base in ("poisson", "negative_binomial"):
         if np.any(y < 0):
             raise DataError(f"{family.name} response {name!r} has a negative count {first_bad(y < 0)}")
-        if family.name == "poisson" and np.any(y != np.round(y)):
+        if family.name in ("poisson", "negative_binomial") and np.any(y != np.round(y)):
             raise DataError(
-                f"poisson response {name!r} must be whole counts; it has value "
+                f"{family.name} response {name!r} must be whole counts; it has value "
                 f"{first_bad(y != np.round(y))} (for non-integer data use quasipoisson)"
             )
 
@@ -467,9 +494,7 @@ def build_design(
     fixed_rhs = " + ".join(fixed_terms) if fixed_terms else "1"
     used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars))
     for bar in parsed.bars:
-        if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", bar.group):
-            raise FormulaError(f"the grouping factor of {bar} must be a single column name")
-        used |= {bar.group} | _variables(bar.expr)
+        used |= set(grouping_columns(bar)) | _variables(bar.expr)
     for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
         if isinstance(spec, str):
             if spec not in data.columns:
@@ -495,6 +520,7 @@ def build_design(
         )
         frame = frame.loc[complete]
     frame = frame.copy()
+    _factor_levels_as_r(frame)
     for placeholder in logical_bars:
         frame[placeholder] = 1.0
     n = len(frame)
@@ -528,7 +554,8 @@ def build_design(
     X = np.ascontiguousarray(matrix[:, order])
     total_offset = formula_offset + _numeric_vector(frame, subset(offset), "offset", n, 0.0)
 
-    random_terms = [] if random == "logical" else _by_grouping_factor([_random_term(bar, frame) for bar in parsed.bars])
+    random_terms = [] if random == "logical" else _lme4_order(
+        _by_grouping_factor([_random_term(bar, frame) for bar in expand_bars(parsed.bars)]))
     return Design(
         parsed=parsed,
         y=y,
@@ -548,14 +575,82 @@ def build_design(
     )
 
 
+_NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
+
+
+def grouping_columns(bar: BarTerm) -> list[str]:
+    """The data columns of a bar's grouping factor: ``g``, ``a:b`` (interaction) or ``a/b`` (nesting)."""
+    parts = [p.strip() for p in re.split(r"[/:]", bar.group)]
+    if not all(re.fullmatch(_NAME, p) for p in parts):
+        raise FormulaError(
+            f"the grouping factor of {bar} must be a column name, an interaction of columns (a:b) or a nesting "
+            "(a/b); other operators are not allowed right of the bar")
+    if len(set(parts)) < len(parts):
+        raise FormulaError(f"the grouping factor of {bar} repeats a column")
+    return parts
+
+
+def expand_bars(bars: Sequence[BarTerm]) -> list[BarTerm]:
+    """lme4's ``expandSlash``: ``(e | a/b)`` is ``(e | b:a) + (e | a)``; ``a/b/c`` gives ``c:b:a``, ``b:a``,
+    ``a``. Other bars are kept as they are (with their grouping factor's spacing normalised)."""
+    out = []
+    for bar in bars:
+        grouping_columns(bar)
+        if "/" in bar.group:
+            if ":" in bar.group:
+                raise FormulaError(f"the grouping factor of {bar} mixes ':' and '/'; write the nesting with '/' only")
+            parts = [p.strip() for p in bar.group.split("/")]
+            for k in range(len(parts), 0, -1):
+                out.append(BarTerm(bar.expr, ":".join(reversed(parts[:k])), bar.correlated))
+        else:
+            out.append(BarTerm(bar.expr, ":".join(p.strip() for p in bar.group.split(":")), bar.correlated))
+    return out
+
+
 def _by_grouping_factor(terms: list[RandomTerm]) -> list[RandomTerm]:
-    """One term per grouping factor: scalar terms of the same factor become one uncorrelated term."""
+    """Scalar terms of the same factor become one uncorrelated term (``(1 | g) + (0 + x | g)`` is
+    ``(1 + x || g)``); a vector term next to another term of its factor stays a term of its own."""
     groups = dict.fromkeys(t.group_name for t in terms)
     merged = []
     for group in groups:
         same = [t for t in terms if t.group_name == group]
-        merged.append(same[0] if len(same) == 1 else RandomTerm.independent(same))
+        if len(same) == 1 or any(t.Z.shape[1] > 1 for t in same):
+            merged.extend(same)
+        else:
+            merged.append(RandomTerm.independent(same))
     return merged
+
+
+def _lme4_order(terms: list[RandomTerm]) -> list[RandomTerm]:
+    """lme4's ``mkReTrms`` order: when the numbers of levels are not already non-increasing, the terms are
+    sorted by decreasing number of levels (``rev(order(nl))``: ties in reverse formula order)."""
+    levels = [t.n_groups for t in terms]
+    if not any(b > a for a, b in zip(levels, levels[1:], strict=False)):
+        return terms
+    ascending = sorted(range(len(terms)), key=lambda i: levels[i])
+    return [terms[i] for i in reversed(ascending)]
+
+
+def grouping_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..G-1 and level labels of a grouping factor ``g`` or ``a:b`` (R's interaction: the first factor
+    varies slowest; unused combinations dropped; labels ``"a_level:b_level"``)."""
+    parts = group.split(":")
+    cats = [pd.Categorical(frame[p] if isinstance(frame[p].dtype, pd.CategoricalDtype) else frame[p].to_numpy())
+            for p in parts]  # a categorical keeps its level order, as an R factor
+    if len(cats) == 1:
+        return cats[0].codes.astype(np.intp), np.asarray(cats[0].categories)
+    codes = np.zeros(len(frame), dtype=np.int64)
+    for c in cats:
+        codes = codes * len(c.categories) + c.codes
+    used, inverse = np.unique(codes, return_inverse=True)
+    labels = []
+    for value in used:
+        pieces = []
+        for c in reversed(cats):
+            value, k = divmod(int(value), len(c.categories))
+            pieces.append(str(c.categories[k]))
+        labels.append(":".join(reversed(pieces)))
+    return inverse.astype(np.intp).ravel(), np.asarray(labels, dtype=object)
 
 
 def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
@@ -568,14 +663,14 @@ def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
     Z, names, _ = _split_offsets(matrices.common)
     if Z.shape[1] == 0:
         raise FormulaError(f"the random-effects term {bar} has no covariates")
-    groups = pd.Categorical(frame[bar.group].to_numpy())
+    codes, levels = grouping_codes(frame, bar.group)
     return RandomTerm(
         expr=bar.expr,
         group_name=bar.group,
         correlated=bar.correlated,
         names=[_r_name(nm, factor_vars) for nm in names],
         Z=np.ascontiguousarray(Z),
-        group_codes=groups.codes.astype(np.intp),
-        group_levels=np.asarray(groups.categories),
+        group_codes=codes,
+        group_levels=levels,
         _common=matrices.common,
     )

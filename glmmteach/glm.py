@@ -34,6 +34,7 @@ from scipy import linalg, optimize, stats
 
 from .exceptions import (
     ConvergenceWarning,
+    DataError,
     GlmmteachError,
     GlmmteachWarning,
     RankDeficiencyWarning,
@@ -41,6 +42,7 @@ from .exceptions import (
 )
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design, check_response, new_response_values
+from .negbin import ShapeEstimate, bound_message, theta_ml, warn_bound
 from .rformat import coef_table_text, format_r
 
 EPSILON = 1e-8
@@ -120,17 +122,23 @@ def irls(
     *,
     tol: float = EPSILON,
     max_iter: int = MAX_ITERATIONS,
+    eta_start: np.ndarray | None = None,
 ) -> IRLSFit:
     """Fit a GLM by Fisher scoring, as R's ``glm.fit`` does (same start, step halving, criterion).
 
     ``X`` must have full column rank (drop aliased columns first, see :func:`estimable_columns`).
-    The iteration history (coefficients and deviance after each step) is kept.
+    The iteration history (coefficients and deviance after each step) is kept. ``eta_start`` is R's
+    ``etastart`` (default: the family's starting means).
     """
     n = len(y)
     weights = np.ones(n) if weights is None else weights
     offset = np.zeros(n) if offset is None else offset
-    mu = family.starting_mu(y, weights)
-    eta = family.link.linkfun(mu)
+    if eta_start is None:
+        mu = family.starting_mu(y, weights)
+        eta = family.link.linkfun(mu)
+    else:
+        eta = np.asarray(eta_start, dtype=float)
+        mu = family.link.linkinv(eta)
     dev_old = float(np.sum(family.deviance_residuals(y, mu, weights)))
     coef_old: np.ndarray | None = None
     history: list[IRLSStep] = []
@@ -178,9 +186,11 @@ class GLMResults:
     """
 
     def __init__(
-        self, design: Design, family: Family, fit: IRLSFit, keep: np.ndarray, null_deviance: float, formula: str
+        self, design: Design, family: Family, fit: IRLSFit, keep: np.ndarray, null_deviance: float, formula: str,
+        *, nb_shape: ShapeEstimate | None = None,
     ):
         self.design = design
+        self.nb_shape = nb_shape
         self.family = family
         self.formula = formula
         self.converged = fit.converged
@@ -199,7 +209,7 @@ class GLMResults:
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
         y = design.y / design.trials
-        if family.estimate_scale:
+        if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
             self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
         else:
@@ -235,12 +245,29 @@ class GLMResults:
     @property
     def use_t(self) -> bool:
         """Wald tests use the t distribution when the dispersion is estimated."""
-        return self.family.estimate_scale
+        return self.dispersion_estimated
+
+    @property
+    def dispersion_estimated(self) -> bool:
+        """Whether the dispersion is estimated (Pearson): gaussian and quasi families, and, as R's
+        ``summary.glm``, a negative binomial family with a known ``theta`` (MASS's ``glm.nb`` fixes it at 1)."""
+        return self.family.estimate_scale or (self.family.is_negative_binomial and self.nb_shape is None)
 
     @property
     def k_params(self) -> int:
-        """Number of estimated parameters counted by AIC (the dispersion too, for gaussian)."""
-        return self.rank + int(self.family.name == "gaussian")
+        """Number of estimated parameters counted by AIC (the dispersion too, for gaussian; an estimated
+        negative binomial shape too, as MASS's ``glm.nb``)."""
+        return self.rank + int(self.family.name == "gaussian") + int(self.nb_shape is not None)
+
+    @property
+    def nb_theta(self) -> float | None:
+        r"""The negative binomial shape :math:`\theta` (estimated, or as given); ``None`` for other families."""
+        return self.family.theta if self.family.is_negative_binomial else None
+
+    @property
+    def nb_theta_se(self) -> float | None:
+        """Standard error of an estimated shape (MASS's ``SE.theta``; NaN on its bound); else ``None``."""
+        return None if self.nb_shape is None else self.nb_shape.se
 
     @property
     def llf(self) -> float:
@@ -271,14 +298,15 @@ class GLMResults:
         from .glmm.simulate import as_generator, check_nsim, draw_responses
 
         nsim = check_nsim(nsim)
-        if self.family.name not in ("binomial", "poisson"):
-            raise GlmmteachError(f"simulate is available for binomial and poisson fits, not {self.family.name!r}")
+        if self.family.name not in ("binomial", "poisson", "negative_binomial"):
+            raise GlmmteachError(f"simulate is available for binomial and poisson fits and the negative binomial, "
+                                 f"not {self.family.name!r}")
         if np.any(self.design.weights != 1):
             warnings.warn("prior weights are ignored when simulating (as R does): each row is simulated from "
                           "its fitted distribution", GlmmteachWarning, stacklevel=2)
         mean = np.repeat(self.fittedvalues.to_numpy()[:, None], nsim, axis=1)
         trials = self.design.trials if self.design.has_trials else None
-        draws = draw_responses(self.family.name, mean, trials, as_generator(seed))
+        draws = draw_responses(self.family.name, mean, trials, as_generator(seed), self.family.theta)
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
     def refit(self, new_response: Any) -> GLMResults:
@@ -287,7 +315,9 @@ class GLMResults:
         d = self.design
         y = new_response_values(new_response, len(d.y), d.response_name)
         check_response(self.family, y, d.trials if d.has_trials else None, d.response_name)
-        return fit_glm_design(replace(d, y=y), self.family, self.formula)
+        # an estimated negative binomial shape is estimated again (MASS's glm.nb on the new response)
+        family = replace(self.family, theta=None) if self.nb_shape is not None else self.family
+        return fit_glm_design(replace(d, y=y), family, self.formula)
 
     def cov_params(self) -> pd.DataFrame:
         r"""Estimated covariance of the estimates, :math:`\phi (X^\top W X)^{-1}`."""
@@ -319,7 +349,7 @@ class GLMResults:
         approximately standard normal at the true :math:`\beta_j`; the profile interval is where its
         absolute value stays below :math:`z_{1-\alpha/2}`. Needs a likelihood (binomial, poisson).
         """
-        if self.family.estimate_scale:
+        if self.dispersion_estimated:
             raise GlmmteachError(
                 f"profile intervals are computed for the binomial and poisson families, not {self.family.name}"
             )
@@ -439,7 +469,13 @@ class GLMSummary:
     def __str__(self) -> str:
         r = self.result
         fam = r.family
-        call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
+        if r.nb_shape is not None:
+            call = f"glm.nb(formula = {r.formula}, data = data, init.theta = {r.nb_theta:.10g}, link = {fam.link.name})"
+        elif fam.is_negative_binomial:
+            call = (f'glm(formula = {r.formula}, family = negative.binomial(theta = {r.nb_theta:.10g}, '
+                    f'link = "{fam.link.name}"), data = data)')
+        else:
+            call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
         n_na = int((~r._keep).sum())
         coef_head = "Coefficients:" + (f" ({n_na} not defined because of singularities)" if n_na else "")
         table = coef_table_text(
@@ -450,7 +486,7 @@ class GLMSummary:
             r.pvalues.to_numpy(),
             stat_name="t" if r.use_t else "z",
         )
-        disp = "1" if not fam.estimate_scale else format_r([r.scale], 7)[0]
+        disp = "1" if not r.dispersion_estimated else format_r([r.scale], 7)[0]
         dev = format_r([r.null_deviance, r.deviance], 5)
         width = max(map(len, dev))
         aic = "NA" if np.isnan(r.aic) else format_r([r.aic], 5)[0]
@@ -462,7 +498,7 @@ class GLMSummary:
             coef_head,
             table,
             "",
-            f"(Dispersion parameter for {fam.name} family taken to be {disp})",
+            f"(Dispersion parameter for {fam.label} family taken to be {disp})",
             "",
             f"    Null deviance: {dev[0].rjust(width)}  on {r.df_null}  degrees of freedom",
             f"Residual deviance: {dev[1].rjust(width)}  on {r.df_resid}  degrees of freedom",
@@ -471,6 +507,8 @@ class GLMSummary:
             f"Number of Fisher Scoring iterations: {r.iterations}",
             "",
         ]
+        if r.nb_shape is not None:
+            lines += _theta_lines(r.nb_shape, r.llf)
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -487,10 +525,24 @@ class GLMSummary:
                 "residual deviance (df)": f"{r.deviance:.2f} ({r.df_resid})",
                 "AIC": "NA" if np.isnan(r.aic) else f"{r.aic:.2f}",
                 "Fisher scoring iterations": r.iterations,
+                **({"theta (Std. Err.)": f"{r.nb_theta:.6g} ({r.nb_theta_se:.4g})"} if r.nb_shape is not None else {}),
             },
             name="",
         )
         return f"<p><b>glm</b>: <code>{r.formula}</code></p>{table}{facts.to_frame().to_html(header=False)}"
+
+
+def _theta_lines(shape: ShapeEstimate, llf: float) -> list[str]:
+    """MASS's ``print.summary.negbin``: theta and its SE to a common number of decimals, 2 x log-likelihood."""
+    dp = max(2 - int(np.floor(np.log10(shape.se))), 0) if np.isfinite(shape.se) and shape.se > 0 else 0
+    lines = ["", f"              Theta:  {shape.theta:.{dp}f} ",
+             f"          Std. Err.:  {'NA' if not np.isfinite(shape.se) else f'{shape.se:.{dp}f}'} "]
+    if shape.message is not None:
+        lines.append(f"Warning while fitting theta: {shape.message} ")
+    two_ll = format_r([round(2 * llf, 3)], 7)[0]
+    if dp > 0 and len(two_ll.split(".")[-1] if "." in two_ll else "") < dp and "e" not in two_ll:
+        two_ll = f"{round(2 * llf, 3):.{dp}f}"
+    return lines + ["", f" 2 x log-likelihood:  {two_ll} ", ""]
 
 
 def glm(
@@ -502,6 +554,7 @@ def glm(
     weights: ArrayLike | str | None = None,
     trials: ArrayLike | str | None = None,
     maxit: int = MAX_ITERATIONS,
+    theta: float | None = None,
 ) -> GLMResults:
     """Fit a generalized linear model with an R-style formula, as R's ``glm`` does.
 
@@ -515,14 +568,20 @@ def glm(
         :func:`glmmteach.glmer` for random effects.
     family, link:
         ``"binomial"`` (links logit, probit, cloglog), ``"poisson"`` (log), ``"quasipoisson"``,
-        ``"quasibinomial"``, ``"gaussian"``.
+        ``"quasibinomial"``, ``"gaussian"``, ``"negative_binomial"`` (NB2, links log, sqrt, identity):
+        MASS's ``glm.nb``, its shape :math:`\theta` estimated by maximum likelihood alternating with
+        Fisher scoring (``nb_theta``, ``nb_theta_se`` on the result), or R's
+        ``glm(family = negative.binomial(theta))`` when ``theta`` is given (then, as R's ``summary.glm``,
+        the dispersion is estimated from the Pearson statistic and the tests are *t* tests).
     offset, weights, trials:
         Column names or arrays: a known term added to the linear predictor, prior weights, and the
         number of binomial trials (the response is then the number of successes).
     maxit:
         Maximum number of Fisher-scoring iterations (R's ``glm.control(maxit = 25)``).
+    theta:
+        A known negative binomial shape (``family="negative_binomial"`` only).
     """
-    fam = get_family(family, link)
+    fam = get_family(family, link, theta)
     design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
@@ -548,7 +607,12 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
         )
     y = design.y / design.trials
     prior = design.weights * design.trials
-    fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit)
+    shape = None
+    if fam.is_negative_binomial and fam.theta is None:
+        fit, fam, shape = fit_negative_binomial(design.X[:, keep], y, fam, prior, design.offset, maxit)
+        warn_bound(shape, stacklevel=3)
+    else:
+        fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit)
     _warn_fit_problems(fit, fam, prior, stacklevel=4)
     if "(Intercept)" in design.column_names:
         null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset)
@@ -556,7 +620,54 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
     else:
         mu0 = fam.link.linkinv(design.offset)
         null_deviance = float(np.sum(fam.deviance_residuals(y, mu0, prior)))
-    return GLMResults(design, fam, fit, keep, null_deviance, formula)
+    return GLMResults(design, fam, fit, keep, null_deviance, formula, nb_shape=shape)
+
+
+def fit_negative_binomial(
+    X: np.ndarray, y: np.ndarray, family: Family, weights: np.ndarray, offset: np.ndarray,
+    maxit: int = MAX_ITERATIONS, tol: float = EPSILON,
+) -> tuple[IRLSFit, Family, ShapeEstimate]:
+    r"""MASS's ``glm.nb``: the shape :math:`\theta` by maximum likelihood alternating with Fisher scoring.
+
+    A Poisson fit (same link) gives the first means and :func:`glmmteach.negbin.theta_ml` the first
+    :math:`\theta`; then, in turn, Fisher scoring at the current :math:`\theta` (started from the current
+    means) and :math:`\theta` at the new means, until MASS's criterion
+    :math:`|\Delta\ell|/\sqrt{2\,\mathrm{df}} + |\Delta\theta| <` ``tol``. A last Fisher-scoring pass at
+    the final :math:`\theta` makes the coefficients, deviance and standard errors those of that
+    :math:`\theta`. Returns the fit, the family with its :math:`\theta`, and the :class:`ShapeEstimate`.
+    """
+    if not np.any(y[weights > 0] > 0):
+        raise DataError("the response is 0 in every row: the negative binomial shape theta cannot be estimated "
+                        "(the likelihood does not depend on it); give it with theta= or fit the poisson family")
+    poisson = get_family("poisson", "log") if family.link.name == "log" else Family(
+        "poisson", family.link, estimate_scale=False)
+    fit = irls(X, y, poisson, weights, offset, tol=tol, max_iter=maxit)
+    shape = theta_ml(y, fit.mu, weights)
+    d1 = np.sqrt(2.0 * max(1, len(y) - X.shape[1]))
+    loglik = float(np.sum(family.with_theta(shape.theta).loglik(y, fit.mu, weights)))
+    previous = loglik + 2.0 * d1
+    change = 1.0
+    iteration = 0
+    while abs(previous - loglik) / d1 + abs(change) > tol:
+        iteration += 1
+        if iteration > maxit:
+            break
+        fam = family.with_theta(shape.theta)
+        fit = irls(X, y, fam, weights, offset, tol=tol, max_iter=maxit, eta_start=fit.eta)
+        old = shape.theta
+        shape = theta_ml(y, fit.mu, weights, start=old)
+        change = old - shape.theta
+        previous, loglik = loglik, float(np.sum(family.with_theta(shape.theta).loglik(y, fit.mu, weights)))
+    fam = family.with_theta(shape.theta)
+    fit = irls(X, y, fam, weights, offset, tol=tol, max_iter=maxit, eta_start=fit.eta)
+    message = None
+    if shape.at_bound is not None:
+        message = bound_message(shape.at_bound, "GLM")
+    elif iteration > maxit:
+        message = (f"alternation limit reached: theta and the coefficients did not settle in {maxit} alternations "
+                   "(MASS's glm.nb warns the same); the estimates are not the maximum likelihood estimates")
+    shape = ShapeEstimate(shape.theta, shape.se, shape.at_bound, iteration, message)
+    return fit, fam, shape
 
 
 def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklevel: int = 3) -> None:

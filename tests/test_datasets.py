@@ -29,6 +29,36 @@ def test_ohio_layout():
     np.testing.assert_allclose(data["logpop"], np.log(data["pop"]))
 
 
+
+def test_grouseticks_layout():
+    ticks = datasets.load_grouseticks()
+    assert list(ticks.columns) == ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT"]
+    assert ticks.shape == (403, 7) and ticks["INDEX"].is_unique
+    assert (ticks["BROOD"].nunique(), ticks["LOCATION"].nunique()) == (118, 63)
+    # broods are nested in locations (and in years); cHEIGHT is HEIGHT centred at its mean
+    assert ticks.groupby("BROOD")["LOCATION"].nunique().max() == 1
+    assert ticks.groupby("BROOD")["YEAR"].nunique().max() == 1
+    assert set(ticks["YEAR"]) == {95, 96, 97} and (ticks["TICKS"] >= 0).all()
+    np.testing.assert_allclose(ticks["cHEIGHT"], ticks["HEIGHT"] - ticks["HEIGHT"].mean(), atol=1e-12)
+
+
+def test_verbagg_layout():
+    verbal = datasets.load_verbagg()
+    assert verbal.shape == (7584, 10)
+    assert (verbal["id"].nunique(), verbal["item"].nunique()) == (316, 24)
+    # subjects and items are fully crossed: one answer per (subject, item)
+    assert not verbal.duplicated(["id", "item"]).any()
+    # lme4's factor levels, so that reference levels match R's
+    assert list(verbal["btype"].cat.categories) == ["curse", "scold", "shout"]
+    assert list(verbal["mode"].cat.categories) == ["want", "do"]
+    assert list(verbal["item"].cat.categories[:2]) == ["S1WantCurse", "S1WantScold"]
+    assert verbal["resp"].cat.ordered and list(verbal["resp"].cat.categories) == ["no", "perhaps", "yes"]
+    # r2 = Y for perhaps or yes; y is its 0/1 form
+    assert ((verbal["r2"] == "Y") == (verbal["resp"] != "no")).all()
+    assert (verbal["y"] == (verbal["r2"] == "Y")).all()
+    # subject-level columns are constant within a subject
+    assert verbal.groupby("id")[["Anger", "Gender"]].nunique().max().max() == 1
+
 def test_county_shapes_match_names():
     shapes = datasets.load_ohio_counties()
     names = datasets.load_ohio_county_names()
@@ -64,7 +94,8 @@ def test_loaders_work_from_an_installed_wheel(tmp_path):
     code = (
         "import glmmteach, sys; from glmmteach import datasets as d; "
         "assert glmmteach.__file__.startswith(sys.argv[1]), glmmteach.__file__; "
-        "print(len(d.load_crossover()), len(d.load_ohio_cancer()), len(d.load_ohio_counties()))"
+        "print(len(d.load_crossover()), len(d.load_ohio_cancer()), len(d.load_ohio_counties()), "
+        "len(d.load_grouseticks()), len(d.load_verbagg()))"
     )
     env = {"PYTHONPATH": str(tmp_path / "site"), "PATH": ""}
     out = subprocess.run(
@@ -75,4 +106,4 @@ def test_loaders_work_from_an_installed_wheel(tmp_path):
         text=True,
         check=True,
     )
-    assert out.stdout.split() == ["134", "7392", "88"]
+    assert out.stdout.split() == ["134", "7392", "88", "403", "7584"]

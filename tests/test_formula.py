@@ -65,9 +65,12 @@ def test_grouping_column_missing(crossover):
         build_design("outcome ~ trt + (1 | patient)", crossover)
 
 
-def test_grouping_factor_must_be_a_column(crossover):
-    with pytest.raises(FormulaError, match="single column name"):
-        build_design("outcome ~ trt + (1 | ID:period)", crossover)
+def test_grouping_factor_must_be_a_column_an_interaction_or_a_nesting(crossover):
+    with pytest.raises(FormulaError, match=r"must be a column name, an interaction of columns \(a:b\) or a nesting"):
+        build_design("outcome ~ trt + (1 | ID + period)", crossover)
+    term = build_design("outcome ~ trt + (1 | ID:period)", crossover).random[0]
+    assert term.group_name == "ID:period" and term.n_groups == 134
+    assert term.group_levels[:3].tolist() == ["1:0", "1:1", "2:0"]  # R's interaction: first factor slowest
 
 
 def test_offset_argument_and_formula_offset_add(ohio):
@@ -88,7 +91,50 @@ def test_scalar_terms_of_one_factor_merge_into_an_uncorrelated_term(crossover):
 
 
 def test_vector_terms_of_one_factor_do_not_merge(crossover):
-    with pytest.raises(FormulaError, match=r"write \(1 \+ x \| g\) or \(1 \+ x \|\| g\)"):
-        build_design("outcome ~ trt + (1 | ID) + (1 + period | ID)", crossover)
+    # lme4 keeps a vector term and another term of the same factor as two terms (two blocks of theta)
+    terms = build_design("outcome ~ trt + (1 + period | ID) + (0 + trt | ID)", crossover).random
+    assert [(t.group_name, t.names, t.correlated) for t in terms] == [
+        ("ID", ["(Intercept)", "period"], True), ("ID", ["trt"], True)]
     with pytest.raises(FormulaError, match="repeat an effect"):
         build_design("outcome ~ trt + (1 | ID) + (1 | ID)", crossover)
+
+
+def _categorical_frame() -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(17)
+    mode = rng.choice(["want", "do"], 300)
+    g = rng.integers(0, 6, 300)
+    y = rng.poisson(np.exp(0.3 + 0.5 * (mode == "do") + rng.normal(0, 0.5, 6)[g])).astype(float)
+    frame = pd.DataFrame({
+        "y": y,
+        # R: factor(mode, levels = c("never", "want", "do")); model.frame drops the unused level
+        "mode": pd.Categorical(mode, categories=["never", "want", "do"]),
+        "g": pd.Categorical([f"g{k}" for k in g], categories=[f"g{k}" for k in range(5, -1, -1)]),
+    })
+    return frame, mode
+
+
+def test_categorical_level_order_sets_the_reference_level():
+    """A pandas categorical is an R factor: its first used level is the reference (VerbAgg's mode:
+    levels want, do give R's ``modedo``), whatever the alphabetical order."""
+    import glmmteach
+
+    frame, mode = _categorical_frame()
+    design = build_design("y ~ mode", frame)
+    assert design.column_names == ["(Intercept)", "modedo"]
+    np.testing.assert_array_equal(design.X[:, 1], (mode == "do").astype(float))
+    assert build_design("y ~ factor(mode)", frame).column_names == ["(Intercept)", "factor(mode)do"]
+    categorical = glmmteach.glm("y ~ mode", frame, family="poisson")
+    strings = glmmteach.glm("y ~ mode", frame.assign(mode=mode.astype(object)), family="poisson")
+    assert strings.params.index.tolist() == ["(Intercept)", "modewant"]  # sorted levels: do first
+    assert categorical.params["modedo"] == pytest.approx(-strings.params["modewant"], abs=1e-10)
+    assert categorical.llf == pytest.approx(strings.llf, abs=1e-10)
+    new = frame.head(5).assign(mode=mode[:5].astype(object))  # new data given as plain strings
+    np.testing.assert_allclose(categorical.predict(new), strings.predict(new), atol=1e-10)
+
+
+def test_categorical_grouping_factor_keeps_its_level_order():
+    import glmmteach
+
+    frame, _ = _categorical_frame()
+    fit = glmmteach.glmer("y ~ mode + (1 | g)", frame, family="poisson")
+    assert fit.ranef.index.tolist() == [f"g{k}" for k in range(5, -1, -1)]  # R's levels(g), not sorted

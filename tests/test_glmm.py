@@ -322,7 +322,7 @@ def test_separate_scalar_terms_fit_as_double_bar():
     assert " g.1    x " in str(separate.summary())  # lme4 lists the second term as g.1
 
 
-def test_two_grouping_factors_are_refused(crossover):
+def test_quadrature_with_two_grouping_factors_is_refused(crossover):
     data = crossover.assign(site=crossover["ID"] % 3)
-    with pytest.raises(FormulaError, match="one grouping factor; the formula has 2: ID, site"):
-        glmer("outcome ~ trt + (1 | ID) + (1 | site)", data, family="binomial")
+    with pytest.raises(GlmmteachError, match=r"nAGQ > 1 .* single scalar random effect.* 2 random-effects terms"):
+        glmer("outcome ~ trt + (1 | ID) + (1 | site)", data, family="binomial", nAGQ=5)

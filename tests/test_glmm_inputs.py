@@ -79,9 +79,10 @@ def test_all_zero_random_effect_column_is_refused(counts: pd.DataFrame) -> None:
         fit("y ~ x + (0 + c | g)", counts.assign(c=0.0), family="poisson")
 
 
-def test_nested_grouping_says_it_is_not_supported_yet(counts: pd.DataFrame) -> None:
-    data = counts.assign(a=counts["g"].str[:2])
-    with pytest.raises(FormulaError, match=r"nested random effects \(1 \| a/g\) are not supported yet.*"
-                                           r"\(1 \| a\) \+ \(1 \| a:g\)"):
-        fit("y ~ x + (1 | a/g)", data, family="poisson")
+def test_unknown_operator_in_a_bar_is_a_formula_error(counts: pd.DataFrame) -> None:
+    with pytest.raises(FormulaError, match=r"grouping factor of \(1 \| g \+ x\) must be a column name, an "
+                                           r"interaction of columns \(a:b\) or a nesting"):
+        fit("y ~ x + (1 | g + x)", counts, family="poisson")
+    with pytest.raises(FormulaError, match=r"uses '%' left of the bar"):
+        fit("y ~ x + (x %in% g | g)", counts, family="poisson")
 

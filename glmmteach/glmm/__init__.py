@@ -4,6 +4,9 @@ r"""The GLMM engine, one module per stage, in lme4's shape.
   :math:`T_\theta`, :math:`\theta` ↔ parameters, lower bounds;
 - :mod:`~glmmteach.glmm.model`: the model's arrays (:class:`GroupedData`) and per-group block algebra;
 - :mod:`~glmmteach.glmm.pirls`: conditional modes of the random effects;
+- :mod:`~glmmteach.glmm.sparse`: the general engine for several random-effects terms (crossed, nested,
+  observation-level): sparse :math:`Z\Lambda_\theta`, PIRLS and the Laplace likelihood with its gradient
+  on a block factorisation whose symbolic analysis is done once per fit;
 - :mod:`~glmmteach.glmm.devfun`: Laplace and adaptive Gauss–Hermite log-likelihood and gradient,
   :func:`make_devfun`;
 - :mod:`~glmmteach.glmm.optimize`: start values, optimiser, convergence checks, warnings about the fit;
@@ -20,6 +23,7 @@ from .model import GroupedData
 from .optimize import Diagnosis, FitOutcome, diagnose, fit_glmm, glm_start, maximise_beta
 from .pirls import ModeState, conditional_modes
 from .results import GLMMResults
+from .sparse import SparseModel, TermLayout
 from .summary import GLMMSummary, r_abbreviate
 from .terms import CovarianceTerm, theta_lower_bounds, theta_positions, theta_to_T
 
@@ -31,6 +35,8 @@ __all__ = [
     "GLMMSummary",
     "GroupedData",
     "ModeState",
+    "SparseModel",
+    "TermLayout",
     "agq_loglik",
     "conditional_modes",
     "diagnose",

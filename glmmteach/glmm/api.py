@@ -16,18 +16,31 @@ fit, and :class:`~glmmteach.glmm.results.GLMMResults` records the result.
 
 from __future__ import annotations
 
+import re
+import warnings
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataError, FormulaError, GlmmteachError
+from ..exceptions import DataError, FormulaError, GlmmteachError, GlmmteachWarning
 from ..families import Family, get_glmm_family
-from ..formula import Design, RandomTerm, build_design, check_response, new_response_values, parse_formula
+from ..formula import (
+    Design,
+    RandomTerm,
+    build_design,
+    check_response,
+    grouping_columns,
+    new_response_values,
+    parse_formula,
+)
+from ..negbin import warn_bound
 from .model import GroupedData
-from .optimize import diagnose, fit_glmm
+from .negbin import fit_negative_binomial_glmm
+from .optimize import covariance_of, diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
+from .sparse import SparseModel, TermLayout
 from .terms import CovarianceTerm
 
 
@@ -59,22 +72,25 @@ def _check_response_varies(design: Design, family: Family) -> None:
         )
 
 
-def _check_not_nested(bars: list) -> None:
+def _check_bar_operators(bars: list) -> None:
+    """Inside a bar lme4 reads a model formula (``1``, ``x``, ``0 + x``, ``1 + x``, ``factor(f)``) left of it
+    and a grouping factor (``g``, ``a:b``, ``a/b``) right of it; name any other operator."""
     for bar in bars:
-        if "/" in bar.group:
-            outer, inner = (part.strip() for part in bar.group.split("/", 1))
+        bad = set(re.sub(r"[A-Za-z0-9_.()\s+*:^-]", "", bar.expr))
+        if bad:
             raise FormulaError(
-                f"nested random effects {bar} are not supported yet: {bar} means ({bar.expr} | {outer}) + "
-                f"({bar.expr} | {outer}:{inner}), two grouping factors, and glmer fits one"
-            )
+                f"the random-effects term {bar} uses {', '.join(map(repr, sorted(bad)))} left of the bar; it takes "
+                "an expression such as 1, x, 0 + x or 1 + x")
+        grouping_columns(bar)
 
 
-def _check_finite(design: Design, term: RandomTerm) -> None:
+def _check_finite(design: Design, terms: list[RandomTerm]) -> None:
     """Every value the fit uses is finite; name the column and the first offending row."""
     named = [(design.response_name, design.y), ("offset", design.offset), ("trials", design.trials)]
     named += list(zip(design.column_names, design.X.T, strict=True))
-    named += [(f"{name} (random-effect column of {term.expr} | {term.group_name})", column)
-              for name, column in zip(term.names, np.asarray(term.Z).reshape(design.nobs, -1).T, strict=True)]
+    for term in terms:
+        named += [(f"{name} (random-effect column of {term.expr} | {term.group_name})", column)
+                  for name, column in zip(term.names, np.asarray(term.Z).reshape(design.nobs, -1).T, strict=True)]
     for name, values in named:
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
@@ -140,22 +156,29 @@ def glmer(
     offset: Any = None,
     trials: Any = None,
     weights: Any = None,
+    theta: float | None = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
     Parameters
     ----------
     formula : str
-        R-style formula with one random-effects term, e.g. ``"outcome ~ trt*period + (1|ID)"``,
-        ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope) or ``"y ~ x + (1 + x || g)"``
-        (uncorrelated). ``offset(z)`` terms are allowed.
+        R-style formula with random-effects terms as lme4 reads them, e.g. ``"outcome ~ trt*period + (1|ID)"``,
+        ``"y ~ x + (1 + x | g)"`` (correlated intercept and slope), ``"y ~ x + (1 + x || g)"``
+        (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested ``(1 | school/class)`` (=
+        ``(1 | class:school) + (1 | school)``), an interaction of factors ``(1 | a:b)``, an
+        observation-level effect ``(1 | obs)``. One term is fitted by the batched single-factor engine,
+        several by the sparse engine (:mod:`glmmteach.glmm.sparse`); the terms are ordered as lme4 orders
+        them (by decreasing number of levels). ``offset(z)`` terms are allowed.
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
-        ``"binomial"`` (logit, probit, cloglog) or ``"poisson"`` (log).
+        ``"binomial"`` (logit, probit, cloglog), ``"poisson"`` (log) or ``"negative_binomial"`` (log;
+        NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
+        reported as ``nb_theta``, with ``nb_theta_se``).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
-        per group (only for a single scalar random effect, as in lme4).
+        per group (only for a single scalar random-effects term, as in lme4).
     offset : str or array, optional
         Extra known term of the linear predictor (column name or values).
     trials : str or array, optional
@@ -165,44 +188,50 @@ def glmer(
         the log-likelihood. For a binomial response given as a *proportion* (no ``trials``), the
         weights are the numbers of trials, as in R: ``glmer("p ~ x + (1|g)", data, weights="n")`` is
         the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
+    theta : float, optional
+        A known negative binomial shape (lme4's ``glmer(family = negative.binomial(theta))``).
 
     Returns
     -------
     GLMMResults
     """
     n_nodes = _check_nagq(nAGQ)
-    fam = get_glmm_family(family, link)
+    fam = get_glmm_family(family, link, theta)
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
             f"the formula {formula!r} has no random-effects term such as (1 | group); "
             "for a model without random effects use glmmteach.glm"
         )
-    _check_not_nested(parsed.bars)
-    bar = parsed.bars[0]
-    if isinstance(data, pd.DataFrame) and bar.group not in data.columns:
-        raise DataError(
-            f"the grouping factor {bar.group!r} of the random-effects term {bar} is not a column of the data"
-        )
+    _check_bar_operators(parsed.bars)
+    for bar in parsed.bars:
+        for column in grouping_columns(bar):
+            if isinstance(data, pd.DataFrame) and column not in data.columns:
+                raise DataError(
+                    f"the grouping factor {column!r} of the random-effects term {bar} is not a column of the data"
+                )
     proportion = fam.is_binomial and weights is not None and trials is None
     design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
                           weights=weights)
     if proportion:
         design = _proportions_as_trials(design, weights)
-    if len(design.random) > 1:
-        raise FormulaError(
-            f"glmer fits one grouping factor; the formula has {len(design.random)}: "
-            + ", ".join(t.group_name for t in design.random)
+    terms = design.random
+    if n_nodes > 1 and len(terms) > 1:
+        raise GlmmteachError(
+            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
+            f"{' + '.join(map(str, parsed.bars))} has {len(terms)} random-effects terms "
+            f"({', '.join(t.group_name for t in terms)}), as lme4 refuses. Use nAGQ=1 (Laplace)."
         )
-    term = design.random[0]
-    if n_nodes > 1 and term.Z.shape[1] != 1:
+    if n_nodes > 1 and terms[0].Z.shape[1] != 1:
         raise GlmmteachError(
             f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
             f"{' + '.join(map(str, parsed.bars))} has "
-            f"{term.Z.shape[1]} effects per group ({', '.join(term.names)}). Use nAGQ=1 (Laplace)."
+            f"{terms[0].Z.shape[1]} effects per group ({', '.join(terms[0].names)}). Use nAGQ=1 (Laplace)."
         )
-    _check_finite(design, term)
-    _check_random_effects(term, design.nobs)
+    _check_finite(design, terms)
+    for term in terms:
+        _check_random_effects(term, design.nobs)
+    _warn_observation_level_binary(design, fam, terms)
     trials_source = weights if proportion else trials  # a proportion's weights are its trials
     _check_precision(design, fam, trials_source if isinstance(trials_source, str) else
                      ("weights" if proportion else "trials"))
@@ -221,16 +250,54 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     :func:`refit_response` calls with a new response and the previous estimates as the start."""
     _check_response_varies(design, spec.family)
     term = design.random[0]
+    correlated = term.correlated
+    estimate_shape = spec.family.is_negative_binomial and spec.family.theta is None
+    if estimate_shape and len(design.random) > 1:
+        raise GlmmteachError(
+            "the negative binomial GLMM with an estimated shape (lme4's glmer.nb) is not supported yet with "
+            f"several random-effects terms ({len(design.random)} here); use one term, or give the shape "
+            "(glmer(..., theta=...))"
+        )
     grouped = GroupedData(
-        design.X, term.Z, design.y, term.group_codes, term.n_groups, spec.family,
+        design.X, term.Z, design.y, term.group_codes, term.n_groups,
+        spec.family.with_theta(1.0) if estimate_shape else spec.family,
         trials=design.trials if design.has_trials else None,
         offset=design.offset if np.any(design.offset != 0) else None,
         prior_weights=design.weights if np.any(design.weights != 1) else None,
     )
-    outcome = fit_glmm(grouped, term.correlated, spec.n_nodes, theta_start, beta_start)
-    diagnosis = diagnose(outcome, grouped, term.correlated, design.column_names)
+    shape = None
+    if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
+        grouped, outcome, shape = fit_negative_binomial_glmm(grouped, correlated, spec.n_nodes)
+        warn_bound(shape, stacklevel=stacklevel)
+        model: GroupedData | SparseModel = grouped
+    else:
+        model = grouped if len(design.random) == 1 else general_model(grouped, design.random)
+        outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
+    diagnosis = diagnose(outcome, model, correlated, design.column_names)
     diagnosis.emit(stacklevel=stacklevel)
-    return GLMMResults(spec.formula, spec.family, design, grouped, outcome, diagnosis, spec.n_nodes, frame, spec)
+    return GLMMResults(spec.formula, grouped.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
+                       nb_shape=shape)
+
+
+def general_model(grouped: GroupedData, terms: list[RandomTerm]) -> SparseModel:
+    """The general (sparse) engine's model of several random-effects terms (lme4's order)."""
+    layouts = [TermLayout(t.group_name, np.asarray(t.group_codes), t.n_groups,
+                          np.asarray(t.Z, dtype=float).reshape(grouped.nobs, -1),
+                          CovarianceTerm(len(t.names), t.correlated)) for t in terms]
+    return SparseModel(grouped, layouts)
+
+
+def _warn_observation_level_binary(design: Design, family: Family, terms: list[RandomTerm]) -> None:
+    """An observation-level random effect on a binary response is not identified (each 0/1 outcome says
+    nothing about the variance of its own effect beyond the mean): warn, as the fit's variance is arbitrary."""
+    binary = family.is_binomial and not (design.has_trials and np.any(design.trials > 1))
+    for term in terms:
+        if binary and term.n_groups == design.nobs:
+            warnings.warn(
+                f"the random-effects term ({term.expr} | {term.group_name}) has one level per observation on a binary "
+                "response: an observation-level effect is not identifiable from 0/1 outcomes (its variance is "
+                "confounded with the link function's); drop it, or use it only with counts or binomial trials",
+                GlmmteachWarning, stacklevel=3)
 
 
 def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
@@ -245,7 +312,7 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
         check_response(spec.family, y, design.trials if design.has_trials else None, design.response_name)
         new_design = replace(design, y=y)
     # the likelihood's gradient in a diagonal entry of theta is exactly 0 at 0: a start there cannot leave it
-    diagonal = CovarianceTerm(len(result.re_names), result.correlated).diagonal
+    diagonal = covariance_of(result.model, result.correlated).diagonal
     theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
     return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=4)
 

@@ -47,9 +47,14 @@ class GroupedData:
     weights: np.ndarray | None = field(init=False)
     log_constant: float = field(init=False)
     z_is_ones: bool = field(init=False)
+    # rows sorted by group with every group present: group sums by np.add.reduceat over these
+    # starts and gathers by np.repeat over these counts (3-10x cheaper than bincount / fancy indexing)
+    _starts: np.ndarray | None = field(init=False, default=None, repr=False)
+    _counts: np.ndarray | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.X = np.ascontiguousarray(self.X, dtype=float)
+        # column-major: X @ beta and X.T @ v on a few columns are several times faster (BLAS gemv)
+        self.X = np.asfortranarray(self.X, dtype=float)
         self.Z = np.ascontiguousarray(np.asarray(self.Z, dtype=float).reshape(len(self.y), -1))
         self.y = np.ascontiguousarray(self.y, dtype=float)
         self.groups = np.ascontiguousarray(self.groups, dtype=np.intp)
@@ -72,6 +77,11 @@ class GroupedData:
             self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
         self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
+        if self.groups.size and self.groups[0] == 0 and np.all(np.diff(self.groups) >= 0):
+            counts = np.bincount(self.groups, minlength=self.n_groups)
+            if counts.size == self.n_groups and np.all(counts > 0):
+                self._counts = counts
+                self._starts = np.concatenate([[0], np.cumsum(counts[:-1])])
 
     @classmethod
     def from_arrays(
@@ -93,6 +103,20 @@ class GroupedData:
         return cls(np.asarray(X, dtype=float), Z, y, codes, len(uniques), get_glmm_family(family, link),
                    trials, offset)
 
+    def sorted_by_group(self) -> GroupedData:
+        """The same model with its rows in group order (itself when they already are, or when a group has
+        no rows): the engine's group sums and gathers are then contiguous (``np.add.reduceat``,
+        ``np.repeat``). The group codes, and so the random effects, are unchanged."""
+        if self._starts is not None or np.any(np.bincount(self.groups, minlength=self.n_groups) == 0):
+            return self
+        order = np.argsort(self.groups, kind="stable")
+
+        def rows(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[order]
+
+        return GroupedData(self.X[order], self.Z[order], self.y[order], self.groups[order], self.n_groups,
+                           self.family, rows(self.trials), rows(self.offset), rows(self.prior_weights))
+
     @property
     def nobs(self) -> int:
         return len(self.y)
@@ -108,7 +132,15 @@ class GroupedData:
 
     def group_sum(self, values: np.ndarray) -> np.ndarray:
         """Sum ``values`` (length n) within groups: length-G array."""
+        if self._starts is not None:
+            return np.add.reduceat(np.asarray(values, dtype=float), self._starts)
         return np.bincount(self.groups, weights=values, minlength=self.n_groups)
+
+    def gather(self, per_group: np.ndarray) -> np.ndarray:
+        """Each row's entry of ``per_group`` (length G): ``per_group[groups]``."""
+        if self._counts is not None:
+            return np.repeat(per_group, self._counts)
+        return per_group[self.groups]
 
 
 def weighted_crossprod(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -129,9 +161,9 @@ def group_vector_sum(data: GroupedData, weights: np.ndarray, A: np.ndarray) -> n
 
 def random_part(data: GroupedData, ZT: np.ndarray, u: np.ndarray) -> np.ndarray:
     r""":math:`z_j^\top T u_{g(j)}` for every row (one gather per random-effect term)."""
-    out = ZT[:, 0] * u[:, 0][data.groups]
+    out = ZT[:, 0] * data.gather(u[:, 0])
     for a in range(1, ZT.shape[1]):
-        out += ZT[:, a] * u[:, a][data.groups]
+        out += ZT[:, a] * data.gather(u[:, a])
     return out
 
 
@@ -169,11 +201,10 @@ def batch_inverse(H: np.ndarray) -> np.ndarray:
 
 def leverage(data: GroupedData, ZT: np.ndarray, M: np.ndarray) -> np.ndarray:
     r""":math:`q_j = (T^\top z_j)^\top M_{g(j)} (T^\top z_j)` for every row."""
-    g = data.groups
     if ZT.shape[1] == 1:
-        return ZT[:, 0] ** 2 * M[:, 0, 0][g]
+        return ZT[:, 0] ** 2 * data.gather(M[:, 0, 0])
     if ZT.shape[1] == 2:
-        return (ZT[:, 0] ** 2 * M[:, 0, 0][g] + 2.0 * ZT[:, 0] * ZT[:, 1] * M[:, 0, 1][g]
-                + ZT[:, 1] ** 2 * M[:, 1, 1][g])
-    return np.einsum("na,nab,nb->n", ZT, M[g], ZT)
+        return (ZT[:, 0] ** 2 * data.gather(M[:, 0, 0]) + 2.0 * ZT[:, 0] * ZT[:, 1] * data.gather(M[:, 0, 1])
+                + ZT[:, 1] ** 2 * data.gather(M[:, 1, 1]))
+    return np.einsum("na,nab,nb->n", ZT, M[data.groups], ZT)
 

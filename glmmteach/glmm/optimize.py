@@ -3,7 +3,8 @@ r"""Fitting a GLMM: start values, the optimiser, the convergence test and the wa
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
 log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)` with L-BFGS-B and the
 analytic gradient, starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
-:math:`T_\theta = I`. The fixed effects are optimised in whitened coordinates
+a diagonal :math:`T_\theta` from moment estimates of the random effects' SDs at the GLM fit
+(:func:`_moment_theta`; lme4 starts from :math:`T_\theta = I`). The fixed effects are optimised in whitened coordinates
 :math:`\delta = R(\beta - \beta_0)`, :math:`R^\top R` the information for :math:`\beta` at the start,
 and each :math:`\theta_k` is divided by its standard error at the start, so that all directions
 have a comparable scale.
@@ -40,12 +41,14 @@ from ..exceptions import ConvergenceWarning, FlatRidgeWarning, ScalingWarning, S
 from .devfun import loglik_and_gradient
 from .model import GroupedData
 from .pirls import ModeState, conditional_modes
+from .sparse import SparseModel, StackedCovariance
 from .terms import CovarianceTerm
 
 try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
-    from threadpoolctl import threadpool_limits
+    from threadpoolctl import ThreadpoolController
 except ImportError:  # pragma: no cover
-    threadpool_limits = None
+    ThreadpoolController = None
+_BLAS_CONTROLLER: list = []  # created once: finding the BLAS libraries reads /proc (2-6 ms per fit)
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
@@ -99,7 +102,12 @@ def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.nda
     family = data.family
     offset = 0.0 if data.offset is None else data.offset
     eta_start = family.starting_eta(data.response, data.weights)
-    beta = np.linalg.lstsq(data.X, eta_start - offset, rcond=None)[0]
+    target = eta_start - offset
+    gram = data.X.T @ data.X
+    if np.linalg.cond(gram) < 1e10:  # normal equations: a tenth of lstsq's SVD of the n-row matrix
+        beta = np.linalg.solve(gram, data.X.T @ target)
+    else:
+        beta = np.linalg.lstsq(data.X, target, rcond=None)[0]
     kv = family.eta_values(data.eta_fixed(beta), data.response, data.weights)
     value = float(kv.loglik.sum())
     info = np.eye(data.X.shape[1])
@@ -119,9 +127,23 @@ def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.nda
     return beta, info
 
 
-def _beta_information(data: GroupedData, state: ModeState) -> np.ndarray:
+def covariance_of(data: GroupedData | SparseModel, correlated: bool) -> CovarianceTerm | StackedCovariance:
+    r"""The map :math:`\theta \leftrightarrow T` of a model: one term (single grouping factor) or several."""
+    return data.covariance if isinstance(data, SparseModel) else CovarianceTerm(data.n_re, correlated)
+
+
+def _loglik_and_gradient(data: GroupedData | SparseModel, theta, beta, correlated, n_nodes, u_start, tol, min_iter):
+    """The engine's value and gradient: the general (sparse) one for several terms, else the batched one."""
+    if isinstance(data, SparseModel):
+        return data.loglik_and_gradient(theta, beta, u_start, tol, min_iter)
+    return loglik_and_gradient(data, theta, beta, correlated, n_nodes, u_start, tol, min_iter)
+
+
+def _beta_information(data: GroupedData | SparseModel, state) -> np.ndarray:
     r"""Information for :math:`\beta` with the random effects profiled out at fixed :math:`\theta`:
     :math:`X^\top W X - \sum_i B_i^\top H_i^{-1} B_i`, :math:`B_i = \sum_j w_j (T^\top z_j) x_j^\top`."""
+    if isinstance(data, SparseModel):
+        return data.beta_information(state)
     w = state.values.fisher
     X = data.X
     info = X.T @ (w[:, None] * X)
@@ -133,6 +155,37 @@ def _beta_information(data: GroupedData, state: ModeState) -> np.ndarray:
             B[:, a, k] = data.group_sum(wa * X[:, k])
     HinvB = np.linalg.solve(state.hessian_fisher, B)
     return info - np.einsum("gak,gal->kl", B, HinvB)
+
+
+def _moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> np.ndarray:
+    r"""Start for :math:`\theta`: a method-of-moments estimate of each random effect's SD (DerSimonian–Laird),
+    :math:`T_\theta` diagonal.
+
+    At the GLM fit each group's effect of random-effect column :math:`z` is estimated by one Newton
+    step, :math:`\hat b_i = \sum_j z_j s_j / \sum_j w_j z_j^2` with sampling variance
+    :math:`v_i = 1/\sum_j w_j z_j^2` (:math:`s, w` score and information); the between-group
+    variance is what their spread leaves over :math:`v_i`. A start near the optimum saves most of the
+    optimiser's iterations (and the whitening of :math:`\beta` is then computed where it matters).
+    A column whose spread says nothing (no excess, or under 3 groups) keeps lme4's start, 1.
+    """
+    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    sds = np.ones(data.n_re)
+    for a in range(data.n_re):  # loop over the few random-effect columns
+        z = data.Z[:, a]
+        ones = data.z_is_ones or bool(np.all(z == 1.0))
+        info = data.group_sum(kv.fisher if ones else kv.fisher * z * z)
+        score = data.group_sum(kv.score if ones else kv.score * z)
+        keep = info > 0
+        if keep.sum() < 3:
+            continue
+        w = info[keep]
+        b = score[keep] / w
+        b_mean = (w @ b) / w.sum()
+        excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
+        tau2 = excess / float(w.sum() - (w @ w) / w.sum())
+        if np.isfinite(tau2) and tau2 > 0:
+            sds[a] = min(max(np.sqrt(tau2), 0.1), 10.0)
+    return term.theta(np.diag(sds))
 
 
 class _Objective:
@@ -147,12 +200,13 @@ class _Objective:
         self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
         self.beta0 = beta0
         self.R_inv = np.linalg.inv(R)
-        self.n_theta = CovarianceTerm(data.n_re, correlated).n_theta
+        self.n_theta = covariance_of(data, correlated).n_theta
         self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
         self.evaluations = 0
         self.passes = 0
         self.best: tuple[float, np.ndarray] | None = None
+        self.known: tuple[np.ndarray, float, np.ndarray, ModeState] | None = None  # an evaluation to reuse once
 
     def split(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return x[: self.n_theta] * self.theta_scale, self.beta0 + self.R_inv @ x[self.n_theta :]
@@ -170,15 +224,19 @@ class _Objective:
     def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
-        value, grad, state = loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
-                                                    tol, min_iter)
+        value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
+                                                  tol, min_iter)
         self.evaluations += 1
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
         grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
         return value, grad_x, state
 
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad_x, state = self.loglik(x)
+        if self.known is not None and np.array_equal(x, self.known[0]):
+            value, grad_x, state = self.known[1:]
+        else:
+            value, grad_x, state = self.loglik(x)
+        self.known = None
         if not np.isfinite(value):
             return 1e300, np.zeros_like(x)
         self.u = state.u
@@ -220,10 +278,24 @@ def fit_glmm(
 
     The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
     BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
+    Rows not in group order are fitted in group order (:meth:`GroupedData.sorted_by_group`); the
+    returned modes and linear predictor are in the caller's order.
     """
-    limit = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
+    limit = contextlib.nullcontext()
+    if ThreadpoolController is not None:
+        if not _BLAS_CONTROLLER:
+            _BLAS_CONTROLLER.append(ThreadpoolController())
+        limit = _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
     with limit:
-        return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
+        if isinstance(data, SparseModel):  # the general engine needs no row order
+            return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
+        work = data.sorted_by_group()
+        outcome = _fit_glmm(work, correlated, n_nodes, theta_start, beta_start)
+        if work is not data:  # the modes, linear predictor and weights in the caller's row order
+            T = CovarianceTerm(data.n_re, correlated).T(outcome.theta)
+            outcome.state = conditional_modes(data, T, outcome.beta, u_start=outcome.state.u, tol=1e-13, min_iter=2)
+            outcome.passes += outcome.state.passes
+        return outcome
 
 
 def _fit_glmm(
@@ -233,11 +305,13 @@ def _fit_glmm(
     theta_start: np.ndarray | None,
     beta_start: np.ndarray | None,
 ) -> FitOutcome:
-    beta0 = glm_start(data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
-    term = CovarianceTerm(data.n_re, correlated)
+    sparse = isinstance(data, SparseModel)
+    beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
+    term = covariance_of(data, correlated)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
-    T0 = term.T(theta0)
-    state0 = conditional_modes(data, T0, beta0)
+    if theta_start is None and not sparse:  # the moment start is defined for a single grouping factor
+        theta0 = _moment_theta(data, beta0, term)
+    state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
     info = _beta_information(data, state0)
     try:
         R = np.linalg.cholesky(info).T
@@ -249,7 +323,7 @@ def _fit_glmm(
     n_theta = objective.n_theta
 
     # Scale theta by its curvature at the start (one gradient difference per theta element).
-    _, grad0, _ = objective.loglik(objective.to_x(theta0, beta0))
+    value0, grad0, state_start = objective.loglik(objective.to_x(theta0, beta0))
     for k in range(n_theta):
         step = 1e-3 * max(1.0, abs(theta0[k]))
         shifted = theta0.copy()
@@ -258,6 +332,10 @@ def _fit_glmm(
         if curvature < 0 and np.isfinite(curvature):
             objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
     objective.u = state0.u
+    # the optimiser's first call is at this start point, evaluated above from the same modes: reuse it
+    x0 = objective.to_x(theta0, beta0)
+    objective.known = (x0, value0, np.concatenate([grad0[:n_theta] * objective.theta_scale, grad0[n_theta:]]),
+                       state_start)
 
     lower = term.lower_bounds
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
@@ -379,7 +457,7 @@ def maximise_beta(
 
 
 
-def is_singular(theta: np.ndarray, term: CovarianceTerm) -> bool:
+def is_singular(theta: np.ndarray, term: CovarianceTerm | StackedCovariance) -> bool:
     """A boundary fit: a diagonal entry of :math:`T_\\theta` (a relative SD) below 1e-4 (lme4's ``isSingular``)."""
     return bool(np.any(np.abs(np.asarray(theta)[term.diagonal]) < SINGULAR_TOLERANCE))
 
@@ -416,7 +494,8 @@ class Diagnosis:
             warnings.warn(item.message, item.category, stacklevel=stacklevel + 1)
 
 
-def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_names: list[str]) -> Diagnosis:
+def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: bool,
+             column_names: list[str]) -> Diagnosis:
     """Covariance of the estimates and every warning about the fit, in the order they are reported."""
     n_theta = len(outcome.theta)
     found: list[FitWarning] = []
@@ -430,7 +509,7 @@ def diagnose(outcome: FitOutcome, data: GroupedData, correlated: bool, column_na
         cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
         found.append(FitWarning("the Hessian with respect to (theta, beta) is not positive definite; standard "
                                 "errors are conditional on the random-effect parameters", ConvergenceWarning))
-    if outcome.boundary_verified and is_singular(outcome.theta, CovarianceTerm(data.n_re, correlated)):
+    if outcome.boundary_verified and is_singular(outcome.theta, covariance_of(data, correlated)):
         found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
                                 "near) zero; see cov_re", SingularFitWarning))
     if not outcome.boundary_verified:
@@ -487,11 +566,16 @@ def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
     :math:`T_\theta` per SD of random-effect column ``a`` (constant columns: unscaled). Variance
     parameters on the boundary are left out: the singular-fit warning covers them.
     """
-    term = CovarianceTerm(data.n_re, correlated)
-    rows, _ = term.positions
+    term = covariance_of(data, correlated)
+    if isinstance(data, SparseModel):  # each theta entry per SD of its term's random-effect column
+        theta_sd = np.concatenate([_column_sd(t.Z)[t.cov.positions[0]] for t in data.terms])
+        n_groups = max(t.n_levels for t in data.terms)
+    else:
+        theta_sd = _column_sd(data.Z)[term.positions[0]]
+        n_groups = data.n_groups
     free = np.ones(len(outcome.theta) + len(outcome.beta), dtype=bool)
     free[: term.n_theta] = ~(term.diagonal & (np.abs(outcome.theta) < SINGULAR_TOLERANCE))
-    scale = np.concatenate([_column_sd(data.Z)[rows], _column_sd(data.X)])[free]
+    scale = np.concatenate([theta_sd, _column_sd(data.X)])[free]
     deviance_hessian = -2.0 * outcome.hessian[np.ix_(free, free)]
     values, vectors = np.linalg.eigh(deviance_hessian / np.outer(scale, scale))
     if values[0] >= RIDGE_CURVATURE:
@@ -504,10 +588,13 @@ def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
                            for k in top).lstrip("+ ")
     se = np.sqrt(2.0 / max(values[0], 1e-300))
     theta_share = float(np.sum(direction[: int(free[: term.n_theta].sum())] ** 2))
-    per_group = data.nobs / data.n_groups
+    per_group = data.nobs / n_groups
     if theta_share >= 0.1:
         advice = "theta and the fixed effects trade off along it"
-        if outcome.n_nodes < ACCURATE_NODES:
+        if isinstance(data, SparseModel):  # quadrature is defined for a single scalar term only
+            advice += (f": with {per_group:.3g} observations per level of the largest grouping factor the Laplace "
+                       "approximation may be crude here, and only more observations per level identify it")
+        elif outcome.n_nodes < ACCURATE_NODES:
             method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
             advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
                        f"nAGQ = {ACCURATE_NODES} or more (if the ridge persists, only more observations per group "

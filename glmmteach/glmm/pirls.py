@@ -84,8 +84,10 @@ def conditional_modes(
     gradient inconsistent with the value.
     """
     r = data.n_re
-    ZT = data.Z @ T if not data.z_is_ones else np.full((data.nobs, 1), T[0, 0])
     eta0 = data.eta_fixed(beta) if eta_fixed is None else eta_fixed
+    if r == 1:
+        return _scalar_modes(data, float(T[0, 0]), eta0, u_start, tol, max_iter, min_iter)
+    ZT = data.Z @ T
     u = np.zeros((data.n_groups, r)) if u_start is None else np.array(u_start, dtype=float).reshape(data.n_groups, r)
     eye = np.eye(r)
 
@@ -134,3 +136,65 @@ def conditional_modes(
         H_fisher = eye + weighted_crossprod(data, kv.fisher, ZT)
     return ModeState(u, eta, kv, h, H_obs, H_fisher, ZT, iterations, passes, converged)
 
+
+
+def _scalar_modes(
+    data: GroupedData, tau: float, eta0: np.ndarray, u_start: np.ndarray | None, tol: float, max_iter: int,
+    min_iter: int,
+) -> ModeState:
+    """:func:`conditional_modes` for one random effect per group (r = 1): the same Newton iteration and
+    stopping rules on length-G vectors, with no r×r bookkeeping (most of an evaluation's cost on
+    small data is the number of NumPy calls, not arithmetic)."""
+    z = None if data.z_is_ones else data.Z[:, 0]
+    zt = tau * z if z is not None else None
+    zt2 = zt * zt if zt is not None else None
+    family, response, weights = data.family, data.response, data.weights
+    u = np.zeros(data.n_groups) if u_start is None else np.array(u_start, dtype=float).reshape(data.n_groups)
+
+    def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, EtaValues, np.ndarray]:
+        b = data.gather(u_try)
+        eta = eta0 + (tau * b if zt is None else zt * b)
+        kv = family.eta_values(eta, response, weights)
+        return eta, kv, data.group_sum(kv.loglik) - 0.5 * u_try * u_try
+
+    def curvature(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
+        return 1.0 + (tau * tau * data.group_sum(values) if zt2 is None else data.group_sum(values * zt2))
+
+    eta, kv, h = evaluate(u)
+    passes = 1
+    if not np.all(np.isfinite(h)) and u_start is not None:
+        u = np.zeros_like(u)
+        eta, kv, h = evaluate(u)
+        passes += 1
+    converged = False
+    iterations = 0
+    for iterations in range(1, max_iter + 1):
+        score_sum = tau * data.group_sum(kv.score) if zt is None else data.group_sum(kv.score * zt)
+        gradient = score_sum - u
+        H_obs = curvature(kv.neg_hessian)
+        step = gradient / H_obs
+        decrement = float(gradient @ step)
+        largest_step = float(np.abs(step).max()) if step.size else 0.0
+        if iterations > min_iter and decrement <= tol * (1.0 + abs(float(h.sum()))) and largest_step <= _STEP_EXACT:
+            converged = True
+            break
+        fraction = None
+        u_new = u + step
+        for _ in range(50):
+            eta_new, kv_new, h_new = evaluate(u_new)
+            passes += 1
+            worse = ~(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
+            if not worse.any():
+                break
+            fraction = np.ones(data.n_groups) if fraction is None else fraction
+            fraction[worse] *= 0.5
+            u_new = u + fraction * step
+        u, eta, kv, h = u_new, eta_new, kv_new, h_new
+        if iterations >= min_iter and largest_step <= _STEP_QUADRATIC and fraction is None:
+            H_obs = curvature(kv.neg_hessian)
+            converged = True
+            break
+    H_fisher = H_obs if family.canonical else curvature(kv.fisher)
+    ZT = np.full((data.nobs, 1), tau) if zt is None else zt[:, None]
+    return ModeState(u[:, None], eta, kv, h, H_obs[:, None, None], H_fisher[:, None, None], ZT, iterations,
+                     passes, converged)

@@ -18,9 +18,11 @@ from scipy import optimize, stats
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
+from ..negbin import ShapeEstimate
 from .model import GroupedData, batch_inverse
-from .optimize import Diagnosis, FitOutcome, is_singular, maximise_beta
-from .simulate import as_generator, check_nsim, simulate_glmm
+from .optimize import Diagnosis, FitOutcome, covariance_of, is_singular, maximise_beta
+from .simulate import as_generator, check_nsim, draw_responses, simulate_glmm
+from .sparse import SparseModel
 from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
 
@@ -49,29 +51,40 @@ class GLMMResults:
     ``frame`` (the data frame given to :func:`~glmmteach.glmer`) are what :meth:`refit` needs.
     """
 
-    def __init__(self, formula: str, family: Family, design: Design, data: GroupedData, outcome: FitOutcome,
+    def __init__(self, formula: str, family: Family, design: Design, data: GroupedData | SparseModel,
+                 outcome: FitOutcome,
                  diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
-                 spec: ModelSpec | None = None):
+                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None):
         self.formula = formula
         self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
         self.frame = frame
+        self.nb_shape = nb_shape
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
         self.model = data  # the arrays the likelihood is computed from (make_devfun(fit) uses them)
-        self._data = data
+        self._general = isinstance(data, SparseModel)
+        self._data = data.data if isinstance(data, SparseModel) else data  # X, response, family, weights
         self._outcome = outcome
         self._frame = frame
         term = design.random[0]
         self._term = term
+        self.terms = list(design.random)  # lme4's order
         self.correlated = term.correlated
         self.group_name = term.group_name
         self.re_names = list(term.names)
         self.theta = outcome.theta
-        self.T = CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)
+        if isinstance(data, SparseModel):
+            self.Ts = data.covariance.Ts(outcome.theta)
+        else:
+            self.Ts = [CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)]
+        self.T = self.Ts[0]
         self.llf = float(outcome.llf)
         self.nobs = design.nobs
-        self.ngroups = term.n_groups
+        # lme4's ngrps: levels of each grouping factor (a single factor: the number)
+        factors = dict.fromkeys(t.group_name for t in self.terms)
+        levels = {name: next(t.n_groups for t in self.terms if t.group_name == name) for name in factors}
+        self.ngroups = levels[term.group_name] if len(levels) == 1 else levels
         self.dropped_rows = design.dropped_rows
         self.converged = outcome.converged
         self.n_evaluations = outcome.evaluations
@@ -88,13 +101,26 @@ class GLMMResults:
     # ---- basic quantities -------------------------------------------------------------------
     @property
     def k_params(self) -> int:
-        """Number of estimated parameters: fixed effects plus random-effect (co)variances."""
-        return len(self.params) + len(self.theta)
+        """Number of estimated parameters: fixed effects plus random-effect (co)variances (plus an
+        estimated negative binomial shape, as lme4 counts it for ``glmer.nb``)."""
+        return len(self.params) + len(self.theta) + int(self.nb_shape is not None)
+
+    @property
+    def nb_theta(self) -> float | None:
+        r"""The negative binomial shape :math:`\theta_{NB}` (estimated, or as given); ``None`` for other
+        families. Not to be confused with ``theta``, lme4's relative covariance parameters."""
+        return self.family.theta if self.family.is_negative_binomial else None
+
+    @property
+    def nb_theta_se(self) -> float | None:
+        """Standard error of an estimated shape, from the curvature of its profile log-likelihood (lme4
+        reports none; NaN on a bound); ``None`` when the shape was not estimated."""
+        return None if self.nb_shape is None else self.nb_shape.se
 
     @property
     def singular(self) -> bool:
         """True for a boundary fit: a random-effect SD below 1e-4 (lme4's ``isSingular``)."""
-        return is_singular(self.theta, CovarianceTerm(self._data.n_re, self.correlated))
+        return is_singular(self.theta, covariance_of(self.model, self.correlated))
 
     @property
     def df_resid(self) -> int:
@@ -128,62 +154,133 @@ class GLMMResults:
         return pd.DataFrame(self._cov.to_numpy() / np.outer(sd, sd), index=self._cov.index, columns=self._cov.columns)
 
     @property
-    def cov_re(self) -> pd.DataFrame:
-        r"""Random-effect covariance :math:`\Sigma = T_\theta T_\theta^\top` (r×r)."""
-        return pd.DataFrame(self.T @ self.T.T, index=self.re_names, columns=self.re_names)
+    def term_labels(self) -> list[str]:
+        """The terms' names as lme4's ``VarCorr`` gives them: the grouping factor, made unique (``g``, ``g.1``).
+        An uncorrelated term ``(1 + x || g)`` is lme4's terms ``g``, ``g.1`` (one per effect), so a later
+        term of ``g`` is ``g.2``; the term's label is its first effect's."""
+        return [labels[0] for labels in self._effect_group_labels()]
+
+    def _effect_group_labels(self) -> list[list[str]]:
+        """Per term, the ``Groups`` label of each of its effects (lme4's ``VarCorr`` rows)."""
+        seen: dict[str, int] = {}
+        out = []
+        for term in self.terms:
+            name, k = term.group_name, seen.get(term.group_name, 0)
+            r = len(term.names)
+            if term.correlated:
+                out.append([name if k == 0 else f"{name}.{k}"] * r)
+            else:
+                out.append([name if k + a == 0 else f"{name}.{k + a}" for a in range(r)])
+            seen[name] = k + (1 if term.correlated else r)
+        return out
+
+    @property
+    def theta_names(self) -> list[str]:
+        """Names of the elements of :attr:`theta`, as lme4's ``getME(fit, "theta")``: ``g.(Intercept)`` for a
+        relative SD, ``g.x.(Intercept)`` for the entry of row ``x``, column ``(Intercept)`` of :math:`T`."""
+        names = []
+        for term in self.terms:
+            rows, cols = CovarianceTerm(len(term.names), term.correlated).positions
+            for a, c in zip(rows, cols, strict=True):
+                inner = term.names[a] if a == c else f"{term.names[a]}.{term.names[c]}"
+                names.append(f"{term.group_name}.{inner}")
+        return names
+
+    @property
+    def cov_re(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        r"""Random-effect covariance :math:`\Sigma = T_\theta T_\theta^\top` (r×r); with several terms a dict
+        of one such matrix per term (keys :attr:`term_labels`, lme4's ``VarCorr`` list)."""
+        blocks = {label: pd.DataFrame(T @ T.T, index=list(t.names), columns=list(t.names))
+                  for label, t, T in zip(self.term_labels, self.terms, self.Ts, strict=True)}
+        return blocks[self.term_labels[0]] if len(self.terms) == 1 else blocks
 
     @property
     def sd_re(self) -> pd.Series:
-        """Random-effect standard deviations."""
-        return pd.Series(np.sqrt(np.diag(self.T @ self.T.T)), index=self.re_names, name="Std.Dev.")
+        """Random-effect standard deviations (with several terms indexed by (term, effect))."""
+        sd = np.concatenate([np.sqrt(np.diag(T @ T.T)) for T in self.Ts])
+        if len(self.terms) == 1:
+            return pd.Series(sd, index=self.re_names, name="Std.Dev.")
+        index = pd.MultiIndex.from_tuples([(label, name) for label, t in zip(self.term_labels, self.terms, strict=True)
+                                           for name in t.names], names=["group", "effect"])
+        return pd.Series(sd, index=index, name="Std.Dev.")
 
-    @property
-    def ranef(self) -> pd.DataFrame:
-        r"""Conditional modes :math:`\tilde b_i = T\tilde u_i` per group with conditional SDs
-        (columns ``<name>`` and ``<name>_sd``; :math:`\operatorname{Var}(b_i\mid y)\approx T H_i^{-1}T^\top`)."""
+    def _term_effects(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per term: conditional modes b (levels×r) and conditional covariances (levels×r×r)."""
         state = self._outcome.state
-        b = state.u @ self.T.T
-        cond_cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
-        cond_sd = np.sqrt(np.clip(np.diagonal(cond_cov, axis1=1, axis2=2), 0, None))
-        frame = {}
-        for a, name in enumerate(self.re_names):
-            frame[name] = b[:, a]
-            frame[f"{name}_sd"] = cond_sd[:, a]
-        return pd.DataFrame(frame, index=pd.Index(self._term.group_levels, name=self.group_name))
+        if not self._general:
+            b = state.u @ self.T.T
+            cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
+            return [(b, cov)]
+        model = self.model
+        modes = model.term_modes(state.u)
+        covs = model.conditional_covariances(state, self.theta)
+        return [(u @ T.T, cov) for u, T, cov in zip(modes, self.Ts, covs, strict=True)]
 
     @property
-    def ranef_cov(self) -> pd.DataFrame:
+    def ranef(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
+        r"""Conditional modes :math:`\tilde b_i = T\tilde u_i` per group with conditional SDs
+        (columns ``<name>`` and ``<name>_sd``; :math:`\operatorname{Var}(b_i\mid y)\approx T H_i^{-1}T^\top`).
+        With several grouping factors, a dict of one such frame per factor (lme4's ``ranef`` list); terms of
+        the same factor share its frame."""
+        frames: dict[str, pd.DataFrame] = {}
+        for term, (b, cov) in zip(self.terms, self._term_effects(), strict=True):
+            cond_sd = np.sqrt(np.clip(np.diagonal(cov, axis1=1, axis2=2), 0, None))
+            frame = {}
+            for a, name in enumerate(term.names):
+                frame[name] = b[:, a]
+                frame[f"{name}_sd"] = cond_sd[:, a]
+            part = pd.DataFrame(frame, index=pd.Index(term.group_levels, name=term.group_name))
+            if term.group_name in frames:  # another term of the same factor: its columns join the factor's frame
+                before = frames[term.group_name]
+                part.columns = [f"{c}.1" if c in before.columns else c for c in part.columns]
+                part = pd.concat([before, part], axis=1)
+            frames[term.group_name] = part
+        return frames[self.group_name] if len(frames) == 1 else frames
+
+    @property
+    def ranef_cov(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
         r"""Conditional covariance matrix of each group's random effects (lme4's
         ``attr(ranef(fit, condVar = TRUE)$g, "postVar")``): :math:`T H_i^{-1} T^\top`, with
         :math:`H_i = I + T^\top Z_i^\top W_i Z_i T` at the conditional modes, :math:`W_i` the GLM working
         weights. One r×r block per group: rows indexed by (group, effect), columns by effect; the square
         roots of the diagonal are the ``_sd`` columns of :attr:`ranef`. For ``(1 + x || g)`` lme4 reports
         each term's block alone (zero covariances); here the effects' conditional covariance is kept:
-        independent a priori, they are not independent given the data.
+        independent a priori, they are not independent given the data. With several terms, a dict of one
+        such frame per term (keys :attr:`term_labels`): each term's diagonal blocks of the joint
+        conditional covariance (as lme4's per-term ``postVar``).
         """
-        state = self._outcome.state
-        cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
-        index = pd.MultiIndex.from_product([self._term.group_levels, self.re_names], names=[self.group_name, "effect"])
-        return pd.DataFrame(cov.reshape(-1, len(self.re_names)), index=index, columns=self.re_names)
+        out = {}
+        for label, term, (_, cov) in zip(self.term_labels, self.terms, self._term_effects(), strict=True):
+            index = pd.MultiIndex.from_product([term.group_levels, term.names], names=[term.group_name, "effect"])
+            out[label] = pd.DataFrame(cov.reshape(-1, len(term.names)), index=index, columns=term.names)
+        return out[self.term_labels[0]] if len(out) == 1 else out
 
     def varcorr(self) -> VarCorrTable:
         """lme4's ``VarCorr(fit)``: random-effect variances, standard deviations and correlations, one row per
         effect (columns ``Groups``, ``Name``, ``Variance``, ``Std.Dev.`` and, for a correlated term, one
         ``Corr <effect>`` column per earlier effect). It prints in lme4's layout; ``table.to_text(digits,
-        comp)`` is lme4's ``print(VarCorr(fit), digits, comp)``."""
-        cov = self.T @ self.T.T
-        sd = np.sqrt(np.diag(cov))
-        r = len(self.re_names)
-        if self.correlated:
-            groups = [self.group_name] * r
-        else:  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
-            groups = [self.group_name if a == 0 else f"{self.group_name}.{a}" for a in range(r)]
-        table = VarCorrTable({"Groups": groups, "Name": self.re_names, "Variance": np.diag(cov), "Std.Dev.": sd})
-        if self.correlated and r > 1:
+        comp)`` is lme4's ``print(VarCorr(fit), digits, comp)``. With several terms the rows follow lme4's
+        term order and ``Corr k`` holds the correlation with the k-th effect of the row's own term."""
+        groups, names, variances, sds, corr_rows = [], [], [], [], []
+        for labels, term, T in zip(self._effect_group_labels(), self.terms, self.Ts, strict=True):
+            cov = T @ T.T
+            sd = np.sqrt(np.diag(cov))
+            r = len(term.names)
+            groups += labels  # lme4 lists (1 + x || g) as separate terms g, g.1, ...
+            names += list(term.names)
+            variances += list(np.diag(cov))
+            sds += list(sd)
             safe = np.where(sd > 0, sd, 1.0)
             corr = cov / np.outer(safe, safe)
-            for c in range(r - 1):
-                table[f"Corr {self.re_names[c]}"] = [corr[a, c] if a > c else np.nan for a in range(r)]
+            corr_rows += [[corr[a, c] if (term.correlated and a > c) else np.nan for c in range(r - 1)]
+                          for a in range(r)]
+        table = VarCorrTable({"Groups": groups, "Name": names, "Variance": variances, "Std.Dev.": sds})
+        width = max((len(row) for row in corr_rows), default=0)
+        if any(not np.all(np.isnan(row)) for row in corr_rows if row):
+            labels = (list(self.re_names[:width]) if len(self.terms) == 1
+                      else [str(c + 1) for c in range(width)])
+            for c in range(width):
+                table[f"Corr {labels[c]}"] = [row[c] if c < len(row) else np.nan for row in corr_rows]
         return table
 
     def _conditional_mean(self) -> np.ndarray:
@@ -253,6 +350,9 @@ class GLMMResults:
         return pd.DataFrame(rows, columns=["sd", "loglik", *self.params.index])
 
     def _require_scalar(self, what: str) -> None:
+        if self._general:
+            raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
+                                 f"{len(self.terms)} random-effects terms ({', '.join(self.term_labels)})")
         if self._data.n_re != 1:
             raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
                                  f"{self._data.n_re} ({', '.join(self.re_names)})")
@@ -288,17 +388,22 @@ class GLMMResults:
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
-                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False) -> pd.Series:
+                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False,
+                re_form: Any = None) -> pd.Series:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         ``conditional=True``: given the estimated random effects,
         :math:`g^{-1}(x^\top\hat\beta + o + z^\top\tilde b_i)`. A level of the grouping factor not seen
         in the fit is an error unless ``allow_new_levels=True`` (lme4's ``allow.new.levels``), which gives
         such rows the random effect 0, the mean of the population of groups (:math:`b = 0`).
+        ``re_form`` (lme4's ``re.form``) conditions on a subset of the random-effects terms: ``None`` all of
+        them, a list of grouping factors (``["a"]``, ``["class:school"]``) or of :attr:`term_labels` only
+        those, ``[]`` none (the same as ``conditional=False`` on the link scale).
         ``conditional=False``: population level. On the link scale this is :math:`x^\top\hat\beta + o`
-        (lme4's ``re.form = NA``); on the response scale the random effect is integrated out,
+        (lme4's ``re.form = NA``); on the response scale the random effects are integrated out,
         :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
-        Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`) — not
+        Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`; with several terms
+        :math:`z^\top b` is normal with variance :math:`\sum_i z_i^\top\Sigma_i z_i`) — not
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
         Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
         was given ``offset=`` as an array (a column name is looked up in ``newdata``).
@@ -307,31 +412,59 @@ class GLMMResults:
 
         if type not in ("link", "response"):
             raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
+        selected = self._selected_terms(re_form) if conditional else []
         if newdata is None:
-            X, offset, Z = self._data.X, self.design.offset, self._data.Z
-            codes = self._data.groups
+            X, offset = self._data.X, self.design.offset
             index = self.design.row_index
+            rows = [(np.asarray(t.Z, dtype=float).reshape(self.nobs, -1), np.asarray(t.group_codes))
+                    for t in self.terms]
         else:
             X, offset = self.design.new_fixed(newdata, offset)
-            Z, codes = self._new_random(newdata, conditional)
             index = newdata.index
-            if conditional and not allow_new_levels and np.any(codes < 0):
-                self._refuse_new_levels(newdata[self.group_name].to_numpy()[codes < 0])
+            rows = [self._new_random(t, newdata, k in selected) for k, t in enumerate(self.terms)]
+            for k in selected:
+                codes = rows[k][1]
+                if not allow_new_levels and np.any(codes < 0):
+                    term = self.terms[k]
+                    self._refuse_new_levels(term, np.asarray(term.group_values(newdata), dtype=object)[codes < 0])
         eta_fixed = X @ self.params.to_numpy() + offset
         if conditional:
-            b = self._outcome.state.u @ self.T.T
-            b_rows = np.where((codes >= 0)[:, None], b[np.clip(codes, 0, None)], 0.0)
-            eta = eta_fixed + np.einsum("nr,nr->n", Z, b_rows)
+            eta = eta_fixed.copy()
+            effects = self._term_effects()
+            for k in selected:
+                Z, codes = rows[k]
+                b = effects[k][0]
+                b_rows = np.where((codes >= 0)[:, None], b[np.clip(codes, 0, None)], 0.0)
+                eta += np.einsum("nr,nr->n", Z, b_rows)
             values = eta if type == "link" else self.family.linkinv(eta)
         elif type == "link":
             values = eta_fixed
         else:
-            re_variance = np.einsum("na,ab,nb->n", Z, self.T @ self.T.T, Z)
+            re_variance = sum(np.einsum("na,ab,nb->n", Z, T @ T.T, Z)
+                              for (Z, _), T in zip(rows, self.Ts, strict=True))
             values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
         return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
 
-    def _refuse_new_levels(self, unseen: np.ndarray) -> None:
-        column = self.group_name
+    def _selected_terms(self, re_form: Any) -> list[int]:
+        """Indices of the terms that ``re_form`` conditions on (None: all)."""
+        if re_form is None:
+            return list(range(len(self.terms)))
+        wanted = [re_form] if isinstance(re_form, str) else list(re_form)
+        known = {name: [k] for k, name in enumerate(self.term_labels)}
+        for k, t in enumerate(self.terms):
+            known.setdefault(t.group_name, [])
+            if k not in known[t.group_name]:
+                known[t.group_name].append(k)
+        chosen: list[int] = []
+        for name in wanted:
+            if name not in known:
+                raise GlmmteachError(f"re_form names {name!r}, which is not a random-effects term of this model; the "
+                                     f"terms are {', '.join(map(repr, self.term_labels))}")
+            chosen += [k for k in known[name] if k not in chosen]
+        return sorted(chosen)
+
+    def _refuse_new_levels(self, term: Any, unseen: np.ndarray) -> None:
+        column = term.group_name
         if pd.isna(unseen).any():
             raise DataError(f"newdata has missing values in the grouping factor {column!r}: give every row a level "
                             "(or predict with allow_new_levels=True to give those rows the random effect 0)")
@@ -343,17 +476,19 @@ class GLMMResults:
             "for population-level predictions"
         )
 
-    def _new_random(self, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
+    def _new_random(self, term: Any, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
         frame = newdata
-        if self._term.group_name not in frame.columns:
+        missing = [c for c in term.group_name.split(":") if c not in frame.columns]
+        if missing:
             if conditional:
                 raise DataError(
-                    f"newdata has no column {self._term.group_name!r} (the grouping factor); add it, or use "
-                    "conditional=False for population-level predictions"
+                    f"newdata has no column {missing[0]!r} (of the grouping factor {term.group_name!r}); add it, or "
+                    "use conditional=False (or a re_form without that term) for predictions without its effects"
                 )
-            # population-level predictions need Z but no group: any level will do
-            frame = newdata.assign(**{self._term.group_name: self._term.group_levels[0]})
-        return self._term.new_rows(frame)
+            # predictions without this term's effects need its Z but no group: any level will do
+            Z = term.new_covariates(newdata)
+            return Z, np.full(len(newdata), -1, dtype=np.intp)
+        return term.new_rows(frame)
 
     # ---- simulation and refitting -----------------------------------------------------------
     def simulate(self, nsim: int = 1, seed: Any = None, use_u: bool = False) -> pd.DataFrame:
@@ -368,11 +503,31 @@ class GLMMResults:
         :func:`glmmteach.glmm.simulate.simulate_glmm`.
         """
         nsim = check_nsim(nsim)
-        draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim,
-                              as_generator(seed), use_u)
+        rng = as_generator(seed)
+        if self._general:
+            draws = self._simulate_general(nsim, rng, use_u)
+        else:
+            draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim, rng, use_u)
         if self.spec.proportion:
             draws = draws / self._data.trials[:, None]
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def _simulate_general(self, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray:
+        r"""Several terms: :math:`\eta = X\hat\beta + o + A u` with :math:`A = Z\Lambda_{\hat\theta}` and
+        :math:`u \sim N(0, I_q)` per simulation (or the modes :math:`\tilde u`)."""
+        if self._data.prior_weights is not None:
+            import warnings
+
+            from ..exceptions import GlmmteachWarning
+            warnings.warn("prior weights are ignored when simulating (as lme4 does): each row is simulated from its "
+                          "fitted distribution", GlmmteachWarning, stacklevel=3)
+        model, state = self.model, self._outcome.state
+        eta0 = self._data.eta_fixed(self.params.to_numpy())
+        eta = np.empty((self.nobs, nsim))
+        for k in range(nsim):
+            u = state.u if use_u else rng.standard_normal(model.q)
+            eta[:, k] = eta0 + model.Au(state.A, u)
+        return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng)
 
     def refit(self, new_response: Any) -> GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
@@ -394,6 +549,9 @@ class GLMMResults:
 
     def __repr__(self) -> str:
         coefs = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
-        sds = ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        if len(self.terms) == 1:
+            sds = f"SD({self.group_name}) " + ", ".join(f"{k}={v:.4g}" for k, v in self.sd_re.items())
+        else:
+            sds = "SD " + ", ".join(f"{g}:{k}={v:.4g}" for (g, k), v in self.sd_re.items())
         return (f"<GLMMResults {self.family.name}({self.family.link.name}), {self.method}: {coefs}; "
-                f"SD({self.group_name}) {sds}; logLik {self.llf:.3f}>")
+                f"{sds}; logLik {self.llf:.3f}>")

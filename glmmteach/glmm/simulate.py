@@ -39,10 +39,19 @@ def check_nsim(nsim: Any) -> int:
     return int(nsim)
 
 
-def draw_responses(family: str, mean: np.ndarray, trials: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-    """One response per entry of ``mean``: Poisson counts, or binomial successes out of ``trials`` (1: 0/1)."""
+def draw_responses(family: str, mean: np.ndarray, trials: np.ndarray | None, rng: np.random.Generator,
+                   theta: float | None = None) -> np.ndarray:
+    """One response per entry of ``mean``: Poisson counts, negative binomial counts (NB2 with shape
+    ``theta``), or binomial successes out of ``trials`` (1: 0/1)."""
     if family == "poisson":
         return rng.poisson(mean).astype(float)
+    if family == "negative_binomial":
+        if theta is None:
+            raise GlmmteachError("simulating negative binomial counts needs the shape theta")
+        return rng.negative_binomial(theta, theta / (theta + mean)).astype(float)
+    if family != "binomial":
+        raise GlmmteachError(f"simulation is available for the binomial, poisson and negative_binomial families, "
+                             f"not {family!r}")
     n = np.ones(mean.shape[0]) if trials is None else trials
     n = np.broadcast_to(np.asarray(n, dtype=np.int64).reshape(-1, *([1] * (mean.ndim - 1))), mean.shape)
     return rng.binomial(n, np.clip(mean, 0.0, 1.0)).astype(float)
@@ -74,4 +83,4 @@ def simulate_glmm(
     eta = np.repeat(data.eta_fixed(beta)[:, None], nsim, axis=1)
     for a in range(data.n_re):  # one n×nsim gather per random-effect term, not an n×r×nsim array
         eta += data.Z[:, a, None] * b[data.groups, a, :]
-    return draw_responses(data.family.base, data.family.linkinv(eta), data.trials, rng)
+    return draw_responses(data.family.base, data.family.linkinv(eta), data.trials, rng, data.family.theta)

@@ -74,6 +74,13 @@ def formula_text(result: GLMMResults) -> str:
     return f"{parsed.response} ~ " + " + ".join(fixed + bars)
 
 
+def groups_line(result: GLMMResults) -> str:
+    """lme4's "Number of obs: n, groups:  a, 40; b, 25" (grouping factors in lme4's term order)."""
+    ngroups = result.ngroups if isinstance(result.ngroups, dict) else {result.group_name: result.ngroups}
+    listed = "; ".join(f"{name}, {levels}" for name, levels in ngroups.items())
+    return f"Number of obs: {result.nobs}, groups:  {listed}"
+
+
 def varcorr_lines(result: GLMMResults) -> list[str]:
     """The "Random effects:" table of lme4's summary (4 significant digits, variances and SDs)."""
     return result.varcorr().to_text(digits=4, comp=("Variance", "Std.Dev.")).split("\n")
@@ -105,17 +112,28 @@ class VarCorrTable(pd.DataFrame):
         corr_cols = [c for c in self.columns if str(c).startswith("Corr ")]
         if corr_cols:
             dig = max(2, digits - 2)
-            r = len(names)
-            corr = np.eye(r)
-            for k, c in enumerate(corr_cols):
-                below = np.arange(r) > k
-                corr[below, k] = self[c].to_numpy(dtype=float)[below]
-            full = np.tril(corr) + np.tril(corr, -1).T
-            text = [f"{v:.{dig}f}" for v in np.round(full, dig).ravel()]
-            width = max(map(len, text))
-            grid = np.array([t.rjust(width) for t in text]).reshape(r, r)
+            cells_by_col = [[""] * len(names) for _ in corr_cols]
+            # one correlation matrix per term: a run of rows with the same group label
+            bounds = [a for a in range(1, len(groups)) if groups[a] != groups[a - 1]]
+            for start, stop in zip([0, *bounds], [*bounds, len(groups)], strict=True):
+                r = stop - start
+                if r < 2:
+                    continue
+                corr = np.eye(r)
+                for k, c in enumerate(corr_cols[: r - 1]):
+                    below = np.arange(r) > k
+                    corr[below, k] = self[c].to_numpy(dtype=float)[start:stop][below]
+                if np.isnan(corr).any():
+                    continue
+                full = np.tril(corr) + np.tril(corr, -1).T
+                text = [f"{v:.{dig}f}" for v in np.round(full, dig).ravel()]
+                width = max(map(len, text))
+                grid = np.array([t.rjust(width) for t in text]).reshape(r, r)
+                for k in range(r - 1):
+                    for a in range(k + 1, r):
+                        cells_by_col[k][start + a] = grid[a, k]
             for k in range(len(corr_cols)):
-                columns.append(("Corr" if k == 0 else "", [grid[a, k] if a > k else "" for a in range(r)]))
+                columns.append(("Corr" if k == 0 else "", cells_by_col[k]))
         widths = [max(len(h), *(len(x) for x in cells)) for h, cells in columns]
         lines = [" " + " ".join(h.ljust(w) for (h, _), w in zip(columns, widths, strict=True))]
         for a in range(len(names)):
@@ -146,6 +164,16 @@ def fixef_corr_lines(result: GLMMResults) -> list[str]:
                                                          else (" " + c).ljust(w) if c else "".ljust(w)
                                                          for c, w in zip(row, width, strict=True)))
     return lines
+
+
+def _shape_lines(result: GLMMResults) -> list[str]:
+    """The estimated negative binomial shape and its SE (lme4 prints the shape in the family line only)."""
+    shape = result.nb_shape
+    if shape is None:
+        return []
+    se = "NA" if not np.isfinite(shape.se) else format_r([shape.se], 4)[0]
+    line = f"Negative binomial shape theta: {format_r([shape.theta], 6)[0]}, Std. Err.: {se} (profile likelihood)"
+    return [line] + ([f"Warning while fitting theta: {shape.message}"] if shape.message else [])
 
 
 class GLMMSummary:
@@ -189,7 +217,7 @@ class GLMMSummary:
                                 r.pvalues.to_numpy(), stat_name="z")
         lines = [
             *method,
-            f" Family: {r.family.name}  ( {r.family.link.name} )",
+            f" Family: {r.family.label}  ( {r.family.link.name} )",
             f"Formula: {formula_text(r)}",
             "   Data: data",
             "",
@@ -200,7 +228,8 @@ class GLMMSummary:
             "",
             "Random effects:",
             *varcorr_lines(r),
-            f"Number of obs: {r.nobs}, groups:  {r.group_name}, {r.ngroups}",
+            groups_line(r),
+            *_shape_lines(r),
             "",
             "Fixed effects:",
             table,
@@ -219,15 +248,18 @@ class GLMMSummary:
     def _repr_html_(self) -> str:
         r = self.result
         facts = pd.Series({
-            "family (link)": f"{r.family.name} ({r.family.link.name})",
+            "family (link)": f"{r.family.label} ({r.family.link.name})",
             "method": r.method,
-            "observations / groups": f"{r.nobs} / {r.ngroups} ({r.group_name})",
+            "observations / groups": groups_line(r).removeprefix("Number of obs: "),
             "logLik": f"{r.llf:.3f}",
             "AIC / BIC": f"{r.aic:.2f} / {r.bic:.2f}",
             "converged": str(r.converged),
+            **({"NB shape theta (Std. Err.)": f"{r.nb_theta:.6g} ({r.nb_theta_se:.4g})"} if r.nb_shape is not None
+               else {}),
         }, name="")
-        re_table = pd.DataFrame({"Variance": np.diag(r.cov_re.to_numpy()), "Std.Dev.": r.sd_re.to_numpy()},
-                                index=r.re_names)
+        vc = r.varcorr()
+        re_table = pd.DataFrame({"Groups": vc["Groups"].to_numpy(), "Name": vc["Name"].to_numpy(),
+                                 "Variance": vc["Variance"].to_numpy(), "Std.Dev.": vc["Std.Dev."].to_numpy()})
         fixed = self.coefficients.to_html(float_format=lambda v: f"{v:.4g}")
         warn = "".join(f"<p><i>{html.escape(m)}</i></p>" for m in r.warnings)
         return (f"<p><b>glmer</b>: <code>{html.escape(formula_text(r))}</code></p>"

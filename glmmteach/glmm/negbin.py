@@ -1,0 +1,123 @@
+r"""The negative binomial GLMM (lme4's ``glmer.nb``): the shape :math:`\theta_{NB}` by maximum likelihood.
+
+As lme4, the shape is found by a one-dimensional optimisation over :math:`s = \log\theta_{NB}` of the
+profile log-likelihood :math:`P(s) = \max_{\theta,\beta}\log L(\theta,\beta; e^s)`, each value a GLMM fit
+at a fixed shape (:func:`glmmteach.glmm.optimize.fit_glmm`, warm-started from the nearest shape
+evaluated so far). lme4's Laplace approximation is kept: the log link is not the negative binomial's
+canonical link, and the log-determinant uses the expected (Fisher) weights :math:`\theta\mu/(\mu+\theta)`
+(:meth:`glmmteach.families.Family.eta_values`), as for probit and cloglog.
+
+Rather than a derivative-free search, the root of :math:`P'(s)` is found by bracketing and Brent's
+method; by the envelope theorem :math:`P'(s) = \partial\log L/\partial s` at the inner optimum, a central
+difference of the Laplace log-likelihood in :math:`s` alone with :math:`(\theta, \beta)` held (cheap: two
+conditional-mode solves). The standard error of :math:`\hat\theta_{NB}` (lme4 reports none) is
+:math:`1/\sqrt{-P''}` in :math:`\theta_{NB}` units, from a central difference of :math:`P'` — the
+:math:`\theta_{NB}` entry of the inverse Hessian in all parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import optimize
+
+from ..families import get_glmm_family
+from ..negbin import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
+from .devfun import marginal_loglik
+from .model import GroupedData
+from .optimize import FitOutcome, fit_glmm
+
+_DERIVATIVE_STEP = 1e-3  # in log theta_NB, for P'(s) at fixed (theta, beta)
+_CURVATURE_STEP = 2e-3  # in log theta_NB, for P''(s) from two values of P'
+_XTOL = 1e-9  # on log theta_NB
+
+
+@dataclass
+class _ProfilePoint:
+    s: float
+    outcome: FitOutcome
+    slope: float
+
+
+class _Profile:
+    """Profile log-likelihood of the NB shape, with its slope, memoised by :math:`s = \\log\\theta_{NB}`."""
+
+    def __init__(self, data: GroupedData, correlated: bool, n_nodes: int, start: FitOutcome):
+        self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
+        self.points: list[_ProfilePoint] = []
+        self.start = start
+        self.evaluations = 0
+        self.passes = 0
+
+    def with_shape(self, s: float) -> GroupedData:
+        return replace(self.data, family=self.data.family.with_theta(float(np.exp(s))))
+
+    def __call__(self, s: float) -> _ProfilePoint:
+        for point in self.points:
+            if point.s == s:
+                return point
+        nearest = min(self.points, key=lambda p: abs(p.s - s)).outcome if self.points else self.start
+        outcome = fit_glmm(self.with_shape(s), self.correlated, self.n_nodes, nearest.theta, nearest.beta)
+        values = [marginal_loglik(self.with_shape(s + sign * _DERIVATIVE_STEP), outcome.theta, outcome.beta,
+                                  self.correlated, self.n_nodes, outcome.state.u, tol=1e-13) for sign in (1, -1)]
+        point = _ProfilePoint(s, outcome, (values[0] - values[1]) / (2 * _DERIVATIVE_STEP))
+        self.points.append(point)
+        self.evaluations += outcome.evaluations
+        self.passes += outcome.passes + 4
+        return point
+
+    def slope(self, s: float) -> float:
+        return self(s).slope
+
+
+def fit_negative_binomial_glmm(data: GroupedData, correlated: bool, n_nodes: int = 1
+                               ) -> tuple[GroupedData, FitOutcome, ShapeEstimate]:
+    """Maximum likelihood over (theta, beta) and the NB shape (lme4's ``glmer.nb``).
+
+    ``data.family`` is the negative binomial family (its ``theta``, if any, is ignored). Starts, as
+    lme4, from a Poisson GLMM and MASS's ``theta.ml`` at its conditional means. Returns the data with
+    the estimated shape in its family, the GLMM fit at that shape and the :class:`ShapeEstimate`
+    (its ``message`` says when the shape is on a bound: no overdispersion beyond the random effects).
+    """
+    poisson = replace(data, family=get_glmm_family("poisson"))
+    start = fit_glmm(poisson, correlated, n_nodes)
+    first = theta_ml(data.response, np.exp(start.state.eta), data.weights)
+    profile = _Profile(replace(data, family=data.family.with_theta(first.theta)), correlated, n_nodes, start)
+    lo, hi = np.log(THETA_MIN), np.log(THETA_MAX)
+
+    s0 = float(np.clip(np.log(first.theta), lo, hi))
+    d0 = profile.slope(s0)
+    direction = 1.0 if d0 > 0 else -1.0
+    a, step, bound = s0, 0.5, None
+    while True:  # bracket the root of P'(s), walking uphill with growing steps
+        b = float(np.clip(a + direction * step, lo, hi))
+        if profile.slope(b) * direction <= 0:
+            break
+        if b in (lo, hi):
+            # P rises all the way to the bound (a flat, noisy slope there is judged by the values)
+            if profile(b).outcome.llf >= profile(a).outcome.llf - 1e-9:
+                bound = "upper" if b == hi else "lower"
+                break
+        a, step = b, 2.0 * step
+    if bound is None:
+        s_hat = optimize.brentq(profile.slope, min(a, b), max(a, b), xtol=_XTOL, rtol=4 * np.finfo(float).eps)
+        best = profile(s_hat)
+        # Near the upper bound P is nearly flat (P' ~ 1/theta) and its slope is noise: judge by values.
+        if s_hat > hi - 2.0 and profile(hi).outcome.llf >= best.outcome.llf - 1e-9:
+            bound, b = "upper", hi
+    if bound is None:
+        k = _CURVATURE_STEP
+        curvature = (profile.slope(s_hat + k) - profile.slope(s_hat - k)) / (2 * k)  # P''(s)
+        theta_nb = float(np.exp(s_hat))
+        se = theta_nb / np.sqrt(-curvature) if curvature < 0 else np.nan
+        message = None
+    else:
+        best = profile(b)
+        theta_nb, se = float(np.exp(b)), np.nan
+        message = bound_message(bound, "GLMM")
+    outcome = best.outcome
+    outcome.evaluations = profile.evaluations + start.evaluations
+    outcome.passes = profile.passes + start.passes
+    shape = ShapeEstimate(theta_nb, float(se), bound, len(profile.points), message)
+    return replace(data, family=data.family.with_theta(theta_nb)), outcome, shape
