@@ -1,8 +1,10 @@
-"""The ``glmmteach`` command: ``release`` exercise notebooks to students and ``grade`` their submissions.
+"""The ``glmmteach`` command: ``release`` exercise notebooks to students, ``grade`` their submissions,
+and ``copy-course`` (the lessons, exercises and data into a folder of the reader's)::
 
     glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR]
-    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR] [--student ID]
-                    [--marks marks.csv] [--timeout SECONDS] [--jobs N] [--no-sandbox]
+    glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR]
+        [--student ID] [--marks marks.csv] [--timeout SECONDS] [--jobs N] [--no-sandbox]
+    glmmteach copy-course DIR [--force]
 
 Exit status 0 on success, 1 when a release is refused or grading cannot start, 2 on bad arguments.
 """
