@@ -20,6 +20,8 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from grading_helpers import FIXTURE, submission
+from grading_helpers import RIGHT as RIGHT_Q1_TO_Q4
 
 from glmmteach.checks import (
     ExactMatcher,
@@ -30,14 +32,13 @@ from glmmteach.checks import (
     make_public_key,
     size_hint,
 )
-from glmmteach.grading import PLACEHOLDER, leaked_values, load_exercise
+from glmmteach.grading import leaked_values, load_exercise
 from glmmteach.grading.gradebook import survey_submissions
 from glmmteach.grading.keys import KeyStore
 from glmmteach.variants import resample_clusters
 
 pytestmark = pytest.mark.grading
 
-FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20
 
@@ -128,24 +129,13 @@ def _variant_source(folder: Path) -> Path:
     return folder
 
 
-RIGHT = [
-    "t = pd.crosstab(crossover['trt'], crossover['outcome'])\nodds_ratio = (t.loc[1, 1] / t.loc[1, 0]) / "
-    "(t.loc[0, 1] / t.loc[0, 0])",
-    "p_placebo_2 = crossover.query('trt == 0 and period == 1')['outcome'].mean()",
-    "p_by_period = crossover.groupby('period')['outcome'].mean().to_numpy()\n"
-    "log_odds_by_period = np.log(p_by_period / (1 - p_by_period))",
-    "more_frequent = 'period 2' if p_by_period[1] > p_by_period[0] else 'period 1'",
-    "reason = 'Two periods per patient, so outcomes of one patient are correlated.'",
-]
+RIGHT = [*RIGHT_Q1_TO_Q4, "reason = 'Two periods per patient, so outcomes of one patient are correlated.'"]
 
 
 def _complete(released: Path, codes: list[str]) -> nbformat.NotebookNode:
-    notebook = nbformat.read(released, as_version=4)
-    answers = iter(codes)
-    for cell in notebook.cells:
-        if cell.cell_type == "code" and PLACEHOLDER in cell.source:
-            cell.source = cell.source.replace(PLACEHOLDER, next(answers))
-    return notebook
+    """The released notebook at ``released`` with its placeholders answered by ``codes``."""
+    assert released.name == "tiny.ipynb"
+    return nbformat.reads(submission(released.parent, codes), as_version=4)
 
 
 def _expected(seed: int | None) -> dict[str, float]:

@@ -17,7 +17,6 @@ proves equal to a fresh run). Here they are compared with the reference:
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import warnings
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lesson_records import recorded_values
 
 from glmmteach import glmer
 from glmmteach.datasets import load_grouseticks, load_ohio_cancer, load_verbagg
@@ -34,7 +34,6 @@ from glmmteach.datasets import load_grouseticks, load_ohio_cancer, load_verbagg
 ROOT = Path(__file__).resolve().parents[1]
 LESSON = ROOT / "lessons" / "17_richer_structures.ipynb"
 REFERENCE = json.loads((ROOT / "tests" / "data" / "lesson17" / "reference.json").read_text())["cases"]
-RECORD_MIME = "application/papermill.record/text/plain"
 
 LOGLIK_TOLERANCE = 1e-4
 BETTER_THAN_REFERENCE = 1e-6  # a fit this much above lme4's is better: its estimates may differ
@@ -77,16 +76,8 @@ MODELS = {
 }
 
 
-@cache
 def recorded() -> dict[str, object]:
-    notebook = json.loads(LESSON.read_text())
-    values: dict[str, object] = {}
-    for cell in notebook["cells"]:
-        for output in cell.get("outputs", []):
-            text = output.get("data", {}).get(RECORD_MIME)
-            if text is not None:
-                values[output["metadata"]["scrapbook"]["name"]] = ast.literal_eval(text)
-    return values
+    return recorded_values(LESSON)
 
 
 def value(name: str) -> float:

@@ -12,21 +12,17 @@ printed value leaves out (``loglik_lme4``), so it is the full marginal log-likel
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import shutil
-import subprocess
-import sys
 import warnings
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from lme4_compare import assert_reproduces, import_make_data, rerun_make_reference
 
 try:
     import glmmteach
@@ -203,21 +199,9 @@ def test_reference_covers_the_planned_cases() -> None:
     assert any(not case["random"]["correlated"] and len(case["random"]["names"]) == 2 for case in CASES.values())
 
 
-def _import_make_data() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lme4_extra_make_data", DATA_DIR / "make_data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
-
-
 def test_csv_files_are_what_make_data_generates() -> None:
     """Every CSV is exactly what make_data.py generates (the script is the source)."""
-    make_data = _import_make_data()
+    make_data = import_make_data(DATA_DIR, "lme4_extra_make_data")
     files = {spec.file for spec in make_data.SPECS}
     assert {case["data"] for case in CASES.values()} <= files
     for spec in make_data.SPECS:
@@ -226,56 +210,16 @@ def test_csv_files_are_what_make_data_generates() -> None:
         pd.testing.assert_frame_equal(stored, simulated, check_dtype=False, check_exact=True, obj=spec.file)
 
 
-def _r_with_lme4() -> str | None:
-    """Why the R-side test cannot run, or None when Rscript with lme4 and jsonlite is available."""
-    if shutil.which("Rscript") is None:
-        return "Rscript is not installed"
-    probe = subprocess.run(
-        ["Rscript", "-e", "library(lme4); library(jsonlite)"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if probe.returncode != 0:
-        return f"R packages lme4/jsonlite are not installed: {probe.stderr.strip()[-200:]}"
-    return None
-
-
 @pytest.mark.r
 @pytest.mark.slow
-@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
-    reason = _r_with_lme4()
-    if reason is not None:
-        pytest.skip(reason)
     names = ["poisson_offset_slope", "poisson_agq10"]  # offset argument, offset(), nAGQ, constants
-    out = tmp_path / "reference.json"
-    run = subprocess.run(
-        [
-            "Rscript",
-            str(DATA_DIR / "make_reference.R"),
-            "--out",
-            str(out),
-            "--cases",
-            ",".join(names),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert run.returncode == 0, f"make_reference.R failed:\n{run.stderr}"
-    fresh = json.loads(out.read_text())["cases"]
-    assert list(fresh) == names
+    fresh = rerun_make_reference(DATA_DIR, names, "library(lme4); library(jsonlite)", tmp_path)
     for name in names:
         old, new = CASES[name], fresh[name]
-        for key in ("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"):
-            assert new[key] == old[key], f"{name}: {key}"
-        for key in ("fixef", "se", "theta"):
-            for coef, value in old[key].items():
-                assert math.isclose(new[key][coef], value, rel_tol=1e-7, abs_tol=1e-10), f"{name}: {key}[{coef}]"
+        assert_reproduces(old, new, name,
+                          same=("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"),
+                          coefficients=("fixef", "se", "theta"), logliks=("loglik", "loglik_lme4", "deviance_lme4"))
         for coef, value in old["random"]["sd"].items():
             assert math.isclose(new["random"]["sd"][coef], value, rel_tol=1e-7), f"{name}: sd[{coef}]"
-        for key in ("loglik", "loglik_lme4", "deviance_lme4"):
-            assert math.isclose(new[key], old[key], rel_tol=1e-10), f"{name}: {key}"

@@ -12,27 +12,30 @@ For every case:
 * glmmteach's log-likelihood is never more than 1e-4 below lme4's (a fit stopped short of the
   optimum, e.g. at an SD of 0, fails here);
 * wherever lme4's fit is at least as good (glmmteach's log-likelihood not above lme4's by more than
-  ``BETTER_THAN_LME4``), the fixed effects agree within 1e-4 relative or 1e-6 absolute. Where
-  glmmteach is higher, lme4 stopped short and only the log-likelihood is compared.
+  1e-6), the fixed effects agree within 1e-4 relative or 1e-6 absolute. Where glmmteach is higher,
+  lme4 stopped short and only the log-likelihood is compared.
+
+The comparisons (and their tolerances) are those of tests/lme4_compare.py, shared with test_lme4_structures.py.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
-import shutil
-import subprocess
-import sys
 import warnings
 from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
+from lme4_compare import (
+    assert_fixed_effects_match,
+    assert_loglik_not_below,
+    assert_reproduces,
+    import_make_data,
+    rerun_make_reference,
+)
 
 import glmmteach
 
@@ -40,10 +43,6 @@ DATA_DIR = Path(__file__).parent / "data" / "lme4_random"
 REFERENCE = json.loads((DATA_DIR / "reference.json").read_text())
 CASES: dict[str, dict[str, Any]] = REFERENCE["cases"]
 
-LOGLIK_TOLERANCE = 1e-4  # glmmteach may be at most this far below lme4's log-likelihood
-BETTER_THAN_LME4 = 1e-6  # above lme4's by more than this: lme4 stopped short, fixed effects not compared
-FIXEF_RELATIVE = 1e-4
-FIXEF_ABSOLUTE = 1e-6
 R_PACKAGES = "library(lme4); library(jsonlite)"
 R_CHECK_CASES = ["pois_agq5_offarg_100unbal", "trials_corr_50x6"]  # re-run in R when R is installed
 
@@ -87,31 +86,13 @@ def describe(name: str, result: Any) -> str:
 @pytest.mark.parametrize("name", list(CASES))
 def test_loglik_not_below_lme4(name: str) -> None:
     result = fit_case(name)
-    expected = CASES[name]["loglik"]
-    gap = expected - result.llf
-    assert gap <= LOGLIK_TOLERANCE, (
-        f"glmer stopped {gap:.6g} log-likelihood units below lme4's optimum {expected:.8f}:\n{describe(name, result)}"
-    )
+    assert_loglik_not_below(result, CASES[name], lambda: describe(name, result), "lme4's optimum")
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_fixed_effects_match_lme4(name: str) -> None:
     result = fit_case(name)
-    case = CASES[name]
-    if result.llf > case["loglik"] + BETTER_THAN_LME4:
-        pytest.skip(
-            f"glmmteach's log-likelihood is {result.llf - case['loglik']:.3g} above lme4's: lme4 stopped short, "
-            "so only the log-likelihood is compared (test_loglik_not_below_lme4)"
-        )
-    expected = pd.Series(case["fixef"], dtype=float)
-    got = result.params
-    assert list(got.index) == list(expected.index), "coefficient names differ from lme4's"
-    tolerance = np.maximum(FIXEF_RELATIVE * expected.abs(), FIXEF_ABSOLUTE)
-    diff = (got - expected).abs()
-    assert (diff <= tolerance).all(), (
-        f"fixed effects differ from lme4's (max |diff| {diff.max():.3g}; log-likelihood "
-        f"{result.llf - case['loglik']:+.3g} against lme4's):\n{describe(name, result)}"
-    )
+    assert_fixed_effects_match(result, CASES[name], lambda: describe(name, result), "lme4")
 
 
 def test_reference_covers_the_planned_design() -> None:
@@ -160,21 +141,9 @@ def test_reference_keeps_the_best_start() -> None:
         assert case["starts"][case["best_start"]]["loglik"] == pytest.approx(case["loglik"], abs=1e-12), name
 
 
-def _import_make_data() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lme4_random_make_data", DATA_DIR / "make_data.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look the module up while the class is built
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.modules.pop(spec.name, None)
-    return module
-
-
 def test_csv_files_are_what_make_data_generates() -> None:
     """Every CSV is exactly what make_data.py generates, and every case has a reference fit."""
-    make_data = _import_make_data()
+    make_data = import_make_data(DATA_DIR, "lme4_random_make_data")
     assert [spec.name for spec in make_data.SPECS] == list(CASES)
     for spec in make_data.SPECS:
         stored = pd.read_csv(DATA_DIR / spec.file)
@@ -185,37 +154,12 @@ def test_csv_files_are_what_make_data_generates() -> None:
             assert CASES[spec.name][key] == planned[key], f"{spec.name}: {key}"
 
 
-def _r_with_packages(packages: str) -> str | None:
-    """Why the R-side test cannot run, or None when Rscript has the packages."""
-    if shutil.which("Rscript") is None:
-        return "Rscript is not installed"
-    probe = subprocess.run(["Rscript", "-e", packages], capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        return f"R packages are missing: {probe.stderr.strip()[-200:]}"
-    return None
-
-
 @pytest.mark.r
 @pytest.mark.slow  # starts R (several seconds)
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running make_reference.R on two cases reproduces reference.json's numbers."""
-    reason = _r_with_packages(R_PACKAGES)
-    if reason is not None:
-        pytest.skip(reason)
-    names = R_CHECK_CASES
-    out = tmp_path / "reference.json"
-    run = subprocess.run(
-        ["Rscript", str(DATA_DIR / "make_reference.R"), "--out", str(out), "--cases", ",".join(names)],
-        capture_output=True, text=True, check=False, timeout=300,
-    )
-    assert run.returncode == 0, f"make_reference.R failed:\n{run.stderr}"
-    fresh = json.loads(out.read_text())["cases"]
-    assert list(fresh) == names
-    for name in names:
-        old, new = CASES[name], fresh[name]
-        for key in ("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"):
-            assert new[key] == old[key], f"{name}: {key}"
-        for key in ("fixef", "theta"):
-            for coef, value in old[key].items():
-                assert math.isclose(new[key][coef], value, rel_tol=1e-7, abs_tol=1e-10), f"{name}: {key}[{coef}]"
-        assert math.isclose(new["loglik"], old["loglik"], rel_tol=1e-10), f"{name}: loglik"
+    fresh = rerun_make_reference(DATA_DIR, R_CHECK_CASES, R_PACKAGES, tmp_path)
+    for name in R_CHECK_CASES:
+        assert_reproduces(CASES[name], fresh[name], name,
+                          same=("formula", "family", "link", "nAGQ", "offset", "trials", "nobs", "isSingular"),
+                          coefficients=("fixef", "theta"), logliks=("loglik",))

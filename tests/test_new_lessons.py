@@ -8,37 +8,22 @@ a live ``glmer`` fit, the data themselves, and the defining formulas.
 
 from __future__ import annotations
 
-import ast
-import json
 import warnings
-from functools import cache
 from pathlib import Path
 
 import numpy as np
 import pytest
+from lesson_records import recorded_values
 from scipy import stats
 
 from glmmteach import glmer
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
-RECORD_MIME = "application/papermill.record/text/plain"
 MEDIAN_FACTOR = np.sqrt(2) * stats.norm.ppf(0.75)  # MOR = exp(MEDIAN_FACTOR * tau)
 
 
-@cache
-def recorded(lesson: str) -> dict[str, object]:
-    notebook = json.loads((LESSONS / f"{lesson}.ipynb").read_text())
-    values: dict[str, object] = {}
-    for cell in notebook["cells"]:
-        for output in cell.get("outputs", []):
-            text = output.get("data", {}).get(RECORD_MIME)
-            if text is not None:
-                values[output["metadata"]["scrapbook"]["name"]] = ast.literal_eval(text)
-    return values
-
-
 def value(lesson: str, name: str) -> float:
-    values = recorded(lesson)
+    values = recorded_values(LESSONS / f"{lesson}.ipynb")
     assert name in values, f"{lesson} does not record {name!r}"
     return float(values[name])
 

@@ -12,16 +12,13 @@ Tolerances are half a unit in the last printed digit unless a row says why it is
 
 from __future__ import annotations
 
-import ast
-import json
-from functools import cache
 from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from lesson_records import recorded_values
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
-RECORD_MIME = "application/papermill.record/text/plain"
 
 
 class Printed(NamedTuple):
@@ -158,23 +155,6 @@ SYLLABUS = [
 ]
 
 
-@cache
-def recorded_values(lesson: str) -> dict[str, object]:
-    """Glued values stored in ``lessons/<lesson>.ipynb``, by glue name."""
-    path = LESSONS / f"{lesson}.ipynb"
-    notebook = json.loads(path.read_text(encoding="utf-8"))
-    values: dict[str, object] = {}
-    for cell in notebook["cells"]:
-        for output in cell.get("outputs", []):
-            name = output.get("metadata", {}).get("scrapbook", {}).get("name")
-            text = output.get("data", {}).get(RECORD_MIME)
-            if name is None or text is None:
-                continue
-            text = "".join(text) if isinstance(text, list) else text
-            values[name] = ast.literal_eval(text)
-    return values
-
-
 def test_table_names_are_unique() -> None:
     keys = [(row.lesson, row.name) for row in SYLLABUS]
     assert len(keys) == len(set(keys))
@@ -184,7 +164,7 @@ def test_table_names_are_unique() -> None:
 def test_syllabus_number(row: Printed) -> None:
     path = LESSONS / f"{row.lesson}.ipynb"
     assert path.exists(), f"lesson {path.name} is missing"
-    values = recorded_values(row.lesson)
+    values = recorded_values(path)
     assert row.name in values, (
         f"{path.name} does not record {row.name!r} (recorded: {sorted(values)})"
     )
