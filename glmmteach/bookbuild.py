@@ -6,8 +6,9 @@ environment variable ``GLMMTEACH_GRADED_SOLUTIONS``, which wins) decides what th
 
 * ``hide`` (the default): every cell tagged ``solution`` of a graded notebook also gets ``remove-cell`` before
   the notebook is parsed, so it still runs when the book is built (later cells may use its results) but
-  neither its code nor its output reaches a page; a note under the title says so. Copies of a graded
-  notebook's source in the HTML output (``_sources/``) are deleted when the build finishes;
+  neither its code nor its output reaches a page; a note under the title says so. The page offers no
+  download of its source, and copies of a graded notebook's source in the HTML output (``_sources/``) are
+  deleted when the build finishes;
 * ``show``: solutions of every set are shown in dropdowns (an instructor's private build).
 
 Practice sets always show their solutions.
@@ -61,13 +62,29 @@ def _source_read(app: Any, docname: str, source: list[str]) -> None:
             source[0] = hidden
 
 
+def _graded_doc(app: Any, docname: str) -> bool:
+    path = Path(app.env.doc2path(docname))
+    return path.suffix == ".ipynb" and is_graded(nbformat.read(path, as_version=4))
+
+
+SOURCE_DOWNLOADS = ("download-notebook-button", "download-source-button")
+
+
+def _page_context(app: Any, pagename: str, templatename: str, context: dict, doctree: Any) -> None:
+    """Drop a graded page's source downloads from the theme's header (they would hold the solutions)."""
+    if _setting(app) != "hide" or pagename not in app.env.found_docs or not _graded_doc(app, pagename):
+        return
+    for group in context.get("header_buttons", []):
+        if group.get("label") == "download-buttons":
+            group["buttons"] = [b for b in group["buttons"] if b.get("label") not in SOURCE_DOWNLOADS]
+
+
 def _build_finished(app: Any, exception: Exception | None) -> None:
     if exception is not None or _setting(app) != "hide":
         return
     sources = Path(app.outdir) / "_sources"
     for docname in app.env.found_docs:
-        path = Path(app.env.doc2path(docname))
-        if path.suffix != ".ipynb" or not is_graded(nbformat.read(path, as_version=4)):
+        if not _graded_doc(app, docname):
             continue
         for copy in sources.glob(f"{docname}.ipynb*"):
             copy.unlink()
@@ -76,5 +93,6 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
 def setup(app: Any) -> dict[str, Any]:
     app.add_config_value(SETTING, "hide", "env")
     app.connect("source-read", _source_read)
+    app.connect("html-page-context", _page_context, priority=600)  # after the theme adds its buttons
     app.connect("build-finished", _build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -5,7 +5,8 @@
 The lessons and exercises ship inside the package (``glmmteach/lessons``, ``glmmteach/exercises`` in an
 installed wheel; the repository's ``lessons/`` and ``exercises/`` folders in a checkout), like the data
 (``glmmteach.data``). The copy is the reader's own: running or editing it never touches the installed
-package.
+package. Graded exercise sets (notebook metadata ``glmmteach.graded``) are the instructor's: their sources
+hold the solutions, so neither the wheel nor the copy carries them (students get them from a release).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+import nbformat
+
+from .bookbuild import is_graded
 from .exceptions import GlmmteachError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -61,12 +65,19 @@ def course_source(part: str) -> Path:
     )
 
 
+def graded_exercise(path: Path) -> bool:
+    """True for the source of a graded exercise set (it holds solutions that stay with the instructor)."""
+    return path.suffix == ".ipynb" and path.parent.name == "exercises" and is_graded(
+        nbformat.read(path, as_version=4))
+
+
 def _course_files() -> dict[str, list[tuple[Path, Path]]]:
     """For each part, (source file, path relative to the part's folder in the copy)."""
     files: dict[str, list[tuple[Path, Path]]] = {}
     for part, patterns in COURSE_PATTERNS.items():
         source = course_source(part)
-        found = sorted({path for pattern in patterns for path in source.glob(pattern) if path.is_file()})
+        found = sorted({path for pattern in patterns for path in source.glob(pattern)
+                        if path.is_file() and not graded_exercise(path)})
         files[part] = [(path, path.relative_to(source)) for path in found]
     return files
 

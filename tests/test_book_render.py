@@ -15,7 +15,8 @@ disabled (no host name resolves), lets MathJax run, dumps the resulting DOM and 
 * no bookkeeping is on show: the text ``record(`` appears nowhere on the page;
 * every figure of a lesson sits in a numbered ``<figure>`` with a caption, and its image has alt text
   that describes it (not a file path, not the empty string);
-* every notebook page offers its notebook for download, and the link leads to the notebook.
+* every notebook page offers its notebook for download, and the link leads to the notebook (a graded
+  exercise set offers none: its source holds the solutions).
 
 A second test loads every page at a width of 1,200 CSS pixels and checks that nothing scrolls
 sideways: neither the page itself nor any code block, output or equation in it.
@@ -35,8 +36,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import matplotlib.image
+import nbformat
 import pytest
 import yaml
+
+from glmmteach.bookbuild import is_graded
 
 BOOK_ROOT = Path(__file__).resolve().parents[1]
 HTML_DIR = BOOK_ROOT / "_build" / "html"
@@ -300,10 +304,18 @@ def test_page_renders(docname: str, chromium: str, html_dir: Path) -> None:
             f"{docname}: image {src} has alt text {alt!r}, which does not describe it"
         )
 
-    # A notebook page offers its notebook for download.
-    if (BOOK_ROOT / f"{docname}.ipynb").exists():
+    # A notebook page offers its notebook for download, except a graded exercise set, whose source
+    # holds the solutions that the public book keeps out of sight.
+    notebook = BOOK_ROOT / f"{docname}.ipynb"
+    if notebook.exists():
         downloads = [href for href in static.links if href.endswith(f"{Path(docname).name}.ipynb")]
-        assert downloads, f"{docname}: no link to download the notebook"
+        if is_graded(nbformat.read(notebook, as_version=4)):
+            assert not downloads, f"{docname}: a graded set's page links its source: {downloads}"
+            assert not (html_dir / "_sources" / f"{docname}.ipynb").exists(), (
+                f"{docname}: the graded set's source (with solutions) is in the built book"
+            )
+        else:
+            assert downloads, f"{docname}: no link to download the notebook"
         for href in downloads:
             target = local_file(page, href)
             assert target is not None and target.is_file(), f"{docname}: download link {href} is broken"

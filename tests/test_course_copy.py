@@ -10,13 +10,14 @@ import os
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from glmmteach.cli import main
-from glmmteach.course import CourseCopyError, copy_course
+from glmmteach.course import CourseCopyError, copy_course, graded_exercise
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -24,6 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 def repo_files(part: str, patterns: tuple[str, ...]) -> set[str]:
     return {str(path.relative_to(REPO / part)) for pattern in patterns
             for path in (REPO / part).glob(pattern) if path.is_file()}
+
+
+def practice_exercises() -> set[str]:
+    """The exercise files a reader may have: all but the graded sets' sources (they hold solutions)."""
+    return {name for name in repo_files("exercises", ("*.ipynb", "*.md"))
+            if not graded_exercise(REPO / "exercises" / name)}
 
 
 def copied_files(folder: Path) -> set[str]:
@@ -34,11 +41,20 @@ def test_copies_lessons_exercises_and_data(tmp_path: Path) -> None:
     target = tmp_path / "my course"  # a space in the name, and a folder that does not exist yet
     copied = copy_course(target)
     assert copied_files(target / "lessons") == repo_files("lessons", ("*.ipynb", "*.md"))
-    assert copied_files(target / "exercises") == repo_files("exercises", ("*.ipynb", "*.md"))
+    assert copied_files(target / "exercises") == practice_exercises()
+    assert not (target / "exercises" / "01_crossover_glm.ipynb").exists()  # graded: its solutions stay out
     assert copied_files(target / "data") == repo_files("data", ("*.csv", "*.md", "ohio_counties/*"))
     assert (target / "lessons" / "07_crossover_glmm.ipynb").read_bytes() == (
         REPO / "lessons" / "07_crossover_glmm.ipynb").read_bytes()
     assert copied.counts["lessons"] == len(repo_files("lessons", ("*.ipynb", "*.md")))
+
+
+def test_wheel_leaves_out_exactly_the_graded_sets() -> None:
+    """pyproject's exclude list names every graded set's source and nothing else."""
+    excluded = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "exclude-package-data"]["glmmteach.exercises"])
+    graded = {path.name for path in (REPO / "exercises").glob("*.ipynb") if graded_exercise(path)}
+    assert graded and excluded == graded
 
 
 def test_command_line_copies_and_says_what_next(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -47,7 +63,7 @@ def test_command_line_copies_and_says_what_next(tmp_path: Path, capsys: pytest.C
     assert main(["copy-course", str(target)]) == 0
     out = capsys.readouterr().out
     assert "lessons files" in out and f"jupyter lab {target}" in out
-    assert (target / "exercises" / "01_crossover_glm.ipynb").is_file()
+    assert (target / "exercises" / "02_glmm_likelihood.ipynb").is_file()
 
 
 def test_refuses_a_folder_that_is_not_empty(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -101,7 +117,10 @@ def test_wheel_ships_the_course(tmp_path: Path) -> None:
     (wheel,) = wheels.glob("glmmteach-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "glmmteach/lessons/07_crossover_glmm.ipynb" in names
-    assert "glmmteach/exercises/01_crossover_glm.ipynb" in names
+    assert "glmmteach/exercises/02_glmm_likelihood.ipynb" in names
+    shipped = {name.removeprefix("glmmteach/exercises/") for name in names
+               if name.startswith("glmmteach/exercises/")} - {"__init__.py"}
+    assert shipped == practice_exercises(), "the wheel must carry exactly the practice sets"
     assert "glmmteach/data/ohio_counties/fe_2007_39_county.shp" in names
 
     site = tmp_path / "site"
