@@ -203,6 +203,7 @@ class _Objective:
         self.n_theta = covariance_of(data, correlated).n_theta
         self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
+        self.u_theta: np.ndarray | None = None  # the theta at which self.u are the modes (general engine)
         self.evaluations = 0
         self.passes = 0
         self.best: tuple[float, np.ndarray] | None = None
@@ -224,6 +225,8 @@ class _Objective:
     def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
+        if u_start is None and self.u_theta is not None and isinstance(self.data, SparseModel):
+            start = self.data.rescaled_modes(self.u, self.u_theta, theta)
         value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
                                                   tol, min_iter)
         self.evaluations += 1
@@ -240,6 +243,7 @@ class _Objective:
         if not np.isfinite(value):
             return 1e300, np.zeros_like(x)
         self.u = state.u
+        self.u_theta = self.split(x)[0]
         if self.best is None or value > self.best[0]:
             self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x
@@ -319,7 +323,7 @@ def _fit_glmm(
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
     objective = _Objective(data, correlated, n_nodes, beta0, R)
     objective.passes += state0.passes + 1
-    objective.u = state0.u
+    objective.u, objective.u_theta = state0.u, theta0
     n_theta = objective.n_theta
 
     # Scale theta by its curvature at the start (one gradient difference per theta element).
@@ -331,7 +335,7 @@ def _fit_glmm(
         curvature = (objective.loglik(objective.to_x(shifted, beta0))[1][k] - grad0[k]) / step
         if curvature < 0 and np.isfinite(curvature):
             objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
-    objective.u = state0.u
+    objective.u, objective.u_theta = state0.u, theta0
     # the optimiser's first call is at this start point, evaluated above from the same modes: reuse it
     x0 = objective.to_x(theta0, beta0)
     objective.known = (x0, value0, np.concatenate([grad0[:n_theta] * objective.theta_scale, grad0[n_theta:]]),
