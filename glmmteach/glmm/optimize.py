@@ -175,17 +175,41 @@ def _moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> 
         ones = data.z_is_ones or bool(np.all(z == 1.0))
         info = data.group_sum(kv.fisher if ones else kv.fisher * z * z)
         score = data.group_sum(kv.score if ones else kv.score * z)
-        keep = info > 0
-        if keep.sum() < 3:
-            continue
-        w = info[keep]
-        b = score[keep] / w
-        b_mean = (w @ b) / w.sum()
-        excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
-        tau2 = excess / float(w.sum() - (w @ w) / w.sum())
-        if np.isfinite(tau2) and tau2 > 0:
-            sds[a] = min(max(np.sqrt(tau2), 0.1), 10.0)
+        sds[a] = _moment_sd(info, score)
     return term.theta(np.diag(sds))
+
+
+def _moment_sd(info: np.ndarray, score: np.ndarray) -> float:
+    """DerSimonian–Laird SD of one random-effect column from its per-group information and score sums
+    (see :func:`_moment_theta`); 1 when the spread says nothing."""
+    keep = info > 0
+    if keep.sum() < 3:
+        return 1.0
+    w = info[keep]
+    b = score[keep] / w
+    b_mean = (w @ b) / w.sum()
+    excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
+    tau2 = excess / float(w.sum() - (w @ w) / w.sum())
+    if np.isfinite(tau2) and tau2 > 0:
+        return min(max(np.sqrt(tau2), 0.1), 10.0)
+    return 1.0
+
+
+def _moment_theta_terms(model: SparseModel, beta: np.ndarray) -> np.ndarray:
+    """:func:`_moment_theta` for each term of the general engine, every term read at the GLM fit
+    on its own (the other terms' effects only add to the spread: a start, not an estimate)."""
+    data = model.data
+    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    thetas = []
+    for term in model.terms:  # loop over the few terms and their columns
+        sds = np.ones(term.n_re)
+        for a in range(term.n_re):
+            z = term.Z[:, a]
+            info = np.bincount(term.codes, kv.fisher * z * z, minlength=term.n_levels)
+            score = np.bincount(term.codes, kv.score * z, minlength=term.n_levels)
+            sds[a] = _moment_sd(info, score)
+        thetas.append(term.cov.theta(np.diag(sds)))
+    return np.concatenate(thetas)
 
 
 class _Objective:
@@ -313,8 +337,8 @@ def _fit_glmm(
     beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     term = covariance_of(data, correlated)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
-    if theta_start is None and not sparse:  # the moment start is defined for a single grouping factor
-        theta0 = _moment_theta(data, beta0, term)
+    if theta_start is None:
+        theta0 = _moment_theta_terms(data, beta0) if sparse else _moment_theta(data, beta0, term)
     state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
     info = _beta_information(data, state0)
     try:
