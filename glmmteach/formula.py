@@ -27,6 +27,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -323,9 +324,11 @@ def _to_formulae(rhs: str) -> str:
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
-def _variables(rhs: str) -> set[str]:
+@lru_cache(maxsize=256)
+def _variables(rhs: str) -> frozenset[str]:
+    # parsed once per right-hand side: formulae's parser costs about half a millisecond a call
     try:
-        return set(model_description(_to_formulae(rhs)).var_names)
+        return frozenset(model_description(_to_formulae(rhs)).var_names)
     except Exception as err:
         raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err}") from err
 
