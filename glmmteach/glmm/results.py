@@ -9,7 +9,6 @@ raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -94,25 +93,10 @@ class GLMMResults:
         self.params = pd.Series(outcome.beta, index=names, name="Estimate")
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
-        self._cov_beta = diagnosis.cov_beta
-
-    # ---- the coefficient table's columns, built when first asked for (a fit in a loop needs none) ----
-    @cached_property
-    def _cov(self) -> pd.DataFrame:
-        names = list(self.params.index)
-        return pd.DataFrame(self._cov_beta, index=names, columns=names)
-
-    @cached_property
-    def bse(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._cov_beta)), index=self.params.index, name="Std. Error")
-
-    @cached_property
-    def zvalues(self) -> pd.Series:
-        return pd.Series(self.params / self.bse, name="z value")
-
-    @cached_property
-    def pvalues(self) -> pd.Series:
-        return pd.Series(2 * stats.norm.sf(np.abs(self.zvalues)), index=self.params.index, name="Pr(>|z|)")
+        self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
+        self.bse = pd.Series(np.sqrt(np.diag(diagnosis.cov_beta)), index=names, name="Std. Error")
+        self.zvalues = pd.Series(self.params / self.bse, name="z value")
+        self.pvalues = pd.Series(2 * stats.norm.sf(np.abs(self.zvalues)), index=names, name="Pr(>|z|)")
 
     # ---- basic quantities -------------------------------------------------------------------
     @property
