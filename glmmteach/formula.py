@@ -27,6 +27,7 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -235,6 +236,8 @@ class RandomTerm:
     def _new_covariates(self, newdata: pd.DataFrame) -> np.ndarray:
         if self._parts:
             return np.column_stack([part._new_covariates(newdata) for part in self._parts])
+        if self._common is None:  # a random intercept (see _random_term)
+            return np.ones((len(newdata), 1))
         _require_columns(newdata, _variables(self.expr), "newdata")
         try:
             Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
@@ -321,9 +324,11 @@ def _to_formulae(rhs: str) -> str:
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
-def _variables(rhs: str) -> set[str]:
+@lru_cache(maxsize=256)
+def _variables(rhs: str) -> frozenset[str]:
+    # parsed once per right-hand side: formulae's parser costs about half a millisecond a call
     try:
-        return set(model_description(_to_formulae(rhs)).var_names)
+        return frozenset(model_description(_to_formulae(rhs)).var_names)
     except Exception as err:
         raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err}") from err
 
@@ -655,6 +660,11 @@ def grouping_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndar
 
 def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
     """Random-effects covariates and group codes of one bar term."""
+    if bar.expr.strip() == "1":  # a random intercept: no model matrix to build (formulae costs milliseconds)
+        codes, levels = grouping_codes(frame, bar.group)
+        return RandomTerm(expr=bar.expr, group_name=bar.group, correlated=bar.correlated,
+                          names=[_r_name("Intercept", set())], Z=np.ones((len(frame), 1)), group_codes=codes,
+                          group_levels=levels)
     factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", bar.expr))
     try:
         matrices = design_matrices(_to_formulae(bar.expr), frame, na_action="error", extra_namespace=_NAMESPACE)

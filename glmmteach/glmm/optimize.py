@@ -175,17 +175,41 @@ def _moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> 
         ones = data.z_is_ones or bool(np.all(z == 1.0))
         info = data.group_sum(kv.fisher if ones else kv.fisher * z * z)
         score = data.group_sum(kv.score if ones else kv.score * z)
-        keep = info > 0
-        if keep.sum() < 3:
-            continue
-        w = info[keep]
-        b = score[keep] / w
-        b_mean = (w @ b) / w.sum()
-        excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
-        tau2 = excess / float(w.sum() - (w @ w) / w.sum())
-        if np.isfinite(tau2) and tau2 > 0:
-            sds[a] = min(max(np.sqrt(tau2), 0.1), 10.0)
+        sds[a] = _moment_sd(info, score)
     return term.theta(np.diag(sds))
+
+
+def _moment_sd(info: np.ndarray, score: np.ndarray) -> float:
+    """DerSimonian–Laird SD of one random-effect column from its per-group information and score sums
+    (see :func:`_moment_theta`); 1 when the spread says nothing."""
+    keep = info > 0
+    if keep.sum() < 3:
+        return 1.0
+    w = info[keep]
+    b = score[keep] / w
+    b_mean = (w @ b) / w.sum()
+    excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
+    tau2 = excess / float(w.sum() - (w @ w) / w.sum())
+    if np.isfinite(tau2) and tau2 > 0:
+        return min(max(np.sqrt(tau2), 0.1), 10.0)
+    return 1.0
+
+
+def _moment_theta_terms(model: SparseModel, beta: np.ndarray) -> np.ndarray:
+    """:func:`_moment_theta` for each term of the general engine, every term read at the GLM fit
+    on its own (the other terms' effects only add to the spread: a start, not an estimate)."""
+    data = model.data
+    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    thetas = []
+    for term in model.terms:  # loop over the few terms and their columns
+        sds = np.ones(term.n_re)
+        for a in range(term.n_re):
+            z = term.Z[:, a]
+            info = np.bincount(term.codes, kv.fisher * z * z, minlength=term.n_levels)
+            score = np.bincount(term.codes, kv.score * z, minlength=term.n_levels)
+            sds[a] = _moment_sd(info, score)
+        thetas.append(term.cov.theta(np.diag(sds)))
+    return np.concatenate(thetas)
 
 
 class _Objective:
@@ -203,6 +227,7 @@ class _Objective:
         self.n_theta = covariance_of(data, correlated).n_theta
         self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
+        self.u_theta: np.ndarray | None = None  # the theta at which self.u are the modes (general engine)
         self.evaluations = 0
         self.passes = 0
         self.best: tuple[float, np.ndarray] | None = None
@@ -224,6 +249,8 @@ class _Objective:
     def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
+        if u_start is None and self.u_theta is not None and isinstance(self.data, SparseModel):
+            start = self.data.rescaled_modes(self.u, self.u_theta, theta)
         value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
                                                   tol, min_iter)
         self.evaluations += 1
@@ -240,6 +267,7 @@ class _Objective:
         if not np.isfinite(value):
             return 1e300, np.zeros_like(x)
         self.u = state.u
+        self.u_theta = self.split(x)[0]
         if self.best is None or value > self.best[0]:
             self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x
@@ -309,8 +337,8 @@ def _fit_glmm(
     beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     term = covariance_of(data, correlated)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
-    if theta_start is None and not sparse:  # the moment start is defined for a single grouping factor
-        theta0 = _moment_theta(data, beta0, term)
+    if theta_start is None:
+        theta0 = _moment_theta_terms(data, beta0) if sparse else _moment_theta(data, beta0, term)
     state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
     info = _beta_information(data, state0)
     try:
@@ -319,7 +347,7 @@ def _fit_glmm(
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
     objective = _Objective(data, correlated, n_nodes, beta0, R)
     objective.passes += state0.passes + 1
-    objective.u = state0.u
+    objective.u, objective.u_theta = state0.u, theta0
     n_theta = objective.n_theta
 
     # Scale theta by its curvature at the start (one gradient difference per theta element).
@@ -331,7 +359,7 @@ def _fit_glmm(
         curvature = (objective.loglik(objective.to_x(shifted, beta0))[1][k] - grad0[k]) / step
         if curvature < 0 and np.isfinite(curvature):
             objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
-    objective.u = state0.u
+    objective.u, objective.u_theta = state0.u, theta0
     # the optimiser's first call is at this start point, evaluated above from the same modes: reuse it
     x0 = objective.to_x(theta0, beta0)
     objective.known = (x0, value0, np.concatenate([grad0[:n_theta] * objective.theta_scale, grad0[n_theta:]]),

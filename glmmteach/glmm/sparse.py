@@ -354,6 +354,21 @@ class SparseModel:
         r""":math:`A^\top` values (length q)."""
         return np.bincount(self.slot_cols.ravel(), (A * values[:, None]).ravel(), minlength=self.q)
 
+    def rescaled_modes(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray:
+        r"""A start for the modes at ``theta_new`` from the modes ``u`` at ``theta_old``: the random effects
+        :math:`b = T_{\mathrm{old}} u` held, :math:`u = T_{\mathrm{new}}^{-1} b` per term (a term whose new
+        :math:`T` is singular keeps its ``u``). The conditional modes of :math:`b` move far less with
+        :math:`\theta` than those of :math:`u`, so PIRLS starts closer."""
+        out = np.array(u, dtype=float)
+        pairs = zip(self.covariance.Ts(theta_old), self.covariance.Ts(theta_new), strict=True)
+        for i, (T_old, T_new) in enumerate(pairs):
+            if np.min(np.abs(np.diag(T_new))) <= 1e-8 * max(1.0, float(np.abs(T_new).max())):
+                continue
+            block = out[self.col_start[i]:self.col_start[i + 1]].reshape(self.terms[i].n_levels, self.terms[i].n_re)
+            b = block @ T_old.T
+            block[:] = linalg.solve_triangular(T_new, b.T, lower=True).T
+        return out
+
     # ---- conditional modes ------------------------------------------------------------------
     def conditional_modes(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
                           tol: float = 1e-10, max_iter: int = 200, min_iter: int = 1) -> SparseModeState:

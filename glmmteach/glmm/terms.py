@@ -15,8 +15,23 @@ The model's arrays themselves (``X``, ``Z``, groups, response) are in :mod:`glmm
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+
+
+@lru_cache(maxsize=64)
+def _positions(n_re: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
+    # asked for at every evaluation (T, bounds, gradient): computed once per shape, read-only
+    if correlated:
+        rows, cols = np.tril_indices(n_re)
+        order = np.lexsort((rows, cols))
+        rows, cols = rows[order], cols[order]
+    else:
+        rows = cols = np.arange(n_re)
+    rows.setflags(write=False)
+    cols.setflags(write=False)
+    return rows, cols
 
 
 @dataclass(frozen=True)
@@ -33,12 +48,7 @@ class CovarianceTerm:
     @property
     def positions(self) -> tuple[np.ndarray, np.ndarray]:
         """Row and column of :math:`T_\\theta` for each element of :math:`\\theta` (column-major, as lme4)."""
-        if self.correlated:
-            rows, cols = np.tril_indices(self.n_re)
-            order = np.lexsort((rows, cols))
-            return rows[order], cols[order]
-        idx = np.arange(self.n_re)
-        return idx, idx
+        return _positions(self.n_re, self.correlated)
 
     @property
     def n_theta(self) -> int:
@@ -86,7 +96,8 @@ def theta_to_T(theta: np.ndarray, n_re: int, correlated: bool) -> np.ndarray:
 
 def theta_positions(n_re: int, correlated: bool) -> tuple[np.ndarray, np.ndarray]:
     """Row and column of T for each element of theta (see :func:`theta_to_T`)."""
-    return CovarianceTerm(n_re, correlated).positions
+    rows, cols = CovarianceTerm(n_re, correlated).positions
+    return rows.copy(), cols.copy()  # the user's own arrays (the cached ones are read-only)
 
 
 def theta_lower_bounds(n_re: int, correlated: bool) -> np.ndarray:
