@@ -121,8 +121,17 @@ class Factor:
     D_inv: np.ndarray  # G×r×r inverses of the first term's blocks
     Y: np.ndarray  # D^{-1} B: q_e×q_c dense, or its values on B's pattern (SparseModel.b_sparse)
     S_chol: tuple | None  # cho_factor of the Schur complement
-    S_inv: np.ndarray  # q_c×q_c
     logdet: float
+    _S_inv: np.ndarray | None = None
+
+    @property
+    def S_inv(self) -> np.ndarray:
+        """The inverse of the Schur complement (q_c×q_c), formed when first asked for: only the gradient and
+        the conditional covariances need it, not the inner Newton iterations."""
+        if self._S_inv is None:
+            q_c = 0 if self.S_chol is None else self.S_chol[0].shape[0]
+            self._S_inv = np.zeros((0, 0)) if q_c == 0 else linalg.cho_solve(self.S_chol, np.eye(q_c))
+        return self._S_inv
 
 
 @dataclass
@@ -253,40 +262,40 @@ class SparseModel:
     def factor(self, A: np.ndarray, w: np.ndarray) -> Factor:
         r"""Factorise :math:`H = I + A^\top \mathrm{diag}(w) A`."""
         G, r, q_e, q_c = self.n_levels_e, self.r_e, self.q_e, self.q_c
-        D = np.zeros(G * r * r)
-        B = np.zeros(self.b_nnz if self.b_sparse else q_e * q_c)
-        C = np.zeros(q_c * q_c)
+        sizes = {"D": G * r * r, "B": self.b_nnz if self.b_sparse else q_e * q_c, "C": q_c * q_c}
+        sums: dict[str, np.ndarray] = {}
+        wA = w[:, None] * A
         for s, t, part, flat in self.pairs:
-            values = w * A[:, s] * A[:, t]
-            if part == "D":
-                D += np.bincount(flat, values, minlength=D.size)
-            elif part in ("B", "b"):
-                B += np.bincount(flat, values, minlength=B.size)
+            key = "B" if part == "b" else part
+            counts = np.bincount(flat, wA[:, s] * A[:, t], minlength=sizes[key])
+            if key in sums:
+                sums[key] += counts
             else:
-                C += np.bincount(flat, values, minlength=C.size)
-        D = D.reshape(G, r, r) + np.eye(r)
+                sums[key] = counts
+        D = sums["D"].reshape(G, r, r) + np.eye(r)
         D_inv = batch_inverse(D)
         logdet = float(batch_logdet(D).sum())
         if q_c == 0:
-            return Factor(D_inv, np.zeros((q_e, 0)), None, np.zeros((0, 0)), logdet)
+            return Factor(D_inv, np.zeros((q_e, 0)), None, logdet)
+        B = sums.get("B", np.zeros(sizes["B"]))
+        C = sums.get("C", np.zeros(sizes["C"])).reshape(q_c, q_c)
         if self.b_sparse:
             Y = B * D_inv[self.b_rows, 0, 0]
             BtY = np.bincount(self.s_flat, B[self.w_first] * Y[self.w_second], minlength=q_c * q_c).reshape(q_c, q_c)
         else:
             B = B.reshape(q_e, q_c)
-            if r == 1:  # B' D^-1 B as a symmetric rank-k update (half the flops of a product)
+            if r == 1:  # B' D^-1 B as a symmetric rank-k update (half the flops of a product; lower triangle)
                 Y = B * D_inv[:, 0, :]
                 BtY = linalg.blas.dsyrk(1.0, B * np.sqrt(D_inv[:, 0, :]), trans=1, lower=1)
-                BtY = np.tril(BtY) + np.tril(BtY, -1).T
             else:
                 Y = np.einsum("gab,gbk->gak", D_inv, B.reshape(G, r, q_c)).reshape(q_e, q_c)
                 BtY = B.T @ Y
-        S = C.reshape(q_c, q_c) + np.eye(q_c) - BtY
-        S = 0.5 * (S + S.T)
+        # S is symmetric and the Cholesky factorisation reads its lower triangle only
+        S = C - BtY
+        S[np.diag_indices(q_c)] += 1.0
         S_chol = linalg.cho_factor(S, lower=True)
         logdet += 2.0 * float(np.log(np.diag(S_chol[0])).sum())
-        S_inv = linalg.cho_solve(S_chol, np.eye(q_c))
-        return Factor(D_inv, Y, S_chol, S_inv, logdet)
+        return Factor(D_inv, Y, S_chol, logdet)
 
     def solve(self, factor: Factor, g: np.ndarray) -> np.ndarray:
         """Solve :math:`Hx = g` (vectors in the model's column order) by block elimination."""
@@ -351,8 +360,11 @@ class SparseModel:
         return out
 
     def At(self, A: np.ndarray, values: np.ndarray) -> np.ndarray:
-        r""":math:`A^\top` values (length q)."""
-        return np.bincount(self.slot_cols.ravel(), (A * values[:, None]).ravel(), minlength=self.q)
+        r""":math:`A^\top` values (length q): one bincount per slot (the slots' columns are disjoint)."""
+        out = np.bincount(self.slot_columns[0], A[:, 0] * values, minlength=self.q)
+        for s in range(1, len(self.slot_columns)):
+            out += np.bincount(self.slot_columns[s], A[:, s] * values, minlength=self.q)
+        return out
 
     def rescaled_modes(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray:
         r"""A start for the modes at ``theta_new`` from the modes ``u`` at ``theta_old``: the random effects
