@@ -94,7 +94,8 @@ def test_a_boundary_that_cannot_be_verified_is_not_called_converged(monkeypatch:
 
     monkeypatch.setattr(optimize, "MAX_RESTARTS", 0)
     # from lme4's start (T = I) this fit reaches the wrong boundary; the moment start avoids it
-    monkeypatch.setattr(optimize, "_moment_theta", lambda data, beta, term: (term.theta_start, np.full(term.n_theta, np.nan), 0.0))
+    monkeypatch.setattr(optimize, "_moment_theta",
+                        lambda data, beta, term: (term.theta_start, np.full(term.n_theta, np.nan), 0.0))
     name = "pois_small_13"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
