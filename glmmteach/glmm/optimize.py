@@ -10,9 +10,9 @@ for a logit or probit model (:func:`_conditional_scale`). The fixed effects are 
 and each :math:`\theta_k` is divided by its standard error at the start, so that all directions
 have a comparable scale.
 
-The Hessian of the log-likelihood in :math:`(\theta, \beta)` at the optimum (central differences of
-the analytic gradient; above 50,000 rows forward differences, made central in any column where they are
-not symmetric) gives a final Newton step, the convergence test (Newton decrement below 1e-6, whatever
+The Hessian of the log-likelihood in :math:`(\theta, \beta)` at the optimum (forward differences of
+the analytic gradient, made central in any column where they are not symmetric) gives a final Newton
+step, the convergence test (Newton decrement below 1e-6, whatever
 message the optimiser stopped with) and, inverted, the covariance of the estimates (as lme4).
 
 A variance parameter (a diagonal entry of :math:`T_\theta`) that ends at 0 proves nothing by itself:
@@ -300,38 +300,34 @@ class _Objective:
             self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x
 
-    def hessian(self, x: np.ndarray, grad_x: np.ndarray, u_start: np.ndarray, central: bool) -> np.ndarray:
-        """Differences of the analytic gradient (log-likelihood, optimiser coordinates): central, or forward
-        from the known ``grad_x`` (half the evaluations, for large data) completed to central differences in
-        every column whose forward result is not symmetric to ``FORWARD_ASYMMETRY``: the asymmetry of a
-        forward-difference Hessian is its truncation error (third derivatives) made visible."""
+    def hessian(self, x: np.ndarray, grad_x: np.ndarray, u_start: np.ndarray) -> np.ndarray:
+        """Differences of the analytic gradient (log-likelihood, optimiser coordinates): forward from the known
+        ``grad_x``, completed to central differences in every column whose forward result is not symmetric to
+        ``FORWARD_ASYMMETRY`` (the asymmetry of a forward-difference Hessian shows its truncation error, the
+        third derivatives, and any noise of the gradient), and in every column of a one-parameter model."""
         k = len(x)
-        h = 1e-3 if central else 1e-4  # about 1e-3 (1e-4) standard errors in these coordinates
 
-        def column(i: int, sign: float) -> np.ndarray:
+        def column(i: int, h: float) -> np.ndarray:
             shifted = x.copy()
-            shifted[i] += sign * h
+            shifted[i] += h
             return self.loglik(shifted, u_start, tol=1e-13, min_iter=2)[1]
 
-        plus = [column(i, 1.0) for i in range(k)]  # loop over the few parameters, not over data
-        if central:
-            H = np.column_stack([(plus[i] - column(i, -1.0)) / (2 * h) for i in range(k)])
-            return 0.5 * (H + H.T)
-        H = np.column_stack([(plus[i] - grad_x) / h for i in range(k)])
+        # loops over the few parameters, not over data
+        H = np.column_stack([(column(i, FORWARD_STEP) - grad_x) / FORWARD_STEP for i in range(k)])
         asymmetric = np.abs(H - H.T) > FORWARD_ASYMMETRY * np.maximum(1.0, np.abs(H))
-        for i in np.flatnonzero(asymmetric.any(axis=0)):
-            H[:, i] = (plus[i] - column(i, -1.0)) / (2 * h)
+        for i in range(k) if k == 1 else np.flatnonzero(asymmetric.any(axis=0)):
+            H[:, i] = (column(i, CENTRAL_STEP) - column(i, -CENTRAL_STEP)) / (2 * CENTRAL_STEP)
         return 0.5 * (H + H.T)
 
 
-# Rows up to which the Hessian uses central differences (an evaluation costs little there); above, forward
-# differences checked by their symmetry (see _Objective.hessian). In the optimiser's coordinates the Hessian
-# is about -I; measured at the optimum of the benchmark's crossed, Ohio, random-slope and Ohio +
-# observation-level fits, forward differences were asymmetric by 2.5e-6 to 6e-6 and their standard errors
-# within 2e-6 to 8e-6 (relative) of the central ones: a tolerance of 1e-5 keeps the standard errors to
-# about that, well inside lme4's own finite-difference error (1e-4).
-CENTRAL_DIFFERENCE_LIMIT = 50_000
-FORWARD_ASYMMETRY = 1e-5
+# Steps of the finite-difference Hessian, in the optimiser's coordinates (about standard errors; the Hessian
+# there is about -I). Measured against central differences with step 1e-3 (themselves within 3e-7 of step
+# 1e-4) on Ohio, the crossover and nine randomised lme4 cases: forward differences give standard errors
+# within 4e-5 (step 1e-4), 4.5e-6 (1e-5) and 7e-7 (1e-6) relative, with an asymmetry of the same size
+# (at most 5.8e-7 with step 1e-6): the gradient's noise (PIRLS to 1e-13) is far below the truncation error.
+FORWARD_STEP = 1e-6
+CENTRAL_STEP = 1e-3
+FORWARD_ASYMMETRY = 2e-6
 
 
 def fit_glmm(
@@ -414,7 +410,6 @@ def _fit_glmm(
 
     lower = term.lower_bounds
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
-    central = data.nobs <= CENTRAL_DIFFERENCE_LIMIT
     x = objective.to_x(theta0, beta0)
     restarts, plain_restarts, previous = 0, 0, -np.inf
     while True:
@@ -423,7 +418,7 @@ def _fit_glmm(
                                             "maxcor": 20})
         assert objective.best is not None
         x, value, grad_x, state, H_x, decrement = _polish(objective, objective.best[1], objective.best[3],
-                                                           lower, central)
+                                                           lower)
         # A variance parameter at 0 is a stationary point whatever the data (the likelihood is even
         # in it), so the optimiser's stop proves nothing there: look inside the boundary, and
         # restart from the interior when the likelihood rises.
@@ -453,7 +448,7 @@ BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in 
 BOUNDARY_RISE = 1e-7  # a rise of the log-likelihood above evaluation noise (PIRLS to 1e-13)
 
 
-def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray, central: bool):
+def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray):
     """Re-evaluate ``x`` tightly, take one Newton step if it helps, and return the point with its
     log-likelihood, gradient, modes, Hessian (optimiser coordinates) and Newton decrement.
 
@@ -461,7 +456,7 @@ def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.nd
     analytic gradient), not by the optimiser's message."""
     n_theta = objective.n_theta
     value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
-    H_x = objective.hessian(x, grad_x, state.u, central)
+    H_x = objective.hessian(x, grad_x, state.u)
     decrement, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
     if decrement > 1e-10:
         x_new = x + step
