@@ -264,10 +264,12 @@ class SparseModel:
         G, r, q_e, q_c = self.n_levels_e, self.r_e, self.q_e, self.q_c
         sizes = {"D": G * r * r, "B": self.b_nnz if self.b_sparse else q_e * q_c, "C": q_c * q_c}
         sums: dict[str, np.ndarray] = {}
-        wA = w[:, None] * A
+        values = np.empty(len(w))  # one work vector for every pair: fresh n-vectors cost page faults
         for s, t, part, flat in self.pairs:
             key = "B" if part == "b" else part
-            counts = np.bincount(flat, wA[:, s] * A[:, t], minlength=sizes[key])
+            np.multiply(w, A[:, s], out=values)
+            values *= A[:, t]
+            counts = np.bincount(flat, values, minlength=sizes[key])
             if key in sums:
                 sums[key] += counts
             else:
@@ -286,7 +288,8 @@ class SparseModel:
             B = B.reshape(q_e, q_c)
             if r == 1:  # B' D^-1 B as a symmetric rank-k update (half the flops of a product; lower triangle)
                 Y = B * D_inv[:, 0, :]
-                BtY = linalg.blas.dsyrk(1.0, B * np.sqrt(D_inv[:, 0, :]), trans=1, lower=1)
+                B *= np.sqrt(D_inv[:, 0, :])  # B is not needed after this: scaled in place
+                BtY = linalg.blas.dsyrk(1.0, B.T, trans=0, lower=1)  # B.T is Fortran-ordered: no copy
             else:
                 Y = np.einsum("gab,gbk->gak", D_inv, B.reshape(G, r, q_c)).reshape(q_e, q_c)
                 BtY = B.T @ Y
