@@ -474,8 +474,16 @@ def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, st
     positive values of that :math:`\theta_k` (the others held). Because the likelihood is even in
     :math:`\theta_k`, its gradient there is 0 and only this one-sided look shows whether 0 is a
     maximum (the curvature is :math:`2\,\Delta\ell/\delta^2` at the smallest probe). Returns the
-    best interior point when one beats ``x``, else ``None`` (every boundary component verified)."""
-    theta = objective.split(x)[0]
+    best interior point when one beats ``x``, else ``None`` (every boundary component verified).
+
+    A correlated term with a diagonal entry at 0 is first rotated to its canonical factor
+    (:func:`_canonical_theta`): the same model, whose entries below that 0 are 0, so that the probe moves
+    off the boundary at correlation 0 instead of at the arbitrary correlation the optimiser left there."""
+    theta, beta = objective.split(x)
+    canonical = _canonical_theta(covariance_of(objective.data, objective.correlated), theta)
+    if not np.array_equal(canonical, theta):
+        x = objective.to_x(canonical, beta)
+        theta = canonical
     at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(theta) < SINGULAR_TOLERANCE))
     best_value, best_x = value + BOUNDARY_RISE, None
     for k in at_bound:
@@ -486,6 +494,44 @@ def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, st
             if trial_value > best_value:
                 best_value, best_x = trial_value, trial
     return best_x
+
+
+def _canonical_theta(covariance: CovarianceTerm | StackedCovariance, theta: np.ndarray) -> np.ndarray:
+    r""":math:`\theta` with every correlated term that has a diagonal entry of :math:`T` below
+    ``SINGULAR_TOLERANCE`` replaced by the lower Cholesky factor of :math:`TT^\top` (zero columns at zero
+    pivots): the same covariance, hence the same model and likelihood.
+
+    At :math:`t_{kk} = 0` the entries below it in column :math:`k` are not identified (they multiply the same
+    spherical effect as the later columns: for :math:`2\times 2`, :math:`(0, t_{21}, t_{22})` is the model
+    :math:`(0, 0, \sqrt{t_{21}^2 + t_{22}^2})`). Found by the randomised several-term test against lme4: a
+    boundary left at :math:`(0, -0.10, 0)` looked verified (moving :math:`t_{11}` off 0 there means a
+    correlation of -1, and the likelihood fell), while from :math:`(0, 0, 0.10)` it rose by 2.65 to the
+    optimum; lme4 stops at the same wrong boundary."""
+    stacked = isinstance(covariance, StackedCovariance)
+    covs = covariance.covs if stacked else [covariance]
+    parts = covariance.split(theta) if stacked else [np.asarray(theta, dtype=float)]
+    out = []
+    for cov, part in zip(covs, parts, strict=True):  # loop over the few terms
+        T = cov.T(part)
+        if cov.correlated and cov.n_re > 1 and np.min(np.abs(np.diag(T))) < SINGULAR_TOLERANCE:
+            part = cov.theta(_semidefinite_cholesky(T @ T.T))
+        out.append(part)
+    return np.concatenate(out)
+
+
+def _semidefinite_cholesky(sigma: np.ndarray) -> np.ndarray:
+    """Lower-triangular :math:`L` with :math:`LL^\top` = ``sigma`` (positive semidefinite, r×r with r a few),
+    a zero column wherever the pivot vanishes."""
+    r = len(sigma)
+    L = np.zeros((r, r))
+    scale = max(float(np.max(np.diag(sigma))), 1e-300)
+    for k in range(r):  # r is the number of effects of one term
+        pivot = sigma[k, k] - L[k, :k] @ L[k, :k]
+        if pivot <= 1e-12 * scale:
+            continue
+        L[k, k] = np.sqrt(pivot)
+        L[k + 1:, k] = (sigma[k + 1:, k] - L[k + 1:, :k] @ L[k, :k]) / L[k, k]
+    return L
 
 
 def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_theta: int,
