@@ -4,8 +4,9 @@ As lme4, the shape is found by a one-dimensional optimisation over :math:`s = \l
 profile log-likelihood :math:`P(s) = \max_{\theta,\beta}\log L(\theta,\beta; e^s)`, each value a GLMM fit
 at a fixed shape (:func:`glmmteach.glmm.optimize.fit_glmm`, warm-started from the nearest shape
 evaluated so far), with one grouping factor or several random-effects terms (the general engine's
-:class:`~glmmteach.glmm.sparse.SparseModel`, whose symbolic analysis every shape shares). lme4's Laplace approximation is kept: the log link is not the negative binomial's
-canonical link, and the log-determinant uses the expected (Fisher) weights :math:`\theta\mu/(\mu+\theta)`
+:class:`~glmmteach.glmm.sparse.SparseModel`, whose symbolic analysis every shape shares). lme4's
+Laplace approximation is kept: the log link is not the negative binomial's canonical link, and the
+log-determinant uses the expected (Fisher) weights :math:`\theta\mu/(\mu+\theta)`
 (:meth:`glmmteach.families.Family.eta_values`), as for probit and cloglog.
 
 Rather than a derivative-free search, the root of :math:`P'(s)` is found by bracketing and Brent's
