@@ -272,6 +272,15 @@ def test_glmer_nb_several_terms_matches_lme4(name: str) -> None:
     assert result.converged and not result.warnings
 
 
+def test_a_shape_change_shares_the_general_engines_symbolic_analysis() -> None:
+    model = fit_multi("nb_nested").model
+    other = model.with_family(get_glmm_family("negative_binomial", theta=2.0))
+    assert other.pairs is model.pairs and other.perm is model.perm and other.slot_cols is model.slot_cols
+    assert other.family.theta == 2.0 and model.family.theta == fit_multi("nb_nested").nb_theta  # a copy
+    theta, beta = fit_multi("nb_nested").theta, fit_multi("nb_nested").params.to_numpy()
+    assert other.marginal_loglik(theta, beta) < model.marginal_loglik(theta, beta)
+
+
 def test_glmer_nb_several_terms_summary_shows_the_shape_and_its_se() -> None:
     result = fit_multi("nb_grouseticks")
     lines = str(result.summary()).splitlines()
