@@ -17,13 +17,15 @@ glmer.nb Ohio      2.2e-6       3.9e-6       -3e-8 (abs)      SE(theta) 9e-6, SE
 glmer.nb sim1      1.8e-6       3.9e-7       -8e-9 (abs)      SE(theta) 5e-4; fixed-effect SEs: below
 glmer.nb sim2      1.6e-6       7e-8         +1.8e-7 (abs)    SE(theta) 7e-7, SEs 2e-6
 crossed (2 terms)  2.3e-7       8.9e-8       -6.4e-8 (abs)    SE(theta) 8e-7, SDs 1.0e-6
+crossed + slope    4.2e-7       7e-9         -7.4e-8 (abs)    SE(theta) 1.1e-6, SDs 1.3e-5 (slope SD 0.06)
 nested (2 terms)   2.1e-7       2.2e-8       -5.1e-7 (abs)    SE(theta) 4e-6, SDs 1.2e-6
 grouseticks        5.4e-7       7.9e-7       -1.8e-6 (abs)    SE(theta) 1.4e-6, SDs 2.3e-6
 =================  ===========  ===========  ===============  =========================================
 
-The last three (several random-effects terms, the general engine) are in
+The last four (several random-effects terms, the general engine) are in
 ``tests/data/negative_binomial/multi_reference.json`` (``make_multi_reference.R``): crossed ``(1 | a) + (1 | b)``
-and nested ``(1 | school/class)`` on simulated NB2 counts (``make_multi_data.py``) and lme4's grouseticks,
+(and with a correlated random slope, ``(1 + x | a) + (1 | b)``) and nested ``(1 | school/class)`` on
+simulated NB2 counts (``make_multi_data.py``) and lme4's grouseticks,
 ``TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD) + (1 | LOCATION)``.
 
 On sim1 lme4's fixed-effect SEs are not a reference: its own finite-difference Hessian gives 0.09839 and
@@ -267,6 +269,7 @@ def test_glmer_nb_several_terms_matches_lme4(name: str) -> None:
     sds = [term["sd"] for term in case["random"]]
     np.testing.assert_allclose(result.sd_re.to_numpy(), sds, rtol=1e-4)
     assert [group for group, _ in result.sd_re.index] == [term["group"] for term in case["random"]]
+    np.testing.assert_allclose(result.theta, list(case["theta"].values()), rtol=1e-4, atol=1e-6)  # lme4's theta
     assert result.nb_theta_se == pytest.approx(case["se_theta"], rel=1e-3)
     assert result.k_params == case["glmer_nb"]["df"]  # lme4's df: beta, the random-effect SDs and theta
     assert result.converged and not result.warnings

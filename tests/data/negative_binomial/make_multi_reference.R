@@ -58,6 +58,8 @@ nb_case <- function(data, formula, note) {
 cases <- list(
   nb_crossed = nb_case("nb_crossed.csv", "y ~ x + (1 | a) + (1 | b)",
                        "simulated NB2 (shape 1.5), a (30) crossed with b (20), 70% of cells, 1-2 rows each"),
+  nb_crossed_slope = nb_case("nb_crossed.csv", "y ~ x + (1 + x | a) + (1 | b)",
+                             "the same data with a correlated random slope of x by a (small: a boundary-near fit)"),
   nb_nested = nb_case("nb_nested.csv", "y ~ x + (1 | school/class)",
                       "simulated NB2 (shape 3), 3 classes (labelled 1-3 within school) in 30 schools"),
   nb_grouseticks = nb_case("grouseticks", "TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD) + (1 | LOCATION)",
