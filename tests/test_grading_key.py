@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import hashlib
 import json
 import math
 import re
@@ -32,15 +33,16 @@ from glmmteach.checks import (
     make_public_key,
     size_hint,
 )
-from glmmteach.grading import leaked_values, load_exercise
+from glmmteach.grading import GradingError, leaked_values, load_exercise
 from glmmteach.grading.gradebook import survey_submissions
-from glmmteach.grading.keys import KeyStore
+from glmmteach.grading.keys import KeyStore, read_secret
 from glmmteach.variants import resample_clusters
 
 pytestmark = pytest.mark.grading
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20
+SECRET = hashlib.sha256(b"glmmteach test release").hexdigest()
 
 # ---------------------------------------------------------------------------------------------------------
 # One tolerance, and what the notebook can say without the answer
@@ -158,8 +160,12 @@ def course(tmp_path_factory):
     (root / "roster.csv").write_text("student,name,email,section\nalice,Alice A,alice@uni.example,S1\n"
                                      "bob,Bob B,bob@uni.example,S1\ncarol,Carol C,carol@uni.example,S2\n"
                                      "dave,Dave D,dave@uni.example,S2\nerin,Erin E,erin@uni.example,S2\n")
+    # A fixed release secret: with a fresh random one, two students' resamples now and then give answers within
+    # the tolerance of each other (a chance event, not a leak), and "copied numbers earn nothing" failed at random.
+    (root / "secret.txt").write_text(SECRET + "\n")
     released = _cli("release", str(source), str(root / "release"), "--students", str(root / "roster.csv"),
-                    "--keys", str(root / "keys"), "--jobs", "2", "--timeout", "120")
+                    "--keys", str(root / "keys"), "--jobs", "2", "--timeout", "120",
+                    "--secret-file", str(root / "secret.txt"))
     assert released.returncode == 0, released.stderr
     return {"root": root, "source": source, "release": root / "release", "keys": root / "keys",
             "stderr": released.stderr}
@@ -170,6 +176,7 @@ def test_release_writes_one_notebook_per_student_and_keeps_keys_outside(course):
     assert sorted(p.name for p in release.iterdir()) == ["alice", "bob", "carol", "dave", "erin"]
     assert (release / "alice" / "crossover.csv").is_file()
     store = KeyStore.open(keys, create=False)
+    assert store.secret == SECRET  # from --secret-file
     assert (keys / "keys.json").stat().st_mode & 0o077 == 0
     assert not list(release.rglob("keys.json"))
     seeds = {s: store.exercises["tiny.ipynb"]["keys"][s]["seed"] for s in store.students}
@@ -318,6 +325,25 @@ def test_regrade_one_student_and_merge_manual_marks(graded, course):
         assert {k: v for k, v in after[student].items() if k != "to_mark"} == \
             {k: v for k, v in before[student].items() if k != "to_mark"}
     assert _rows(folder / "totals.csv")["alice"]["tiny"] == "6.5"
+
+
+def test_key_store_takes_a_given_secret_and_refuses_to_change_it(tmp_path):
+    exercise = load_exercise(_variant_source(tmp_path / "source") / "tiny.ipynb")
+    (tmp_path / "secret.txt").write_text(f"  {SECRET.upper()}\n")
+    secret = read_secret(tmp_path / "secret.txt")
+    assert secret == SECRET
+    seeds = [KeyStore.open(tmp_path / folder, create=True, secret=secret).seed(exercise, "alice")
+             for folder in ("one", "two")]
+    assert seeds[0] == seeds[1]  # the same secret, the same student data, in any store
+    assert KeyStore.open(tmp_path / "one", create=False, secret=secret).secret == SECRET
+    with pytest.raises(GradingError, match="already has its own secret"):
+        KeyStore.open(tmp_path / "one", create=True, secret="ab" * 32)
+    for text in ("", "ab" * 31, "xy" * 32, "a" * 65, f"{SECRET} {SECRET}"):
+        (tmp_path / "bad.txt").write_text(text)
+        with pytest.raises(GradingError, match="bad.txt must hold an even number"):
+            read_secret(tmp_path / "bad.txt")
+    with pytest.raises(GradingError, match="cannot read the secret file"):
+        read_secret(tmp_path / "missing.txt")
 
 
 def test_key_store_computes_each_key_once_and_again_when_the_source_changes(tmp_path):

@@ -16,7 +16,17 @@ glm.nb sim2        1.4e-7       3e-9         5e-13 (abs)      Newton iterate but
 glmer.nb Ohio      2.2e-6       3.9e-6       -3e-8 (abs)      SE(theta) 9e-6, SEs 5e-6
 glmer.nb sim1      1.8e-6       3.9e-7       -8e-9 (abs)      SE(theta) 5e-4; fixed-effect SEs: below
 glmer.nb sim2      1.6e-6       7e-8         +1.8e-7 (abs)    SE(theta) 7e-7, SEs 2e-6
+crossed (2 terms)  2.3e-7       8.9e-8       -6.4e-8 (abs)    SE(theta) 8e-7, SDs 1.0e-6
+crossed + slope    4.2e-7       7e-9         -7.4e-8 (abs)    SE(theta) 1.1e-6, SDs 1.3e-5 (slope SD 0.06)
+nested (2 terms)   2.1e-7       2.2e-8       -5.1e-7 (abs)    SE(theta) 4e-6, SDs 1.2e-6
+grouseticks        5.4e-7       7.9e-7       -1.8e-6 (abs)    SE(theta) 1.4e-6, SDs 2.3e-6
 =================  ===========  ===========  ===============  =========================================
+
+The last four (several random-effects terms, the general engine) are in
+``tests/data/negative_binomial/multi_reference.json`` (``make_multi_reference.R``): crossed ``(1 | a) + (1 | b)``
+(and with a correlated random slope, ``(1 + x | a) + (1 | b)``) and nested ``(1 | school/class)`` on
+simulated NB2 counts (``make_multi_data.py``) and lme4's grouseticks,
+``TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD) + (1 | LOCATION)``.
 
 On sim1 lme4's fixed-effect SEs are not a reference: its own finite-difference Hessian gives 0.09839 and
 0.05381, the stored file 0.09555 and 0.05382; glmmteach's 0.09848 and 0.05432 are those of the exact
@@ -25,6 +35,7 @@ Hessian of the Laplace log-likelihood (checked below by second differences of th
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -38,7 +49,7 @@ import pytest
 from scipy import special, stats
 
 import glmmteach
-from glmmteach.datasets import load_ohio_cancer
+from glmmteach.datasets import load_grouseticks, load_ohio_cancer
 from glmmteach.exceptions import ConvergenceWarning, DataError, FamilyError
 from glmmteach.families import get_family, get_glmm_family
 from glmmteach.glmm import make_devfun
@@ -49,6 +60,8 @@ STRUCTURES = json.loads((DATA / "lme4_structures" / "reference.json").read_text(
 EXTRA = json.loads((DATA / "negative_binomial" / "reference.json").read_text())["cases"]
 GLM_CASES = ["nb_glm_ohio", "nb_glm_sim1", "nb_glm_sim2"]
 GLMER_CASES = ["nb_glmer_ohio", "nb_glmer_sim1", "nb_glmer_sim2"]
+MULTI = json.loads((DATA / "negative_binomial" / "multi_reference.json").read_text())["cases"]
+MULTI_CASES = list(MULTI)
 
 
 @cache
@@ -231,6 +244,80 @@ def test_glmer_nb_summary_family_line() -> None:
     assert "Negative binomial shape theta: 1.97253, Std. Err.: 0.2939 (profile likelihood)" in text
 
 
+# ---- glmer.nb with several random-effects terms (the general engine) ---------------------------
+
+
+@cache
+def fit_multi(name: str):
+    case = MULTI[name]
+    if case["data"] == "grouseticks":
+        data = load_grouseticks()
+    else:
+        data = pd.read_csv(DATA / "negative_binomial" / case["data"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of the reference fits warns
+        return glmmteach.glmer(case["formula"], data, family="negative_binomial")
+
+
+@pytest.mark.parametrize("name", MULTI_CASES)
+def test_glmer_nb_several_terms_matches_lme4(name: str) -> None:
+    case, result = MULTI[name], fit_multi(name)
+    assert result.llf >= case["loglik"] - 1e-4
+    assert result.llf == pytest.approx(case["loglik"], rel=1e-4)
+    assert relative(result.params, case["fixef"]) < 1e-4
+    assert result.nb_theta == pytest.approx(case["nb_theta"], rel=1e-4)
+    sds = [term["sd"] for term in case["random"]]
+    np.testing.assert_allclose(result.sd_re.to_numpy(), sds, rtol=1e-4)
+    assert [group for group, _ in result.sd_re.index] == [term["group"] for term in case["random"]]
+    np.testing.assert_allclose(result.theta, list(case["theta"].values()), rtol=1e-4, atol=1e-6)  # lme4's theta
+    assert result.nb_theta_se == pytest.approx(case["se_theta"], rel=1e-3)
+    assert result.k_params == case["glmer_nb"]["df"]  # lme4's df: beta, the random-effect SDs and theta
+    assert result.converged and not result.warnings
+
+
+def test_a_shape_change_shares_the_general_engines_symbolic_analysis() -> None:
+    model = fit_multi("nb_nested").model
+    other = model.with_family(get_glmm_family("negative_binomial", theta=2.0))
+    assert other.pairs is model.pairs and other.perm is model.perm and other.slot_cols is model.slot_cols
+    assert other.family.theta == 2.0 and model.family.theta == fit_multi("nb_nested").nb_theta  # a copy
+    theta, beta = fit_multi("nb_nested").theta, fit_multi("nb_nested").params.to_numpy()
+    assert other.marginal_loglik(theta, beta) < model.marginal_loglik(theta, beta)
+
+
+def test_glmer_nb_several_terms_summary_shows_the_shape_and_its_se() -> None:
+    result = fit_multi("nb_grouseticks")
+    lines = str(result.summary()).splitlines()
+    assert f" Family: Negative Binomial({result.nb_theta:.5g})  ( log )" in lines
+    shape = [line for line in lines if line.startswith("Negative binomial shape theta:")]
+    assert shape == [f"Negative binomial shape theta: {result.nb_theta:.6g}, Std. Err.: {result.nb_theta_se:.4g} "
+                     "(profile likelihood)"]
+
+
+def test_glmer_nb_several_terms_simulate_and_predict() -> None:
+    result = fit_multi("nb_crossed")
+    mu = result.fittedvalues.to_numpy()
+    data = pd.read_csv(DATA / "negative_binomial" / MULTI["nb_crossed"]["data"])
+    np.testing.assert_allclose(result.predict(data, type="response").to_numpy(), mu, rtol=1e-12)
+    np.testing.assert_allclose(result.predict(type="response").to_numpy(), mu, rtol=1e-12)
+    # with the modes held, each row is NB2 around its fitted mean: E[(y - mu)^2 - y] = mu^2 / theta
+    draws = result.simulate(400, seed=3, use_u=True).to_numpy()
+    assert np.all(draws == np.round(draws)) and draws.min() >= 0
+    excess = (((draws - mu[:, None]) ** 2 - draws).mean(axis=1)).sum() / (mu**2).sum()
+    assert excess == pytest.approx(1 / result.nb_theta, rel=0.08)  # seeds 0-4: within 4 %
+    refit = result.refit(result.simulate(1, seed=4)["sim_1"])
+    assert refit.nb_shape is not None and np.isfinite(refit.nb_theta_se) and len(refit.terms) == 2
+
+
+def test_multi_term_data_files_are_what_the_script_writes() -> None:
+    spec = importlib.util.spec_from_file_location("make_multi_data", DATA / "negative_binomial" / "make_multi_data.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for file, make in module.DATASETS.items():
+        stored = pd.read_csv(DATA / "negative_binomial" / file)
+        pd.testing.assert_frame_equal(make().reset_index(drop=True), stored, check_dtype=False)
+
+
 # ---- no overdispersion, bad input --------------------------------------------------------------
 
 
@@ -310,3 +397,20 @@ def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
             if key in case:
                 assert fresh[name][key] == pytest.approx(case[key], rel=1e-8) if key != "printed" else (
                     fresh[name][key] == case[key]), f"{name}: {key}"
+
+
+@pytest.mark.r
+@pytest.mark.slow
+def test_make_multi_reference_script_reproduces_reference(tmp_path: Path) -> None:
+    """Re-running tests/data/negative_binomial/make_multi_reference.R reproduces multi_reference.json."""
+    if shutil.which("Rscript") is None:
+        pytest.skip("Rscript is not installed")
+    out = tmp_path / "multi_reference.json"
+    run = subprocess.run(["Rscript", str(DATA / "negative_binomial" / "make_multi_reference.R"), str(out)],
+                         cwd=Path(__file__).parent.parent, capture_output=True, text=True, check=False, timeout=600)
+    assert run.returncode == 0, run.stderr
+    fresh = json.loads(out.read_text())["cases"]
+    assert fresh.keys() == MULTI.keys()
+    for name, case in MULTI.items():
+        for key in ("loglik", "nb_theta", "se_theta"):
+            assert fresh[name][key] == pytest.approx(case[key], rel=1e-8), f"{name}: {key}"

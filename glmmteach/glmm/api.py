@@ -175,7 +175,7 @@ def glmer(
     family, link
         ``"binomial"`` (logit, probit, cloglog), ``"poisson"`` (log) or ``"negative_binomial"`` (log;
         NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
-        reported as ``nb_theta``, with ``nb_theta_se``).
+        reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random-effects term, as in lme4).
@@ -252,12 +252,6 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     term = design.random[0]
     correlated = term.correlated
     estimate_shape = spec.family.is_negative_binomial and spec.family.theta is None
-    if estimate_shape and len(design.random) > 1:
-        raise GlmmteachError(
-            "the negative binomial GLMM with an estimated shape (lme4's glmer.nb) is not supported yet with "
-            f"several random-effects terms ({len(design.random)} here); use one term, or give the shape "
-            "(glmer(..., theta=...))"
-        )
     grouped = GroupedData(
         design.X, term.Z, design.y, term.group_codes, term.n_groups,
         spec.family.with_theta(1.0) if estimate_shape else spec.family,
@@ -265,17 +259,16 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
         offset=design.offset if np.any(design.offset != 0) else None,
         prior_weights=design.weights if np.any(design.weights != 1) else None,
     )
+    model: GroupedData | SparseModel = grouped if len(design.random) == 1 else general_model(grouped, design.random)
     shape = None
     if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
-        grouped, outcome, shape = fit_negative_binomial_glmm(grouped, correlated, spec.n_nodes)
+        model, outcome, shape = fit_negative_binomial_glmm(model, correlated, spec.n_nodes)
         warn_bound(shape, stacklevel=stacklevel)
-        model: GroupedData | SparseModel = grouped
     else:
-        model = grouped if len(design.random) == 1 else general_model(grouped, design.random)
         outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, model, correlated, design.column_names)
     diagnosis.emit(stacklevel=stacklevel)
-    return GLMMResults(spec.formula, grouped.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
+    return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
                        nb_shape=shape)
 
 

@@ -233,6 +233,15 @@ def _scalar_laplace_gradient(data: GroupedData, state: ModeState, tau: float) ->
     return np.concatenate([[grad_tau], data.X.T @ c])
 
 
+def _modes_at(data: GroupedData, theta: np.ndarray, beta: np.ndarray, correlated: bool, u_start: np.ndarray | None,
+              tol: float, min_iter: int = 1) -> tuple[np.ndarray, ModeState]:
+    r""":math:`T_\theta` and the conditional modes at :math:`(\theta, \beta)`: the first step of every evaluation
+    of the marginal log-likelihood."""
+    theta = np.asarray(theta, dtype=float)
+    T = theta.reshape(1, 1) if data.n_re == 1 else theta_to_T(theta, data.n_re, correlated)
+    return T, conditional_modes(data, T, beta, u_start=u_start, tol=tol, min_iter=min_iter)
+
+
 def loglik_and_gradient(
     data: GroupedData,
     theta: np.ndarray,
@@ -251,10 +260,7 @@ def loglik_and_gradient(
     (which are inaccurate with warm-started inner solves). Returns
     ``(loglik, gradient, mode_state)``; the gradient lists theta first, then beta.
     """
-    theta = np.asarray(theta, dtype=float)
-    T = theta.reshape(1, 1) if data.n_re == 1 else theta_to_T(theta, data.n_re, correlated)
-    eta0 = data.eta_fixed(beta)
-    state = conditional_modes(data, T, beta, u_start=u_start, tol=tol, eta_fixed=eta0, min_iter=min_iter)
+    T, state = _modes_at(data, theta, beta, correlated, u_start, tol, min_iter)
     if n_nodes == 1:
         value, _ = laplace_loglik(data, T, beta, state=state)
         grad = _laplace_gradient(data, state, T, correlated)
@@ -274,8 +280,7 @@ def marginal_loglik(
     tol: float = 1e-10,
 ) -> float:
     """Marginal log-likelihood (Laplace for ``n_nodes=1``, else AGQ) at (theta, beta)."""
-    T = theta_to_T(np.asarray(theta, dtype=float), data.n_re, correlated)
-    state = conditional_modes(data, T, beta, u_start=u_start, tol=tol)
+    T, state = _modes_at(data, theta, beta, correlated, u_start, tol)
     if n_nodes == 1:
         return laplace_loglik(data, T, beta, state=state)[0]
     return agq_loglik(data, T, beta, n_nodes, state=state)[0]

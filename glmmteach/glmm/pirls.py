@@ -8,6 +8,7 @@ grouping factor the Hessian is block diagonal, so Newton's method is a batch of 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,19 @@ class ModeState:
     passes: int
     converged: bool
 
+
+
+def _first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, np.ndarray]], u: np.ndarray,
+                      warm: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, np.ndarray, int]:
+    """The start of the Newton iteration: ``evaluate`` at ``u``, or at u = 0 when ``u`` is a warm start (the
+    modes of another (theta, beta)) where the penalised log-likelihood is not finite. Returns the start,
+    what ``evaluate`` gave there and the number of data passes (1 or 2)."""
+    eta, kv, h = evaluate(u)
+    if not warm or np.all(np.isfinite(h)):
+        return u, eta, kv, h, 1
+    u = np.zeros_like(u)
+    eta, kv, h = evaluate(u)
+    return u, eta, kv, h, 2
 
 
 def conditional_modes(
@@ -97,12 +111,7 @@ def conditional_modes(
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
-    eta, kv, h = evaluate(u)
-    passes = 1
-    if not np.all(np.isfinite(h)) and u_start is not None:
-        u = np.zeros_like(u)
-        eta, kv, h = evaluate(u)
-        passes += 1
+    u, eta, kv, h, passes = _first_evaluation(evaluate, u, warm=u_start is not None)
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):
@@ -160,12 +169,7 @@ def _scalar_modes(
     def curvature(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
         return 1.0 + (tau * tau * data.group_sum(values) if zt2 is None else data.group_sum(values * zt2))
 
-    eta, kv, h = evaluate(u)
-    passes = 1
-    if not np.all(np.isfinite(h)) and u_start is not None:
-        u = np.zeros_like(u)
-        eta, kv, h = evaluate(u)
-        passes += 1
+    u, eta, kv, h, passes = _first_evaluation(evaluate, u, warm=u_start is not None)
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):

@@ -527,7 +527,7 @@ class GLMMResults:
         for k in range(nsim):
             u = state.u if use_u else rng.standard_normal(model.q)
             eta[:, k] = eta0 + model.Au(state.A, u)
-        return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng)
+        return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng, self.family.theta)
 
     def refit(self, new_response: Any) -> GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of

@@ -45,13 +45,14 @@ the single-factor engine handles).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg
 
 from ..exceptions import GlmmteachError
-from ..families import EtaValues
+from ..families import EtaValues, Family
 from .model import GroupedData, batch_inverse, batch_logdet
 from .terms import CovarianceTerm
 
@@ -237,6 +238,13 @@ class SparseModel:
                 local = np.arange(self.w_first.size) - np.repeat(np.cumsum(counts) - counts, counts)
                 self.w_second = self.b_indptr[self.b_rows[self.w_first]] + local
                 self.s_flat = self.b_cols[self.w_first] * self.q_c + self.b_cols[self.w_second]
+
+    def with_family(self, family: Family) -> SparseModel:
+        """The same model with another family (e.g. another negative binomial shape): the terms and the
+        symbolic analysis are shared with this one, not redone; only the data's family changes."""
+        other = copy.copy(self)
+        other.data = replace(self.data, family=family)
+        return other
 
     # ---- GroupedData's vocabulary, for the fixed-effects part ------------------------------
     @property

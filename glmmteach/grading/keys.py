@@ -3,7 +3,8 @@
 A key store is a folder (``release-keys/`` beside the release by default; ``--keys`` to choose) that only the
 instructor reads: ``keys.json`` (mode 0600) holds
 
-* ``secret``: 32 random bytes (hex) drawn when the store is created; a student's data seed is
+* ``secret``: 32 random bytes (hex) drawn when the store is created (or read from a file,
+  ``release --secret-file``: a reproducible release, e.g. for tests); a student's data seed is
   ``HMAC-SHA256(secret, "<exercise>|<student>")``, so no student can work out a classmate's seed, and
   re-releasing to a late student gives everyone else the same data again;
 * ``roster``: the students a release was written for (id and the optional columns of the roster CSV);
@@ -69,6 +70,23 @@ def read_roster(path: Path) -> list[dict[str, str]]:
     return [{k.strip(): (v or "").strip() for k, v in row.items() if k} for row in rows]
 
 
+SECRET = re.compile(r"^(?:[0-9a-f]{2}){32,}$")
+
+
+def read_secret(path: Path) -> str:
+    """A release secret from a file: at least 64 hexadecimal digits (32 bytes), e.g. the output of
+    ``python -c "import secrets; print(secrets.token_hex(32))"``; surrounding whitespace is ignored."""
+    try:
+        secret = path.read_text().strip().lower()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GradingError(f"cannot read the secret file {path}: {exc}") from exc
+    if not SECRET.match(secret):
+        raise GradingError(f"the secret file {path} must hold an even number (at least 64) of hexadecimal digits "
+                           f"and nothing else, e.g. the output of python -c \"import secrets; "
+                           f"print(secrets.token_hex(32))\"; it holds {len(secret)} characters")
+    return secret
+
+
 @dataclass
 class KeyStore:
     """Answer keys of one release, with the secret that seeds the students' data."""
@@ -84,8 +102,10 @@ class KeyStore:
         return self.folder / "keys.json"
 
     @classmethod
-    def open(cls, folder: Path, *, create: bool) -> KeyStore:
-        """Read the store in ``folder``; make a new one (with a fresh secret) if there is none and ``create``."""
+    def open(cls, folder: Path, *, create: bool, secret: str | None = None) -> KeyStore:
+        """Read the store in ``folder``; make a new one if there is none and ``create``, with ``secret`` (hex, see
+        :func:`read_secret`) or a fresh random one. An existing store keeps its own secret: a different
+        ``secret`` is an error (it would change every student's data)."""
         path = folder / "keys.json"
         if path.is_file():
             try:
@@ -94,10 +114,14 @@ class KeyStore:
                 raise GradingError(f"key store {path} is not valid JSON: {exc}") from exc
             if data.get("format") != STORE_FORMAT:
                 raise GradingError(f"key store {path} has format {data.get('format')!r}, not {STORE_FORMAT}")
+            if secret is not None and secret != data["secret"]:
+                raise GradingError(f"key store {path} already has its own secret, and the secret given differs: a "
+                                   "store keeps its secret so that releasing again gives everyone the same data; "
+                                   "use another key store folder (--keys) for a release with this secret")
             return cls(folder, data["secret"], data.get("roster", []), data.get("exercises", {}))
         if not create:
             raise GradingError(f"no key store in {folder} (it is written by `glmmteach release`)")
-        store = cls(folder, secrets.token_hex(32))
+        store = cls(folder, secrets.token_hex(32) if secret is None else secret)
         store.save()
         return store
 

@@ -106,19 +106,23 @@ def default_keys_folder(out_dir: Path) -> Path:
 
 def release(source_dir: Path, out_dir: Path, *, timeout: float = 600, jobs: int = 1,
             log: Callable[[str], None] = print, roster: Path | None = None,
-            keys_dir: Path | None = None) -> list[Path]:
+            keys_dir: Path | None = None, secret: str | None = None) -> list[Path]:
     """Check every solution notebook, then write the student notebooks (all or nothing) and store the keys.
 
     Without a roster the notebooks go to ``out_dir`` (every exercise on the course data); with one, to
     ``out_dir/<student>/`` with each student's own data for exercises with variants. The key store
     (``keys_dir``, default :func:`default_keys_folder`) must lie outside ``out_dir``; an existing store keeps
-    its secret, so releasing again (e.g. to a late student) gives everyone the same data.
+    its secret, so releasing again (e.g. to a late student) gives everyone the same data. ``secret`` (hex, see
+    :func:`~glmmteach.grading.keys.read_secret`) is a new store's secret instead of a random one: the students'
+    data are then reproducible from it (a test's release, or one rebuilt on another machine).
     """
     exercises = load_exercises(source_dir)
     keys_dir = keys_dir or default_keys_folder(out_dir)
     if keys_dir.resolve().is_relative_to(out_dir.resolve()) or out_dir.resolve().is_relative_to(keys_dir.resolve()):
         raise GradingError(f"the key store {keys_dir} must lie outside the release folder {out_dir}")
     students = read_roster(roster) if roster is not None else []
+    if secret is not None and (keys_dir / "keys.json").is_file():
+        KeyStore.open(keys_dir, create=False, secret=secret)  # a store with another secret: refuse before the work
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(prepare_release, ex, timeout): ex for ex in exercises}
         prepared: dict[str, Released] = {}
@@ -131,7 +135,7 @@ def release(source_dir: Path, out_dir: Path, *, timeout: float = 600, jobs: int 
                 failures.append(str(exc))
     if failures:
         raise ReleaseError("release refused:\n  " + "\n  ".join(sorted(failures)))
-    store = KeyStore.open(keys_dir, create=True)
+    store = KeyStore.open(keys_dir, create=True, secret=secret)
     for exercise in exercises:
         store.key(exercise, DEFAULT, lambda seed, ex=exercise: prepared[ex.filename].key)
     per_student: dict[tuple[str, str], Released] = {}
