@@ -29,13 +29,8 @@ from ..families import Family, get_glmm_family
 from ..negbin import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
 from .devfun import marginal_loglik
 from .model import GroupedData
-from .optimize import FitOutcome, fit_glmm
+from .optimize import FitOutcome, fit_glmm, single_threaded_blas
 from .sparse import SparseModel
-
-try:  # optional, as in glmm.optimize, whose fit_glmm limits BLAS to one thread within each fit only
-    from threadpoolctl import threadpool_limits
-except ImportError:  # pragma: no cover
-    threadpool_limits = None
 
 _DERIVATIVE_STEP = 1e-3  # in log theta_NB, for P'(s) at fixed (theta, beta)
 _CURVATURE_STEP = 2e-3  # in log theta_NB, for P''(s) from two values of P'
@@ -106,8 +101,7 @@ def fit_negative_binomial_glmm(data: GroupedData | SparseModel, correlated: bool
     # The slopes between the fits factorise the general engine's small dense Schur complement many times:
     # multithreaded BLAS only adds thread wake-ups there (grouseticks: 0.6 s single-threaded, 1.8-4 s with
     # two threads on a busy machine). One grouping factor uses no BLAS beyond products with X: left as it was.
-    single = threadpool_limits is not None and isinstance(data, SparseModel)
-    with threadpool_limits(limits=1, user_api="blas") if single else contextlib.nullcontext():
+    with single_threaded_blas() if isinstance(data, SparseModel) else contextlib.nullcontext():
         return _fit_shape(data, correlated, n_nodes)
 
 

@@ -51,6 +51,17 @@ except ImportError:  # pragma: no cover
     ThreadpoolController = None
 _BLAS_CONTROLLER: list = []  # created once: finding the BLAS libraries reads /proc (2-6 ms per fit)
 
+def single_threaded_blas() -> contextlib.AbstractContextManager:
+    """BLAS limited to one thread inside the ``with`` block (when threadpoolctl is installed): the fits'
+    linear algebra is on small matrices, where more threads only add wake-ups (several times slower on a
+    busy machine)."""
+    if ThreadpoolController is None:
+        return contextlib.nullcontext()
+    if not _BLAS_CONTROLLER:
+        _BLAS_CONTROLLER.append(ThreadpoolController())
+    return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
+
+
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
 # Flat ridge: smallest eigenvalue of the deviance Hessian in standardised coordinates (each beta per SD of
@@ -344,12 +355,7 @@ def fit_glmm(
     Rows not in group order are fitted in group order (:meth:`GroupedData.sorted_by_group`); the
     returned modes and linear predictor are in the caller's order.
     """
-    limit = contextlib.nullcontext()
-    if ThreadpoolController is not None:
-        if not _BLAS_CONTROLLER:
-            _BLAS_CONTROLLER.append(ThreadpoolController())
-        limit = _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
-    with limit:
+    with single_threaded_blas():
         if isinstance(data, SparseModel):  # the general engine needs no row order
             return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
         work = data.sorted_by_group()
