@@ -290,8 +290,14 @@ class _Objective:
         start = self.u if u_start is None else u_start
         if u_start is None and self.u_theta is not None and isinstance(self.data, SparseModel):
             start = self.data.rescaled_modes(self.u, self.u_theta, theta)
-        value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
-                                                  tol, min_iter)
+        try:
+            value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
+                                                      tol, min_iter)
+        except np.linalg.LinAlgError:
+            # H lost positive definiteness to rounding at an extreme trial point of the line search (huge
+            # weights): a point to back off from, not the end of the fit (lme4 fits these data)
+            self.evaluations += 1
+            return -np.inf, np.zeros(len(x)), None
         self.evaluations += 1
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
         grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
@@ -478,51 +484,63 @@ def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, st
                           lower: np.ndarray) -> np.ndarray | None:
     r"""Test every variance parameter at (or near) 0: the log-likelihood at small and moderate
     positive values of that :math:`\theta_k` (the others held). Because the likelihood is even in
-    :math:`\theta_k`, its gradient there is 0 and only this one-sided look shows whether 0 is a
-    maximum (the curvature is :math:`2\,\Delta\ell/\delta^2` at the smallest probe). Returns the
+    :math:`\theta_k` for a scalar SD, its gradient there is 0 and only this one-sided look shows whether 0 is
+    a maximum (the curvature is :math:`2\,\Delta\ell/\delta^2` at the smallest probe). Returns the
     best interior point when one beats ``x``, else ``None`` (every boundary component verified).
 
-    A correlated term with a diagonal entry at 0 is first rotated to its canonical factor
-    (:func:`_canonical_theta`): the same model, whose entries below that 0 are 0, so that the probe moves
-    off the boundary at correlation 0 instead of at the arbitrary correlation the optimiser left there."""
+    A correlated term with a diagonal entry of :math:`T` at 0 is probed from each of its equivalent forms
+    (:func:`_boundary_forms`): there the entries below that 0 are not identified, and the one-sided slope
+    of moving the diagonal off 0 depends on them (to first order, through the correlation it implies)."""
     theta, beta = objective.split(x)
-    canonical = _canonical_theta(covariance_of(objective.data, objective.correlated), theta)
-    if not np.array_equal(canonical, theta):
-        x = objective.to_x(canonical, beta)
-        theta = canonical
-    at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(theta) < SINGULAR_TOLERANCE))
+    starts = [x] + [objective.to_x(form, beta)
+                    for form in _boundary_forms(covariance_of(objective.data, objective.correlated), theta)]
     best_value, best_x = value + BOUNDARY_RISE, None
-    for k in at_bound:
-        for delta in BOUNDARY_PROBES:
-            trial = x.copy()
-            trial[k] = max(delta, x[k])
-            trial_value = objective.loglik(trial, state.u, tol=1e-13, min_iter=2)[0]
-            if trial_value > best_value:
-                best_value, best_x = trial_value, trial
+    for start in starts:  # the point and its few equivalent forms
+        at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(objective.split(start)[0]) < SINGULAR_TOLERANCE))
+        for k in at_bound:
+            for delta in BOUNDARY_PROBES:
+                trial = start.copy()
+                trial[k] = max(delta, start[k])
+                trial_value = objective.loglik(trial, state.u, tol=1e-13, min_iter=2)[0]
+                if trial_value > best_value:
+                    best_value, best_x = trial_value, trial
     return best_x
 
 
-def _canonical_theta(covariance: CovarianceTerm | StackedCovariance, theta: np.ndarray) -> np.ndarray:
-    r""":math:`\theta` with every correlated term that has a diagonal entry of :math:`T` below
-    ``SINGULAR_TOLERANCE`` replaced by the lower Cholesky factor of :math:`TT^\top` (zero columns at zero
-    pivots): the same covariance, hence the same model and likelihood.
+def _boundary_forms(covariance: CovarianceTerm | StackedCovariance, theta: np.ndarray) -> list[np.ndarray]:
+    r"""Equivalent :math:`\theta` (the same :math:`TT^\top`, so the same model and likelihood) of every
+    correlated term that has a diagonal entry of :math:`T` below ``SINGULAR_TOLERANCE``: its canonical factor
+    (lower Cholesky factor of :math:`TT^\top`, a zero column at each zero pivot; moving that diagonal off 0
+    then means correlation 0), and the same with a later column moved into the zero column with either sign
+    (correlation :math:`\pm 1`). One term changes at a time.
 
-    At :math:`t_{kk} = 0` the entries below it in column :math:`k` are not identified (they multiply the same
-    spherical effect as the later columns: for :math:`2\times 2`, :math:`(0, t_{21}, t_{22})` is the model
-    :math:`(0, 0, \sqrt{t_{21}^2 + t_{22}^2})`). Found by the randomised several-term test against lme4: a
-    boundary left at :math:`(0, -0.10, 0)` looked verified (moving :math:`t_{11}` off 0 there means a
-    correlation of -1, and the likelihood fell), while from :math:`(0, 0, 0.10)` it rose by 2.65 to the
-    optimum; lme4 stops at the same wrong boundary."""
+    Found by the randomised several-term test against lme4: for :math:`(1 + x | a)` the boundary
+    :math:`(t_{11}, t_{21}, t_{22}) = (0, -0.10, 0)` looked verified (moving :math:`t_{11}` off 0 there means a
+    correlation of -1, and the likelihood fell), while from the same model written :math:`(0, 0, 0.10)` it
+    rose by 2.65 to the optimum (lme4 stops at the same wrong boundary); in other cases only the form with
+    correlation +1 or -1 rises."""
     stacked = isinstance(covariance, StackedCovariance)
     covs = covariance.covs if stacked else [covariance]
     parts = covariance.split(theta) if stacked else [np.asarray(theta, dtype=float)]
-    out = []
-    for cov, part in zip(covs, parts, strict=True):  # loop over the few terms
+    forms = []
+    for i, (cov, part) in enumerate(zip(covs, parts, strict=True)):  # loop over the few terms
         T = cov.T(part)
-        if cov.correlated and cov.n_re > 1 and np.min(np.abs(np.diag(T))) < SINGULAR_TOLERANCE:
-            part = cov.theta(_semidefinite_cholesky(T @ T.T))
-        out.append(part)
-    return np.concatenate(out)
+        if not (cov.correlated and cov.n_re > 1 and np.min(np.abs(np.diag(T))) < SINGULAR_TOLERANCE):
+            continue
+        canonical = _semidefinite_cholesky(T @ T.T)
+        variants = [canonical]
+        for k in np.flatnonzero(np.diag(canonical) == 0.0):  # a zero column, and a later one moved into it
+            for j in range(k + 1, cov.n_re):
+                if np.any(canonical[:, j]):
+                    for sign in (1.0, -1.0):
+                        moved = canonical.copy()
+                        moved[:, k], moved[:, j] = sign * canonical[:, j], 0.0
+                        variants.append(moved)
+        for variant in variants:
+            new_parts = list(parts)
+            new_parts[i] = cov.theta(variant)
+            forms.append(np.concatenate(new_parts))
+    return forms
 
 
 def _semidefinite_cholesky(sigma: np.ndarray) -> np.ndarray:

@@ -304,7 +304,9 @@ class SparseModel:
         # S is symmetric and the Cholesky factorisation reads its lower triangle only
         S = C - BtY
         S[np.diag_indices(q_c)] += 1.0
-        S_chol = linalg.cho_factor(S, lower=True)
+        if not np.isfinite(S).all():  # weights overflowed at an extreme trial point: an evaluation failure
+            raise np.linalg.LinAlgError("the Schur complement of H is not finite")
+        S_chol = linalg.cho_factor(S, lower=True, check_finite=False)
         logdet += 2.0 * float(np.log(np.diag(S_chol[0])).sum())
         return Factor(D_inv, Y, S_chol, logdet)
 
@@ -395,10 +397,23 @@ class SparseModel:
     # ---- conditional modes ------------------------------------------------------------------
     def conditional_modes(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
                           tol: float = 1e-10, max_iter: int = 200, min_iter: int = 1) -> SparseModeState:
-        """Penalised IRLS (Newton with step-halving) for the spherical random effects of all terms."""
-        data = self.data
+        """Penalised IRLS (Newton with step-halving) for the spherical random effects of all terms.
+
+        A warm start ``u_start`` far from the modes (the previous modes rescaled to a nearly singular
+        :math:`T`) can lead through points with huge weights, where :math:`H` loses positive definiteness to
+        rounding: then the solve restarts once from :math:`u = 0`."""
         A = self.A_values(theta)
-        eta0 = data.eta_fixed(beta)
+        eta0 = self.data.eta_fixed(beta)
+        if u_start is None:
+            return self._newton_modes(A, eta0, None, tol, max_iter, min_iter)
+        try:
+            return self._newton_modes(A, eta0, u_start, tol, max_iter, min_iter)
+        except np.linalg.LinAlgError:
+            return self._newton_modes(A, eta0, None, tol, max_iter, min_iter)
+
+    def _newton_modes(self, A: np.ndarray, eta0: np.ndarray, u_start: np.ndarray | None, tol: float,
+                      max_iter: int, min_iter: int) -> SparseModeState:
+        data = self.data
         u = np.zeros(self.q) if u_start is None else np.array(u_start, dtype=float).ravel()
 
         def evaluate(u_try: np.ndarray):
