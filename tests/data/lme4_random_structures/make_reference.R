@@ -12,6 +12,9 @@
 #   "nelder_mead" glmerControl(optimizer = c("bobyqa", "Nelder_Mead"), tolPwrss = TOL,
 #                              optCtrl = list(maxfun = 1e5))                    (lme4's default pair)
 #   "polish"      the "bobyqa" control again, started from the better of the two fits' (theta, beta).
+#   "from_glmmTMB" only where glmmTMB's log-likelihood is above all three by more than 1e-6: the "bobyqa"
+#                 control without the nAGQ = 0 first stage, started from glmmTMB's estimates (theta = each
+#                 term's lower Cholesky factor of glmmTMB's covariance matrix). lme4 and glmmteach can both stop on a boundary below the optimum.
 # TOL is 1e-14; if PIRLS fails at 1e-14 (step-halving) the fit is redone at 1e-12 (stored per fit).
 # A later start replaces the kept one only if better by more than 1e-9.
 #
@@ -50,6 +53,9 @@ parse_args <- function(args) {
 control_for <- function(start, tol) {
   if (start == "nelder_mead") {
     glmerControl(optimizer = c("bobyqa", "Nelder_Mead"), tolPwrss = tol, optCtrl = list(maxfun = 1e5))
+  } else if (start == "from_glmmTMB") {  # no nAGQ = 0 first stage: it would leave the start for its own optimum
+    glmerControl(optimizer = "bobyqa", tolPwrss = tol, optCtrl = list(rhoend = 1e-10, maxfun = 1e5),
+                 nAGQ0initStep = FALSE)
   } else {
     glmerControl(optimizer = "bobyqa", tolPwrss = tol, optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
   }
@@ -121,6 +127,8 @@ tmb_fit <- function(spec, d) {
     error = function(e) { add(conditionMessage(e)); NULL }), add)
   seconds <- proc.time()[["elapsed"]] - t0
   if (is.null(fit)) return(list(loglik = NULL, messages = I(msgs), seconds = seconds))
+  if (!is.finite(as.numeric(logLik(fit)))) return(list(loglik = NULL, messages = I(c(msgs, "log-likelihood not finite")),
+                                                       seconds = seconds))
   vc <- VarCorr(fit)$cond
   sd_terms <- list()
   for (grp in names(vc)) {
@@ -135,8 +143,26 @@ tmb_fit <- function(spec, d) {
     pdHess = fit$sdr$pdHess,
     convergence = fit$fit$convergence,
     messages = I(c(msgs, fit$fit$message)),
-    seconds = seconds
+    seconds = seconds,
+    object = fit
   )
+}
+
+# lme4's theta (each term's lower Cholesky factor, column by column, in lme4's term order) from glmmTMB's
+# covariance matrices: a start for lme4 at glmmTMB's optimum.
+theta_from_glmmTMB <- function(lme4_fit, tmb_fit) {
+  vc <- VarCorr(tmb_fit)$cond
+  base <- sub("\\.[0-9]+$", "", names(vc))
+  cnms <- getME(lme4_fit, "cnms")
+  theta <- numeric(0)
+  for (k in seq_along(cnms)) {
+    effects <- cnms[[k]]
+    hit <- which(base == names(cnms)[k] & vapply(vc, function(m) all(effects %in% rownames(m)), TRUE))[1]
+    S <- as.matrix(vc[[hit]])[effects, effects, drop = FALSE]
+    L <- tryCatch(t(chol(S)), error = function(e) t(chol(S + diag(1e-8, nrow(S)))))
+    theta <- c(theta, L[lower.tri(L, diag = TRUE)])
+  }
+  theta
 }
 
 fit_case <- function(name, spec, data_dir) {
@@ -151,6 +177,14 @@ fit_case <- function(name, spec, data_dir) {
   for (candidate in c("nelder_mead", "polish")) {
     if (attempts[[candidate]]$loglik > attempts[[best_name]]$loglik + 1e-9) best_name <- candidate
   }
+  # glmmTMB higher than every lme4 start: lme4 once more, from glmmTMB's optimum (a fourth candidate).
+  tmb <- tmb_fit(spec, d)
+  if (!is.null(tmb$loglik) && tmb$loglik > attempts[[best_name]]$loglik + 1e-6) {
+    start <- list(theta = theta_from_glmmTMB(attempts[[best_name]]$fit, tmb$object), fixef = fixef(tmb$object)$cond)
+    attempts$from_glmmTMB <- try_fit(spec, d, "from_glmmTMB", start = start)
+    if (attempts$from_glmmTMB$loglik > attempts[[best_name]]$loglik + 1e-9) best_name <- "from_glmmTMB"
+  }
+  tmb$object <- NULL
   fit <- attempts[[best_name]]$fit
   se <- tryCatch(sqrt(diag(as.matrix(vcov(fit)))), error = function(e) rep(NA_real_, length(fixef(fit))))
   list(
@@ -176,7 +210,7 @@ fit_case <- function(name, spec, data_dir) {
       messages = I(c(a$messages, if (is.null(a$fit)) character(0) else a$fit@optinfo$conv$lme4$messages))
     )),
     default = default_fit(spec, d),
-    glmmTMB = tmb_fit(spec, d)
+    glmmTMB = tmb
   )
 }
 
@@ -208,6 +242,7 @@ main <- function() {
       bobyqa = "glmerControl(optimizer = 'bobyqa', tolPwrss = TOL, optCtrl = list(rhoend = 1e-10, maxfun = 1e5))",
       nelder_mead = "glmerControl(optimizer = c('bobyqa', 'Nelder_Mead'), tolPwrss = TOL, optCtrl = list(maxfun = 1e5))",
       polish = "the bobyqa control, start = list(theta, fixef) of the better of the two fits above",
+      from_glmmTMB = "only where glmmTMB is above the three by > 1e-6: the bobyqa control (nAGQ0initStep = FALSE) from glmmTMB's estimates",
       TOL = "1e-14, or 1e-12 if PIRLS fails at 1e-14 (see tolPwrss per case)",
       default = "glmer with lme4's default glmerControl() (timing only; not a candidate)",
       glmmTMB = "glmmTMB defaults, Laplace; logit and log links only; (x || a) as diag(1 + x | a)"
