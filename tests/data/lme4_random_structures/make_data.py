@@ -207,8 +207,8 @@ def _seeds_block() -> list[Spec]:
 
 
 def _scan_block() -> list[Spec]:
-    """Three data sets of a wider scan (150 specs drawn at random by the same simulator, not stored) where
-    lme4's three starts stopped below the optimum; their seeds are the scan's."""
+    """Data sets of two wider scans (150 specs each drawn at random by the same simulator, not stored) where
+    lme4's three starts stopped below the optimum; their seeds are the scans'."""
     return [
         Spec("scan101_009_vs_trials_300", "trials", "logit", "vecscalar", 300, 0, (2, 4), (0.4, -0.23),
              (0.0, 0.2, 0.3), corr=0.51, seed=474339831,
@@ -220,6 +220,26 @@ def _scan_block() -> list[Spec]:
         Spec("scan101_114_crs_pois_offarg_300x4", "poisson", "log", "crossed_slope", 300, 4, (1, 1), (-0.41, 0.5),
              (0.1, 0.1, 2.0), corr=-0.28, keep=0.7, offset="arg", seed=668207940,
              notes="lme4 and glmmteach stop on the boundary 2.65 below glmmTMB's optimum"),
+        Spec("scan202_105_crs_trials_probit_15x7", "trials", "probit", "crossed_slope", 15, 7, (1, 3), (-0.52, 0.41),
+             (0.1, 0.5, 0.2), corr=-0.14, keep=0.5, seed=1948356001,
+             notes="lme4 stops with the intercept SD of a at 0, 2.68 below the optimum at correlation -1"),
+        # A third scan, of 80 correlated-slope specs ("crossed_slope", "vecscalar"; logit and log links):
+        # glmmteach raises in the first three and stops on the boundary below lme4 in the last two.
+        Spec("scan303_013_crs_pois_offarg_300x6", "poisson", "log", "crossed_slope", 300, 6, (1, 1), (0.01, -0.03),
+             (2.0, 0.05, 0.1), corr=0.31, keep=0.5, offset="arg", seed=1758389413,
+             notes="glmmteach raises LinAlgError (Schur complement not positive definite at a trial point)"),
+        Spec("scan303_014_vs_pois_offarg_60", "poisson", "log", "vecscalar", 60, 0, (4, 6), (0.73, -0.22),
+             (0.5, 2.0, 1.0), corr=-0.33, offset="arg", seed=1888468123,
+             notes="glmmteach raises LinAlgError (Schur complement not positive definite at a trial point)"),
+        Spec("scan303_065_crs_pois_offform_300x7", "poisson", "log", "crossed_slope", 300, 7, (1, 1), (-0.14, 0.72),
+             (0.5, 1.0, 1.0), corr=0.01, keep=0.7, offset="formula", seed=1848584513,
+             notes="glmmteach raises ValueError (infs or NaNs at a trial point)"),
+        Spec("scan303_075_crs_pois_15x5", "poisson", "log", "crossed_slope", 15, 5, (1, 2), (-0.2, -0.44),
+             (0.2, 0.1, 2.0), corr=0.27, keep=0.9, seed=1443177392,
+             notes="glmmteach stops on the boundary 1.22 below lme4 (probe at correlation +1 only)"),
+        Spec("scan303_079_crs_pois_offform_300x4", "poisson", "log", "crossed_slope", 300, 4, (1, 1), (-0.1, -0.1),
+             (0.05, 0.1, 0.2), corr=0.04, keep=0.5, offset="formula", seed=1087387601,
+             notes="glmmteach stops on the boundary 0.15 below lme4's optimum at correlation -1"),
     ]
 
 

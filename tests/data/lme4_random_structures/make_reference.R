@@ -2,8 +2,9 @@
 # Fit every case of cases.json (written by make_data.py) with lme4 (and glmmTMB) and write reference.json.
 #
 # Usage (from anywhere):
-#   Rscript tests/data/lme4_random_structures/make_reference.R [--out FILE] [--cases name1,name2]
-# Defaults: all cases; data, cases.json and reference.json next to this script.
+#   Rscript tests/data/lme4_random_structures/make_reference.R [--out FILE] [--cases name1,name2] [--on-error skip]
+# Defaults: all cases; data, cases.json and reference.json next to this script; stop at a case no lme4 start
+# can fit (--on-error skip leaves it out instead, for scans: see scan.py).
 #
 # lme4 (Laplace, nAGQ = 1) from three starts, the best log-likelihood kept, as in
 # tests/data/lme4_random/make_reference.R:
@@ -36,7 +37,7 @@ script_dir <- function() {
 }
 
 parse_args <- function(args) {
-  opts <- list(out = NULL, cases = NULL)
+  opts <- list(out = NULL, cases = NULL, on_error = "stop")
   i <- 1
   while (i <= length(args)) {
     key <- args[i]
@@ -44,7 +45,8 @@ parse_args <- function(args) {
     value <- args[i + 1]
     if (key == "--out") opts$out <- value
     else if (key == "--cases") opts$cases <- strsplit(value, ",", fixed = TRUE)[[1]]
-    else stop("unknown option ", key, " (expected --out, --cases)")
+    else if (key == "--on-error" && value %in% c("stop", "skip")) opts$on_error <- value
+    else stop("unknown option ", key, " ", value, " (expected --out, --cases, --on-error stop|skip)")
     i <- i + 2
   }
   opts
@@ -225,7 +227,13 @@ main <- function() {
   results <- list()
   for (name in wanted) {
     t0 <- proc.time()[["elapsed"]]
-    results[[name]] <- fit_case(name, cases[[name]], here)
+    fitted <- if (opts$on_error == "skip") {
+      tryCatch(fit_case(name, cases[[name]], here), error = function(e) { message("SKIPPED ", conditionMessage(e)); NULL })
+    } else {
+      fit_case(name, cases[[name]], here)
+    }
+    if (is.null(fitted)) next
+    results[[name]] <- fitted
     tmb <- results[[name]]$glmmTMB
     message(sprintf("%-30s %-11s loglik %.6f  glmmTMB %+.2e  (%.1f s)", name, results[[name]]$best_start,
                     results[[name]]$loglik,
