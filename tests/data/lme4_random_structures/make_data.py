@@ -240,6 +240,10 @@ def _scan_block() -> list[Spec]:
         Spec("scan303_079_crs_pois_offform_300x4", "poisson", "log", "crossed_slope", 300, 4, (1, 1), (-0.1, -0.1),
              (0.05, 0.1, 0.2), corr=0.04, keep=0.5, offset="formula", seed=1087387601,
              notes="glmmteach stops on the boundary 0.15 below lme4's optimum at correlation -1"),
+        # A fourth scan (meta-seed 404, 100 specs over all structures, logit and log links).
+        Spec("scan404_021_vs_trials_300", "trials", "logit", "vecscalar", 300, 0, (2, 4), (-0.27, 0.64),
+             (0.0, 1.0, 0.2), corr=-0.06, seed=1056876465,
+             notes="glmmteach stops on the boundary 0.031 below lme4's optimum at correlation +1"),
     ]
 
 

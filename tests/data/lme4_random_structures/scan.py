@@ -11,7 +11,7 @@ and writes the CSVs, ``cases.json`` and a copy of ``make_reference.R`` into OUT_
 
 Cases found this way are stored by adding their specs (with the scan's seed) to make_data.py's SPECS.
 The scans behind the stored ``scan*`` cases: meta-seeds 101 and 202 with 150 specs each (all structures),
-303 with 80 (``--structures crossed_slope,vecscalar,crossed_slope --canonical``).
+303 with 80 (``--structures crossed_slope,vecscalar,crossed_slope --canonical``), 404 with 100 (``--canonical``).
 """
 
 from __future__ import annotations
