@@ -40,6 +40,7 @@ from .model import GroupedData
 from .negbin import fit_negative_binomial_glmm
 from .optimize import covariance_of, diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
+from .separation import separation_warning
 from .sparse import SparseModel, TermLayout
 from .terms import CovarianceTerm
 
@@ -267,6 +268,11 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     else:
         outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, model, correlated, design.column_names)
+    separated = separation_warning(spec.family, design.X, design.y, design.trials,
+                                   spec.family.linkinv(outcome.state.eta), design.column_names)
+    if separated is not None:  # no maximum exists: wherever the optimiser stopped is not a converged fit
+        diagnosis.warnings.append(separated)
+        outcome = replace(outcome, converged=False)
     diagnosis.emit(stacklevel=stacklevel)
     return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
                        nb_shape=shape)

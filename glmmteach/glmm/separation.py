@@ -1,0 +1,86 @@
+r"""Separation of a binomial GLMM's outcomes by its fixed effects: no finite maximum likelihood.
+
+If some direction :math:`d` of the fixed effects gives every all-success row a linear predictor change
+:math:`x_i^\top d \ge 0`, every all-failure row :math:`x_i^\top d \le 0` and every mixed row (binomial
+trials with some of each) :math:`x_i^\top d = 0`, with at least one inequality strict, the data are
+(quasi-)completely separated. Moving :math:`\beta` along :math:`d` then raises every row's conditional
+likelihood whatever the random effects are, so the marginal likelihood keeps rising as :math:`\beta \to
+\infty`: there is no maximum. (The random effects cannot do the same: their variance penalises them.) An
+optimiser stops somewhere on that ray where the gradient has underflowed, and must not call it converged.
+
+The test is exact (a linear programme, as R's ``detectseparation`` package does for GLMs); it runs only
+when the fit shows the symptom, fitted probabilities within :data:`EXTREME` of the observed outcomes, so
+ordinary fits pay nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linprog
+
+from ..exceptions import SeparationWarning
+from ..families import Family
+from .optimize import FitWarning
+
+# Fitted probabilities this close to 0 or 1 in some row trigger the exact test. At a stop on a separating ray
+# the Newton decrement is about the rows' residuals, so a "converged" stop (decrement < 1e-6) has them far
+# closer than this.
+EXTREME = 1e-5
+
+
+def separating_direction(X: np.ndarray, successes: np.ndarray, trials: np.ndarray) -> np.ndarray | None:
+    """A direction ``d`` of the fixed effects along which the likelihood rises without bound (the data are
+    (quasi-)separated), or ``None``. Rows with zero trials are ignored.
+
+    The linear programme: maximise the sum of :math:`s_i x_i^\\top d` over the all-success (:math:`s_i = 1`)
+    and all-failure (:math:`s_i = -1`) rows subject to :math:`0 \\le s_i x_i^\\top d \\le 1` there and
+    :math:`x_i^\\top d = 0` on mixed rows. Its optimum is 0 without separation and at least 1 with it (a
+    separating ``d`` scaled until its largest :math:`s_i x_i^\\top d` is 1)."""
+    X = np.asarray(X, dtype=float)
+    scale = np.max(np.abs(X), axis=0)
+    scale[scale == 0] = 1.0
+    Xs = X / scale  # unit columns: the feasibility tolerances mean the same for every column
+    used = trials > 0
+    sign = np.where(successes >= trials, 1.0, np.where(successes <= 0, -1.0, 0.0))
+    signed = np.unique(sign[used & (sign != 0), None] * Xs[used & (sign != 0)], axis=0)
+    mixed = np.unique(Xs[used & (sign == 0)], axis=0)
+    if signed.shape[0] == 0:
+        return None
+    p = X.shape[1]
+    result = linprog(
+        -signed.sum(axis=0),
+        A_ub=np.vstack([-signed, signed]),
+        b_ub=np.concatenate([np.zeros(len(signed)), np.ones(len(signed))]),
+        A_eq=mixed if mixed.shape[0] else None,
+        b_eq=np.zeros(len(mixed)) if mixed.shape[0] else None,
+        bounds=[(None, None)] * p,
+        method="highs",
+    )
+    if result.status != 0 or -result.fun < 0.5:
+        return None
+    direction = result.x / scale
+    return direction / np.max(np.abs(direction))
+
+
+def separation_warning(family: Family, X: np.ndarray, successes: np.ndarray, trials: np.ndarray,
+                       mu: np.ndarray, column_names: list[str]) -> FitWarning | None:
+    """The warning for a binomial fit whose fixed effects separate the outcomes (``None`` otherwise): checked
+    only when a fitted probability ``mu`` is within :data:`EXTREME` of its row's observed all-or-nothing
+    outcome."""
+    if not family.is_binomial:
+        return None
+    near_outcome = ((successes >= trials) & (mu > 1 - EXTREME)) | ((successes <= 0) & (mu < EXTREME))
+    if not np.any(near_outcome & (trials > 0)):
+        return None
+    direction = separating_direction(X, successes, trials)
+    if direction is None:
+        return None
+    terms = " ".join(f"{'-' if value < 0 else '+'} {abs(value):.2g} {name}"
+                     for value, name in zip(direction, column_names, strict=True) if abs(value) > 1e-8)
+    return FitWarning(
+        f"the fixed effects separate the outcomes ((quasi-)complete separation): along {terms.lstrip('+ ')} every "
+        "all-success row's linear predictor rises and every all-failure row's falls (mixed rows unchanged), so "
+        "the likelihood keeps rising as the fixed effects grow. Their maximum-likelihood estimates are infinite: "
+        "the values reported are where the optimiser stopped, and the fit is not converged. Drop or merge the "
+        "separating terms, or collect data with both outcomes at their values",
+        SeparationWarning)

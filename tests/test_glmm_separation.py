@@ -1,0 +1,76 @@
+"""glmer on outcomes that the fixed effects separate: no maximum exists, so the fit is never called converged.
+
+Found by the randomised several-term test (tests/test_lme4_random_structures.py, notes in its data folder's
+README): a binary probit ``y ~ x + (1 | a) + (1 | b) + (1 | c)`` whose 48 outcomes are all 1 below x = 2 and 0
+above came back converged with log-likelihood -2e-35 and fixed effects (145, -77), where lme4 fails in PIRLS.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import glmmteach
+from glmmteach.exceptions import SeparationWarning
+from glmmteach.glmm.separation import separating_direction
+
+
+def crossed_frame(seed: int = 1) -> pd.DataFrame:
+    """6 x 4 fully crossed levels of a and b, one row per cell, a covariate x."""
+    rng = np.random.default_rng(seed)
+    a, b = np.meshgrid(np.arange(1, 7), np.arange(1, 5), indexing="ij")
+    return pd.DataFrame({"a": a.ravel(), "b": b.ravel(), "x": np.round(rng.standard_normal(24), 3)})
+
+
+def fit_recording(formula: str, data: pd.DataFrame, **kwargs) -> tuple[glmmteach.GLMMResults, list[str]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = glmmteach.glmer(formula, data, **kwargs)
+    return result, [str(w.message) for w in caught if issubclass(w.category, SeparationWarning)]
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | a) + (1 | b)", "y ~ x + (1 | a)"])
+@pytest.mark.parametrize("link", ["logit", "probit"])
+def test_completely_separated_binary_outcomes_are_not_a_converged_fit(formula: str, link: str) -> None:
+    data = crossed_frame()
+    data["y"] = (data["x"] < 0.5).astype(int)  # every x below 0.5 a success, every x above a failure
+    result, separation = fit_recording(formula, data, family="binomial", link=link)
+    assert not result.converged
+    assert len(separation) == 1 and "(Intercept)" in separation[0] and " x " in separation[0]
+
+
+def test_quasi_complete_separation_with_trials_is_found() -> None:
+    """Binomial trials: all successes where x < 0, all failures where x > 0, mixed rows at x = 0 only."""
+    data = crossed_frame(2)
+    data.loc[data.index % 5 == 0, "x"] = 0.0
+    data["n"] = 4
+    data["y"] = np.where(data["x"] < 0, 4, np.where(data["x"] > 0, 0, 2))
+    result, separation = fit_recording("y ~ x + (1 | a) + (1 | b)", data, family="binomial", trials="n")
+    assert not result.converged and len(separation) == 1
+
+
+def test_overlapping_outcomes_are_not_flagged() -> None:
+    """One outcome on the wrong side of the threshold: the maximum is finite, the fit converges, no warning."""
+    data = crossed_frame()
+    data["y"] = (data["x"] < 0.5).astype(int)
+    data.loc[data["x"].idxmin(), "y"] = 0
+    result, separation = fit_recording("y ~ x + (1 | a) + (1 | b)", data, family="binomial")
+    assert result.converged and separation == []
+    X = np.column_stack([np.ones(len(data)), data["x"]])
+    assert separating_direction(X, data["y"].to_numpy(float), np.ones(len(data))) is None
+
+
+def test_separating_direction_is_the_threshold() -> None:
+    """For y = 1 exactly where x < 0.5 the direction found changes sign between the last success and the
+    first failure, and is 0 on no row."""
+    data = crossed_frame()
+    y = (data["x"] < 0.5).to_numpy(float)
+    X = np.column_stack([np.ones(len(data)), data["x"]])
+    direction = separating_direction(X, y, np.ones(len(data)))
+    assert direction is not None
+    change = X @ direction
+    assert np.all(change[y == 1] >= -1e-9) and np.all(change[y == 0] <= 1e-9)
+    assert np.max(np.abs(direction)) == pytest.approx(1.0)
