@@ -60,20 +60,11 @@ R_CHECK_CASES = ["cr_pois_offarg_40x8", "crs_pois_30x10"]
 
 # Cases where glmmteach is known to stop short, with the reason (tests/data/lme4_random_structures/README.md).
 # Strict: when the engine is fixed these tests pass, and the entry must go.
-BOUNDARY_PROBE = ("glmmteach ends on the boundary of (1 + x | a) with t11 = 0 and calls it verified: the probe of "
-                  "t11 > 0 keeps the unidentified (t21, t22) as they are, i.e. one correlation, where another "
-                  "rotation rises to the interior optimum (optimize.py _interior_improvement)")
-SCHUR_ERROR = ("glmmteach raises from sparse.py's factor (Schur complement not positive definite, or not finite) at an "
-               "extreme L-BFGS-B trial point instead of treating it as a bad point; lme4 and glmmTMB fit it")
-KNOWN_FAILURES = {
-    "scan101_114_crs_pois_offarg_300x4": f"{BOUNDARY_PROBE}; 2.65 below",
-    "scan303_075_crs_pois_15x5": f"{BOUNDARY_PROBE}; 1.22 below",
-    "scan303_079_crs_pois_offform_300x4": f"{BOUNDARY_PROBE}; 0.15 below",
-    "scan404_021_vs_trials_300": f"{BOUNDARY_PROBE.replace('(1 + x | a)', '(1 + x | g)')}; 0.031 below",
-    "scan303_013_crs_pois_offarg_300x6": SCHUR_ERROR,
-    "scan303_014_vs_pois_offarg_60": SCHUR_ERROR,
-    "scan303_065_crs_pois_offform_300x7": SCHUR_ERROR,
-}
+# Cases the engine once failed, kept as regression cases (all fixed; an entry here is marked xfail, strict):
+# the scans' scan101_114, scan303_075, scan303_079 and scan404_021 ended "converged" on the boundary of a
+# correlated term below the optimum (the boundary probe now starts from the term's equivalent forms), and
+# scan303_013, scan303_014 and scan303_065 raised from the sparse factorisation at extreme trial points.
+KNOWN_FAILURES: dict[str, str] = {}
 
 CONVERGED_GAP = 1e-6  # a fit reported converged is at most this far below lme4's log-likelihood
 # A parameter change of FLAT_SE standard errors moves a quadratic log-likelihood by FLAT_SE**2 / 2 = 2e-6:
