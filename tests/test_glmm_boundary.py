@@ -104,3 +104,17 @@ def test_a_boundary_that_cannot_be_verified_is_not_called_converged(monkeypatch:
     assert not fit.converged
     assert SingularFitWarning not in categories
     assert any(w.category is ConvergenceWarning and "not verified" in str(w.message) for w in caught)
+
+
+def test_a_correlated_term_leaves_a_boundary_at_any_correlation() -> None:
+    """(1 + x | a) on the data of the several-term scan's case scan303_079: with the intercept SD at 0, the
+    entries of T below it are not identified, and the likelihood rises off the boundary only at a correlation
+    the optimiser had not left there. lme4 (bobyqa, tolPwrss 1e-14, rhoend 1e-10): -997.094190 at
+    theta (0.0274, -0.1232, 0); glmmteach used to stop, 'converged', at -997.188586."""
+    data = pd.read_csv(Path(__file__).parent / "data" / "lme4_random_structures"
+                       / "scan303_079_crs_pois_offform_300x4.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SingularFitWarning)
+        fit = glmmteach.glmer("y ~ x + (1 + x | a)", data, family="poisson", offset="logexpo")
+    assert fit.converged
+    assert fit.llf >= -997.094190 - 1e-6
