@@ -127,6 +127,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the formula must be a string such as 'y ~ x', got {type(formula).__name__}")
+    return _parse_formula(formula)
+
+
+@lru_cache(maxsize=256)
+def _parse_formula(formula: str) -> ParsedFormula:
+    # parsed once per formula string (a ParsedFormula is immutable); errors are raised again each time
     if formula.count("~") != 1:
         raise FormulaError(f"the formula {formula!r} needs exactly one '~' (response ~ terms)")
     lhs, rhs = (side.strip() for side in formula.split("~"))
@@ -765,8 +771,10 @@ def _factor_coding(atom: _Atom, column: pd.Series) -> tuple[np.ndarray, list[str
                    for v in levels):
             return None
         codes = column.cat.codes.to_numpy().astype(np.intp)
-    elif (atom.kind == "factor" and isinstance(dtype, np.dtype) and dtype.kind in "iu") or (
-            pd.api.types.is_string_dtype(dtype) and pd.api.types.infer_dtype(column, skipna=False) == "string"):
+    elif atom.kind == "factor" and isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        codes, values = _sorted_codes(column.to_numpy())
+        levels = values.tolist()
+    elif pd.api.types.is_string_dtype(dtype) and pd.api.types.infer_dtype(column, skipna=False) == "string":
         codes, uniques = pd.factorize(column.to_numpy())
         uniques = uniques.tolist()
         ranks = sorted(range(len(uniques)), key=uniques.__getitem__)  # Python's sort, as formulae's
@@ -778,6 +786,19 @@ def _factor_coding(atom: _Atom, column: pd.Series) -> tuple[np.ndarray, list[str
     if len(labels) < 2 or any(_BAD_LEVEL.search(label) for label in labels):
         return None  # (':' and brackets in a level change formulae's names and term order)
     return codes, labels
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of integers and their distinct values in increasing order, as ``pd.factorize(values,
+    sort=True)`` gives them; by a table of the values' range when it is small (ten times faster than sorting)."""
+    if values.size and (high := int(values.max())) - (low := int(values.min())) <= 4 * values.size + 1024:
+        shifted = values - values.dtype.type(low)
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[shifted] = True
+        table = np.cumsum(seen, dtype=np.intp) - 1
+        return table[shifted], (np.flatnonzero(seen) + low).astype(values.dtype)
+    codes, levels = pd.factorize(values, sort=True)
+    return codes.astype(np.intp), np.asarray(levels)
 
 
 def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int,
@@ -906,8 +927,7 @@ def _grouping_codes(columns: dict[str, pd.Series], group: str) -> tuple[np.ndarr
     if len(parts) == 1:
         column = columns[parts[0]]
         if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":  # (as pd.Categorical, faster)
-            codes, levels = pd.factorize(column.to_numpy(), sort=True)
-            return codes.astype(np.intp), levels
+            return _sorted_codes(column.to_numpy())
     cats = [pd.Categorical(columns[p] if isinstance(columns[p].dtype, pd.CategoricalDtype) else columns[p].to_numpy())
             for p in parts]  # a categorical keeps its level order, as an R factor
     if len(cats) == 1:
