@@ -398,7 +398,7 @@ def _numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike |
         if values.shape != (n,):
             raise DataError(f"{what}= must have one value per row ({n}), got shape {values.shape}")
     try:
-        out = np.asarray(values, dtype=float)
+        out = np.array(values, dtype=float)  # (a copy, not a view of the caller's data)
     except (TypeError, ValueError) as err:
         raise DataError(f"{label} must be numeric: {err}") from err
     if not np.all(np.isfinite(out)):
@@ -407,10 +407,11 @@ def _numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike |
 
 
 def _response_values(series: pd.Series, name: str) -> np.ndarray:
+    # a copy: the values must not follow later changes to the caller's data frame
     if series.dtype == bool or str(series.dtype) == "boolean":
-        return series.to_numpy(dtype=float)
+        return series.to_numpy(dtype=float, copy=True)
     try:
-        return series.to_numpy(dtype=float)
+        return series.to_numpy(dtype=float, copy=True)
     except (TypeError, ValueError) as err:
         raise DataError(
             f"the response column {name!r} must be numeric (0/1 or counts), got values such as {series.iloc[0]!r}"

@@ -145,3 +145,16 @@ def test_glmer_fit_is_bit_identical(ohio, monkeypatch):
     assert fit.params.to_numpy().tobytes() == reference.params.to_numpy().tobytes()
     assert fit.bse.to_numpy().tobytes() == reference.bse.to_numpy().tobytes()
     assert list(fit.params.index) == list(reference.params.index)
+
+
+def test_design_does_not_follow_later_changes_to_the_data(ohio):
+    data = ohio.copy()
+    design = build_design("death ~ offset(logpop) + factor(sex) + year + (1 | county)", data, trials="pop",
+                          weights="logpop")
+    saved = [design.y.copy(), design.trials.copy(), design.weights.copy(), design.offset.copy(), design.X.copy()]
+    data.loc[:, ["death", "pop", "logpop", "year"]] = 1  # in place, after the design was built
+    data["sex"] = 3
+    for before, now in zip(saved, [design.y, design.trials, design.weights, design.offset, design.X], strict=True):
+        np.testing.assert_array_equal(before, now)
+    X, _ = design.new_fixed(ohio.iloc[:3])  # the coding of the fitted rows (sex 1 and 2), not of the changed data
+    np.testing.assert_array_equal(X, saved[4][:3])
