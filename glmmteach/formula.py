@@ -33,13 +33,56 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulae import design_matrices, model_description
+from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 
 from .exceptions import DataError, FormulaError, MissingDataWarning
 from .families import Family, get_family
 
 ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
-_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
+
+
+def contr_poly(n_levels: int) -> np.ndarray:
+    """R's ``contr.poly(n)``: orthonormal polynomial contrasts (linear, quadratic, ...) on the scores 1..n, the
+    coding R gives an ordered factor. Computed as R's ``make.poly`` does: the QR decomposition of the powers of
+    the centred scores, each column of Q scaled by R's diagonal entry and normalised (n x (n-1))."""
+    scores = np.arange(1.0, n_levels + 1.0)
+    powers = (scores - scores.mean())[:, None] ** np.arange(n_levels)[None, :]
+    q, r = np.linalg.qr(powers)
+    raw = q * np.diag(r)  # (sign-free: a column of Q and its diagonal entry of R change sign together)
+    return (raw / np.sqrt(np.sum(raw**2, axis=0)))[:, 1:]
+
+
+def contr_poly_names(n_levels: int) -> list[str]:
+    """R's names of the polynomial contrasts: ``.L``, ``.Q``, ``.C``, ``^4``, ``^5``, ..."""
+    return [".L", ".Q", ".C", *(f"^{k}" for k in range(4, n_levels))][: n_levels - 1]
+
+
+class _PolyContrasts(Encoding):
+    """formulae's encoding of an ordered factor as R codes it: polynomial contrasts (with indicators where the
+    factor spans the intercept, as R's full coding)."""
+
+    def code_with_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+    def code_without_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(contr_poly(len(levels)), contr_poly_names(len(levels)))
+
+
+def _ordered_box(values: Any) -> CategoricalBox:
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        # the levels in the categorical's order; only those present (new rows need not have every level:
+        # formulae codes them with the levels of the fit)
+        present = values.cat.remove_unused_categories()
+        return CategoricalBox(present, _PolyContrasts(), list(present.cat.categories))
+    return CategoricalBox(values, _PolyContrasts(), None)
+
+
+# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)`` (see _to_formulae)
+_ORDERED = "glmmteach_ordered"
+_ORDERED_FACTOR = "glmmteach_ordered_factor"
+_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs,
+              _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box}
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,8 +369,13 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
         )
 
 
-def _to_formulae(rhs: str) -> str:
-    # R's factor(x) is formulae's C(x): treatment coding, first level as reference.
+def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
+    """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
+    reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
+    :data:`_ORDERED`."""
+    for name in ordered:
+        rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
+        rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
@@ -355,21 +403,28 @@ def _r_name(name: str, factor_vars: set[str]) -> str:
     pieces = []
     for piece in name.split(":"):
         piece = _LEVEL.sub(r"\1", piece)
-        match = re.fullmatch(r"C\(([^,()]+)\)(.*)", piece)
-        if match and match.group(1).strip() in factor_vars:
-            piece = f"factor({match.group(1).strip()}){match.group(2)}"
+        match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
+        if match and match.group(1) == _ORDERED:
+            piece = f"{match.group(2).strip()}{match.group(3)}"
+        elif match and (match.group(1) == _ORDERED_FACTOR or match.group(2).strip() in factor_vars):
+            piece = f"factor({match.group(2).strip()}){match.group(3)}"
         pieces.append(piece)
     return ":".join(pieces)
 
 
-def _factor_columns_as_r(columns: dict[str, pd.Series]) -> None:
+def _factor_columns_as_r(columns: dict[str, pd.Series]) -> frozenset[str]:
     """A pandas categorical column is an R factor: its levels in the categorical's order (the first is the
     reference level), unused levels dropped (``model.frame``'s ``drop.unused.levels``). formulae sorts the
     levels of an unordered categorical, so the column is marked ordered to keep the order (formulae still
-    codes it by treatment contrasts)."""
+    codes it by treatment contrasts). Returns the names of the columns that were ordered categoricals, R's
+    ordered factors (coded by polynomial contrasts)."""
+    ordered = set()
     for name, column in columns.items():
         if isinstance(column.dtype, pd.CategoricalDtype):
+            if column.cat.ordered:
+                ordered.add(name)
             columns[name] = column.cat.remove_unused_categories().cat.as_ordered()
+    return frozenset(ordered)
 
 
 def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -538,8 +593,8 @@ def build_design(
         )
         columns = {name: values[complete] for name, values in columns.items()}
         row_index = row_index[complete]
-    _factor_columns_as_r(columns)
-    fit_frame = _FitFrame(columns, row_index, logical_bars)
+    ordered = _factor_columns_as_r(columns)
+    fit_frame = _FitFrame(columns, row_index, logical_bars, ordered)
     n = len(row_index)
 
     def subset(spec: ArrayLike | str | None) -> ArrayLike | str | None:
@@ -554,7 +609,7 @@ def build_design(
         raise DataError("weights must be non-negative")
 
     # Fixed effects: built directly when the formula is simple, else by formulae (terms ordered as R does).
-    direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True)
+    direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
     if direct is not None:
         X, column_names, formula_offset = direct
         common: Any = _DeferredModel(fixed_rhs, fit_frame)
@@ -613,10 +668,12 @@ class _FitFrame:
     """The model's columns on the rows used, and, built when first asked for, the same as a data frame (what
     formulae needs: for formulas the direct builder does not take, and for predictions on new rows)."""
 
-    def __init__(self, columns: dict[str, pd.Series], index: pd.Index, logical_bars: dict[str, str]):
+    def __init__(self, columns: dict[str, pd.Series], index: pd.Index, logical_bars: dict[str, str],
+                 ordered: frozenset[str] = frozenset()):
         self.columns = columns
         self.index = index
         self.logical_bars = logical_bars
+        self.ordered = ordered  # the ordered factors (polynomial contrasts)
         self._frame: pd.DataFrame | None = None
 
     def __len__(self) -> int:
@@ -639,7 +696,7 @@ def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple
     logical_bars = fit_frame.logical_bars
     factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
     try:
-        matrices = design_matrices(_to_formulae(fixed_rhs), fit_frame.frame, na_action="error",
+        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered), fit_frame.frame, na_action="error",
                                    extra_namespace=_NAMESPACE)
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
@@ -672,7 +729,8 @@ class _DeferredModel:
     @property
     def common(self) -> Any:
         if self._common is None:
-            self._common = design_matrices(_to_formulae(self.rhs), self.fit_frame.frame, na_action="error",
+            self._common = design_matrices(_to_formulae(self.rhs, self.fit_frame.ordered), self.fit_frame.frame,
+                                           na_action="error",
                                            extra_namespace=_NAMESPACE).common
         return self._common
 
@@ -802,11 +860,12 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return codes.astype(np.intp), np.asarray(levels)
 
 
-def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int,
-                   r_order: bool) -> tuple[np.ndarray, list[str], np.ndarray] | None:
+def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: bool,
+                   ordered: frozenset[str] = frozenset()) -> tuple[np.ndarray, list[str], np.ndarray] | None:
     """The model matrix (C order), R's column names and the summed offsets of a simple ``rhs`` on ``columns``,
     equal to formulae's (in formulae's term order, or R's, main effects first, with ``r_order``); None when the
-    formula or a column is of a kind left to formulae."""
+    formula or a column is of a kind left to formulae. The columns in ``ordered`` are ordered factors:
+    polynomial contrasts (:func:`contr_poly`) instead of treatment contrasts."""
     simple = _simple_terms(rhs)
     if simple is None:
         return None
@@ -836,8 +895,13 @@ def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int,
                     return None  # full indicator coding is left to formulae
                 codes, labels = coded[atom]
                 prefix = atom.column if atom.kind == "plain" else f"factor({atom.column})"
-                part = [(codes == k).astype(float) for k in range(1, len(labels))]
-                part_names = [prefix + label for label in labels[1:]]
+                if atom.column in ordered:
+                    contrasts = contr_poly(len(labels))
+                    part = [contrasts[:, j][codes] for j in range(contrasts.shape[1])]
+                    part_names = [prefix + label for label in contr_poly_names(len(labels))]
+                else:
+                    part = [(codes == k).astype(float) for k in range(1, len(labels))]
+                    part_names = [prefix + label for label in labels[1:]]
             if not values:
                 values, names = part, part_names
             else:  # formulae's interaction columns: the earlier factor varies slowest
@@ -955,14 +1019,14 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         return RandomTerm(expr=bar.expr, group_name=bar.group, correlated=bar.correlated,
                           names=[_r_name("Intercept", set())], Z=np.ones((n, 1)), group_codes=codes,
                           group_levels=levels)
-    direct = _direct_matrix(bar.expr, fit_frame.columns, n, r_order=False)
+    direct = _direct_matrix(bar.expr, fit_frame.columns, n, r_order=False, ordered=fit_frame.ordered)
     if direct is not None:
         Z, names, _ = direct
         common: Any = _DeferredModel(bar.expr, fit_frame)
     else:
         factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", bar.expr))
         try:
-            matrices = design_matrices(_to_formulae(bar.expr), fit_frame.frame, na_action="error",
+            matrices = design_matrices(_to_formulae(bar.expr, fit_frame.ordered), fit_frame.frame, na_action="error",
                                        extra_namespace=_NAMESPACE)
         except Exception as err:
             raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
