@@ -6,18 +6,21 @@ has three parts, which lme4 separates the same way:
 * the **response** (left of ``~``), a column of the data;
 * the **fixed-effects** terms, expanded into the model matrix :math:`X` (one column per
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
-  ``factor(sex)2``; ``a*b`` expands to ``a + b + a:b``; ``offset(z)`` adds a known term to
-  :math:`\eta` without a coefficient);
+  ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
+  contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
+  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
   group index of every row, so that the contribution to the linear predictor is
   :math:`z_i^\top b_{g(i)}`.
 
-Model matrices are built by `formulae <https://bambinos.github.io/formulae/>`_ (bambi's parser);
-this module only splits off the random-effect bars (formulae does not know ``||``), maps
-``factor()`` to formulae's ``C()``, orders the terms as R does (main effects before
-interactions) and renames columns the R way. Rows with a missing value in any variable the model
+Model matrices of simple formulas (columns, ``factor()``, ``offset()`` and their interactions) are
+built here directly with NumPy; the others by `formulae <https://bambinos.github.io/formulae/>`_
+(bambi's parser), which gives the same matrices for the simple ones (tests/test_formula_direct.py):
+this module splits off the random-effect bars (formulae does not know ``||``), maps ``factor()``
+to formulae's ``C()``, orders the terms as R does (main effects before interactions) and renames
+columns the R way. Rows with a missing value in any variable the model
 uses are dropped, and how many is reported, as R's ``na.omit`` does.
 """
 
