@@ -6,18 +6,21 @@ has three parts, which lme4 separates the same way:
 * the **response** (left of ``~``), a column of the data;
 * the **fixed-effects** terms, expanded into the model matrix :math:`X` (one column per
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
-  ``factor(sex)2``; ``a*b`` expands to ``a + b + a:b``; ``offset(z)`` adds a known term to
-  :math:`\eta` without a coefficient);
+  ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
+  contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
+  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
   group index of every row, so that the contribution to the linear predictor is
   :math:`z_i^\top b_{g(i)}`.
 
-Model matrices are built by `formulae <https://bambinos.github.io/formulae/>`_ (bambi's parser);
-this module only splits off the random-effect bars (formulae does not know ``||``), maps
-``factor()`` to formulae's ``C()``, orders the terms as R does (main effects before
-interactions) and renames columns the R way. Rows with a missing value in any variable the model
+Model matrices of simple formulas (columns, ``factor()``, ``offset()`` and their interactions) are
+built here directly with NumPy; the others by `formulae <https://bambinos.github.io/formulae/>`_
+(bambi's parser), which gives the same matrices for the simple ones (tests/test_formula_direct.py):
+this module splits off the random-effect bars (formulae does not know ``||``), maps ``factor()``
+to formulae's ``C()``, orders the terms as R does (main effects before interactions) and renames
+columns the R way. Rows with a missing value in any variable the model
 uses are dropped, and how many is reported, as R's ``na.omit`` does.
 """
 
@@ -33,13 +36,56 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from formulae import design_matrices, model_description
+from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 
 from .exceptions import DataError, FormulaError, MissingDataWarning
 from .families import Family, get_family
 
 ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
-_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
+
+
+def contr_poly(n_levels: int) -> np.ndarray:
+    """R's ``contr.poly(n)``: orthonormal polynomial contrasts (linear, quadratic, ...) on the scores 1..n, the
+    coding R gives an ordered factor. Computed as R's ``make.poly`` does: the QR decomposition of the powers of
+    the centred scores, each column of Q scaled by R's diagonal entry and normalised (n x (n-1))."""
+    scores = np.arange(1.0, n_levels + 1.0)
+    powers = (scores - scores.mean())[:, None] ** np.arange(n_levels)[None, :]
+    q, r = np.linalg.qr(powers)
+    raw = q * np.diag(r)  # (sign-free: a column of Q and its diagonal entry of R change sign together)
+    return (raw / np.sqrt(np.sum(raw**2, axis=0)))[:, 1:]
+
+
+def contr_poly_names(n_levels: int) -> list[str]:
+    """R's names of the polynomial contrasts: ``.L``, ``.Q``, ``.C``, ``^4``, ``^5``, ..."""
+    return [".L", ".Q", ".C", *(f"^{k}" for k in range(4, n_levels))][: n_levels - 1]
+
+
+class _PolyContrasts(Encoding):
+    """formulae's encoding of an ordered factor as R codes it: polynomial contrasts (with indicators where the
+    factor spans the intercept, as R's full coding)."""
+
+    def code_with_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+    def code_without_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(contr_poly(len(levels)), contr_poly_names(len(levels)))
+
+
+def _ordered_box(values: Any) -> CategoricalBox:
+    if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
+        # the levels in the categorical's order; only those present (new rows need not have every level:
+        # formulae codes them with the levels of the fit)
+        present = values.cat.remove_unused_categories()
+        return CategoricalBox(present, _PolyContrasts(), list(present.cat.categories))
+    return CategoricalBox(values, _PolyContrasts(), None)
+
+
+# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)`` (see _to_formulae)
+_ORDERED = "glmmteach_ordered"
+_ORDERED_FACTOR = "glmmteach_ordered_factor"
+_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs,
+              _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box}
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,6 +173,12 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise FormulaError(f"the formula must be a string such as 'y ~ x', got {type(formula).__name__}")
+    return _parse_formula(formula)
+
+
+@lru_cache(maxsize=256)
+def _parse_formula(formula: str) -> ParsedFormula:
+    # parsed once per formula string (a ParsedFormula is immutable); errors are raised again each time
     if formula.count("~") != 1:
         raise FormulaError(f"the formula {formula!r} needs exactly one '~' (response ~ terms)")
     lhs, rhs = (side.strip() for side in formula.split("~"))
@@ -292,10 +344,11 @@ class Design:
         _require_columns(frame, _fixed_variables(self.parsed, self._logical_bars), "newdata")
         try:
             common = self._common.evaluate_new_data(frame)
+            order = self._common.column_order if isinstance(self._common, _DeferredModel) else self._column_order
         except Exception as err:  # formulae raises many types; name the cause
             raise DataError(f"cannot build the model matrix for newdata: {err}") from err
         matrix, _, formula_offset = _split_offsets(common)
-        X = matrix[:, self._column_order]
+        X = matrix[:, order]
         extra = self._offset_spec if offset is None else offset
         if isinstance(extra, np.ndarray | list | pd.Series) and offset is None:
             raise DataError("the model was fitted with offset= given as an array; pass offset= for the new rows too")
@@ -319,8 +372,13 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
         )
 
 
-def _to_formulae(rhs: str) -> str:
-    # R's factor(x) is formulae's C(x): treatment coding, first level as reference.
+def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
+    """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
+    reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
+    :data:`_ORDERED`."""
+    for name in ordered:
+        rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
+        rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
@@ -348,22 +406,28 @@ def _r_name(name: str, factor_vars: set[str]) -> str:
     pieces = []
     for piece in name.split(":"):
         piece = _LEVEL.sub(r"\1", piece)
-        match = re.fullmatch(r"C\(([^,()]+)\)(.*)", piece)
-        if match and match.group(1).strip() in factor_vars:
-            piece = f"factor({match.group(1).strip()}){match.group(2)}"
+        match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
+        if match and match.group(1) == _ORDERED:
+            piece = f"{match.group(2).strip()}{match.group(3)}"
+        elif match and (match.group(1) == _ORDERED_FACTOR or match.group(2).strip() in factor_vars):
+            piece = f"factor({match.group(2).strip()}){match.group(3)}"
         pieces.append(piece)
     return ":".join(pieces)
 
 
-def _factor_levels_as_r(frame: pd.DataFrame) -> None:
+def _factor_columns_as_r(columns: dict[str, pd.Series]) -> frozenset[str]:
     """A pandas categorical column is an R factor: its levels in the categorical's order (the first is the
     reference level), unused levels dropped (``model.frame``'s ``drop.unused.levels``). formulae sorts the
     levels of an unordered categorical, so the column is marked ordered to keep the order (formulae still
-    codes it by treatment contrasts)."""
-    for name in frame.columns:
-        column = frame[name]
+    codes it by treatment contrasts). Returns the names of the columns that were ordered categoricals, R's
+    ordered factors (coded by polynomial contrasts)."""
+    ordered = set()
+    for name, column in columns.items():
         if isinstance(column.dtype, pd.CategoricalDtype):
-            frame[name] = column.cat.remove_unused_categories().cat.as_ordered()
+            if column.cat.ordered:
+                ordered.add(name)
+            columns[name] = column.cat.remove_unused_categories().cat.as_ordered()
+    return frozenset(ordered)
 
 
 def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
@@ -376,12 +440,13 @@ def _split_offsets(matrix_obj: Any) -> tuple[np.ndarray, list[str], np.ndarray]:
     return values[:, ~is_offset], names, offset
 
 
-def _numeric_vector(data: pd.DataFrame, spec: ArrayLike | str | None, what: str, n: int, default: float) -> np.ndarray:
+def _numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike | str | None, what: str, n: int,
+                    default: float) -> np.ndarray:
     """Resolve an argument given as a column name, an array, or None (the default value)."""
     if spec is None:
         return np.full(n, default)
     if isinstance(spec, str):
-        if spec not in data.columns:
+        if spec not in data:  # a data frame's columns, or a dict of them
             raise DataError(f"{what}={spec!r} is not a column of the data")
         values = data[spec]
         label = f"{what} column {spec!r}"
@@ -391,7 +456,7 @@ def _numeric_vector(data: pd.DataFrame, spec: ArrayLike | str | None, what: str,
         if values.shape != (n,):
             raise DataError(f"{what}= must have one value per row ({n}), got shape {values.shape}")
     try:
-        out = np.asarray(values, dtype=float)
+        out = np.array(values, dtype=float)  # (a copy, not a view of the caller's data)
     except (TypeError, ValueError) as err:
         raise DataError(f"{label} must be numeric: {err}") from err
     if not np.all(np.isfinite(out)):
@@ -400,10 +465,11 @@ def _numeric_vector(data: pd.DataFrame, spec: ArrayLike | str | None, what: str,
 
 
 def _response_values(series: pd.Series, name: str) -> np.ndarray:
+    # a copy: the values must not follow later changes to the caller's data frame
     if series.dtype == bool or str(series.dtype) == "boolean":
-        return series.to_numpy(dtype=float)
+        return series.to_numpy(dtype=float, copy=True)
     try:
-        return series.to_numpy(dtype=float)
+        return series.to_numpy(dtype=float, copy=True)
     except (TypeError, ValueError) as err:
         raise DataError(
             f"the response column {name!r} must be numeric (0/1 or counts), got values such as {series.iloc[0]!r}"
@@ -481,6 +547,10 @@ def build_design(
     ``random="logical"`` reproduces what R's ``glm`` does with a bar term: it evaluates ``1 | g`` as a
     logical covariate (always TRUE, named ``1 | gTRUE``), which is aliased with the intercept.
     When ``family`` is given the response is checked against it.
+
+    Simple formulas (columns, ``factor()``, ``offset()`` and their interactions) get their model matrices
+    from :func:`_direct_matrix`, the same matrices formulae builds in a fraction of the time; formulae
+    builds the others, and, when new rows are predicted, the model that codes them.
     """
     data = _check_frame(data)
     parsed = parse_formula(formula)
@@ -506,8 +576,8 @@ def build_design(
                 raise DataError(f"{name}={spec!r} is not a column of the data")
             used.add(spec)
     _require_columns(data, used)
-    frame = data.loc[:, sorted(used)]
-    complete = frame.notna().all(axis=1).to_numpy().copy()
+    columns = _model_columns(data, used)
+    complete = _complete_rows(columns, len(data))
     for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
         if spec is not None and not isinstance(spec, str):
             values = np.asarray(spec, dtype=float)
@@ -515,6 +585,7 @@ def build_design(
                 raise DataError(f"{name}= must have one value per row ({len(data)}), got shape {values.shape}")
             complete &= ~np.isnan(values)
     dropped = int((~complete).sum())
+    row_index = data.index
     if dropped:
         if dropped == len(data):
             raise DataError("every row has a missing value in a model variable: nothing to fit")
@@ -523,44 +594,35 @@ def build_design(
             MissingDataWarning,
             stacklevel=3,
         )
-        frame = frame.loc[complete]
-    frame = frame.copy()
-    _factor_levels_as_r(frame)
-    for placeholder in logical_bars:
-        frame[placeholder] = 1.0
-    n = len(frame)
+        columns = {name: values[complete] for name, values in columns.items()}
+        row_index = row_index[complete]
+    ordered = _factor_columns_as_r(columns)
+    fit_frame = _FitFrame(columns, row_index, logical_bars, ordered)
+    n = len(row_index)
 
     def subset(spec: ArrayLike | str | None) -> ArrayLike | str | None:
         return spec if spec is None or isinstance(spec, str) else np.asarray(spec, dtype=float)[complete]
 
-    y = _response_values(frame[parsed.response], parsed.response)
-    trials_arr = None if trials is None else _numeric_vector(frame, subset(trials), "trials", n, 1.0)
+    y = _response_values(columns[parsed.response], parsed.response)
+    trials_arr = None if trials is None else _numeric_vector(columns, subset(trials), "trials", n, 1.0)
     if fam is not None:
         check_response(fam, y, trials_arr, parsed.response)
-    weights_arr = _numeric_vector(frame, subset(weights), "weights", n, 1.0)
+    weights_arr = _numeric_vector(columns, subset(weights), "weights", n, 1.0)
     if np.any(weights_arr < 0):
         raise DataError("weights must be non-negative")
 
-    # Fixed effects: formulae builds the columns; we order terms as R does and rename.
-    factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
-    try:
-        matrices = design_matrices(_to_formulae(fixed_rhs), frame, na_action="error", extra_namespace=_NAMESPACE)
-    except Exception as err:
-        raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
-    matrix, names, formula_offset = _split_offsets(matrices.common)
-    degree = [0 if nm == "Intercept" else nm.count(":") + 1 for nm in names]
-    order = sorted(range(len(names)), key=lambda j: degree[j])  # stable: written order within degree
-    column_names = []
-    for j in order:
-        nm = names[j]
-        column_names.append(
-            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars else _r_name(nm, factor_vars)
-        )
-    X = np.ascontiguousarray(matrix[:, order])
-    total_offset = formula_offset + _numeric_vector(frame, subset(offset), "offset", n, 0.0)
+    # Fixed effects: built directly when the formula is simple, else by formulae (terms ordered as R does).
+    direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
+    if direct is not None:
+        X, column_names, formula_offset = direct
+        common: Any = _DeferredModel(fixed_rhs, fit_frame)
+        order: list[int] = []
+    else:
+        common, X, column_names, formula_offset, order = _formulae_fixed(formula, fixed_rhs, fit_frame)
+    total_offset = formula_offset + _numeric_vector(columns, subset(offset), "offset", n, 0.0)
 
     random_terms = [] if random == "logical" else _lme4_order(
-        _by_grouping_factor([_random_term(bar, frame) for bar in expand_bars(parsed.bars)]))
+        _by_grouping_factor([_random_term(bar, fit_frame) for bar in expand_bars(parsed.bars)]))
     return Design(
         parsed=parsed,
         y=y,
@@ -570,14 +632,300 @@ def build_design(
         trials=np.ones(n) if trials_arr is None else trials_arr,
         weights=weights_arr,
         random=random_terms,
-        row_index=frame.index,
+        row_index=row_index,
         dropped_rows=dropped,
         has_trials=trials_arr is not None,
-        _common=matrices.common,
+        _common=common,
         _column_order=order,
         _offset_spec=offset,
         _logical_bars=logical_bars,
     )
+
+
+def _model_columns(data: pd.DataFrame, used: set[str]) -> dict[str, pd.Series]:
+    """The columns the model uses, by name (no copy: pandas copies on write)."""
+    columns = {}
+    for name in sorted(used):
+        column = data[name]
+        if not isinstance(column, pd.Series):
+            raise DataError(f"the data has several columns named {name!r}; rename them so the formula names one")
+        columns[name] = column
+    return columns
+
+
+def _complete_rows(columns: dict[str, pd.Series], n: int) -> np.ndarray:
+    """True for the rows with a value in every column (pandas' notna: NaN, None, NaT are missing)."""
+    complete = np.ones(n, dtype=bool)
+    for column in columns.values():
+        dtype = column.dtype
+        if isinstance(dtype, np.dtype) and dtype.kind in "iub":
+            continue  # integers and booleans cannot be missing
+        if isinstance(dtype, np.dtype) and dtype.kind == "f":
+            complete &= ~np.isnan(column.to_numpy())
+        else:
+            complete &= column.notna().to_numpy()
+    return complete
+
+
+class _FitFrame:
+    """The model's columns on the rows used, and, built when first asked for, the same as a data frame (what
+    formulae needs: for formulas the direct builder does not take, and for predictions on new rows)."""
+
+    def __init__(self, columns: dict[str, pd.Series], index: pd.Index, logical_bars: dict[str, str],
+                 ordered: frozenset[str] = frozenset()):
+        self.columns = columns
+        self.index = index
+        self.logical_bars = logical_bars
+        self.ordered = ordered  # the ordered factors (polynomial contrasts)
+        self._frame: pd.DataFrame | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            frame = pd.DataFrame({name: column.array for name, column in self.columns.items()}, index=self.index)
+            for placeholder in self.logical_bars:
+                frame[placeholder] = 1.0
+            self._frame = frame
+        return self._frame
+
+
+def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple[Any, np.ndarray, list[str],
+                                                                                   np.ndarray, list[int]]:
+    """formulae's fixed-effects model: its model object, X in R's term order with R's names, the formula's
+    offset and the column order (formulae's columns -> R's)."""
+    logical_bars = fit_frame.logical_bars
+    factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
+    try:
+        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered), fit_frame.frame, na_action="error",
+                                   extra_namespace=_NAMESPACE)
+    except Exception as err:
+        raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
+    matrix, names, formula_offset = _split_offsets(matrices.common)
+    order = _r_term_order(names)
+    column_names = []
+    for j in order:
+        nm = names[j]
+        column_names.append(
+            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars else _r_name(nm, factor_vars)
+        )
+    return matrices.common, np.ascontiguousarray(matrix[:, order]), column_names, formula_offset, order
+
+
+def _r_term_order(names: list[str]) -> list[int]:
+    """R's order of formulae's columns: main effects before interactions (stable: written order within degree)."""
+    degree = [0 if nm == "Intercept" else nm.count(":") + 1 for nm in names]
+    return sorted(range(len(names)), key=lambda j: degree[j])
+
+
+class _DeferredModel:
+    """formulae's model of a right-hand side on the fitted rows, built when new rows are first coded with it
+    (predictions): a fit whose matrices :func:`_direct_matrix` built does not pay for it."""
+
+    def __init__(self, rhs: str, fit_frame: _FitFrame):
+        self.rhs = rhs
+        self.fit_frame = fit_frame
+        self._common: Any = None
+
+    @property
+    def common(self) -> Any:
+        if self._common is None:
+            self._common = design_matrices(_to_formulae(self.rhs, self.fit_frame.ordered), self.fit_frame.frame,
+                                           na_action="error",
+                                           extra_namespace=_NAMESPACE).common
+        return self._common
+
+    @property
+    def column_order(self) -> list[int]:
+        names = [c for c in self.common.as_dataframe().columns if not c.startswith("offset(")]
+        return _r_term_order(names)
+
+    def evaluate_new_data(self, newdata: pd.DataFrame) -> Any:
+        return self.common.evaluate_new_data(newdata)
+
+
+# --------------------------------------------------------------------------------------------
+# Model matrices of simple formulas, built directly
+#
+# formulae parses and evaluates a formula term by term in Python; for the formulas of most models
+# (columns, factor(), offset() and interactions of those) that is most of a small fit's time. The
+# builder below makes exactly formulae's matrices for them (tests/test_formula.py compares the two on
+# many formulas and column types) and declines anything else, which formulae then builds.
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+_ATOM = re.compile(rf"(?:(factor|offset)\(\s*({_IDENT})\s*\)|({_IDENT}))")
+
+
+@dataclass(frozen=True)
+class _Atom:
+    """A variable of a simple formula: a column as it is (``plain``: numeric, or a factor when it holds
+    strings or is categorical), ``factor(column)`` or ``offset(column)``."""
+
+    kind: str
+    column: str
+
+
+@dataclass(frozen=True)
+class _SimpleTerms:
+    """A simple right-hand side: intercept or not, its terms (tuples of atoms, in formulae's order: as
+    written, ``a*b`` expanded to ``a``, ``b``, ``a:b``) and its offset columns."""
+
+    intercept: bool
+    terms: tuple[tuple[_Atom, ...], ...]
+    offsets: tuple[str, ...]
+
+
+def _atom(text: str) -> _Atom | None:
+    match = _ATOM.fullmatch(text.strip())
+    if match is None:
+        return None
+    return _Atom("plain", match.group(3)) if match.group(3) else _Atom(match.group(1), match.group(2))
+
+
+@lru_cache(maxsize=256)
+def _simple_terms(rhs: str) -> _SimpleTerms | None:
+    """The terms of ``rhs`` when it is simple; None for anything else."""
+    try:
+        pieces = _split_top_level(rhs)
+    except FormulaError:
+        return None
+    if "1" in pieces and "0" in pieces:
+        return None
+    terms: list[tuple[_Atom, ...]] = []
+    offsets: list[str] = []
+    for piece in pieces:
+        if piece in ("0", "1"):
+            continue
+        if "*" in piece and ":" in piece:
+            return None
+        atoms = [_atom(part) for part in piece.split("*" if "*" in piece else ":")]
+        if any(a is None for a in atoms) or len({a.column for a in atoms}) < len(atoms):
+            return None
+        if len(atoms) == 1 and atoms[0].kind == "offset":
+            offsets.append(atoms[0].column)
+        elif any(a.kind == "offset" for a in atoms) or len(atoms) > 2 and "*" in piece:
+            return None  # offsets in interactions; formulae's expansion of a*b*c is not reproduced
+        elif "*" in piece:
+            terms += [(atoms[0],), (atoms[1],), tuple(atoms)]
+        else:
+            terms.append(tuple(atoms))
+    keys = [frozenset(t) for t in terms]
+    kinds = {}
+    for atom in (a for t in terms for a in t):
+        kinds.setdefault(atom.column, set()).add(atom.kind)
+    if len(set(keys)) < len(keys) or len(set(offsets)) < len(offsets) or any(len(k) > 1 for k in kinds.values()):
+        return None  # repeated terms, or a column both as itself and in factor()
+    return _SimpleTerms("0" not in pieces, tuple(terms), tuple(offsets))
+
+
+_BAD_LEVEL = re.compile(r"[:\[\]]")
+
+
+def _factor_coding(atom: _Atom, column: pd.Series) -> tuple[np.ndarray, list[str]] | None:
+    """Codes 0..k-1 and level labels of a factor, as formulae codes it (a categorical's levels in their
+    order, others sorted); None when the column is no factor here or formulae would label it otherwise."""
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        levels = list(dtype.categories)
+        if not all(isinstance(v, str) or isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
+                   for v in levels):
+            return None
+        codes = column.cat.codes.to_numpy().astype(np.intp)
+    elif atom.kind == "factor" and isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        codes, values = _sorted_codes(column.to_numpy())
+        levels = values.tolist()
+    elif pd.api.types.is_string_dtype(dtype) and pd.api.types.infer_dtype(column, skipna=False) == "string":
+        codes, uniques = pd.factorize(column.to_numpy())
+        uniques = uniques.tolist()
+        ranks = sorted(range(len(uniques)), key=uniques.__getitem__)  # Python's sort, as formulae's
+        levels = [uniques[k] for k in ranks]
+        codes = np.argsort(ranks)[codes]
+    else:
+        return None
+    labels = [str(v) for v in levels]
+    if len(labels) < 2 or any(_BAD_LEVEL.search(label) for label in labels):
+        return None  # (':' and brackets in a level change formulae's names and term order)
+    return codes, labels
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes 0..k-1 of integers and their distinct values in increasing order, as ``pd.factorize(values,
+    sort=True)`` gives them; by a table of the values' range when it is small (ten times faster than sorting)."""
+    if values.size and (high := int(values.max())) - (low := int(values.min())) <= 4 * values.size + 1024:
+        shifted = values - values.dtype.type(low)
+        seen = np.zeros(high - low + 1, dtype=bool)
+        seen[shifted] = True
+        table = np.cumsum(seen, dtype=np.intp) - 1
+        return table[shifted], (np.flatnonzero(seen) + low).astype(values.dtype)
+    codes, levels = pd.factorize(values, sort=True)
+    return codes.astype(np.intp), np.asarray(levels)
+
+
+def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: bool,
+                   ordered: frozenset[str] = frozenset()) -> tuple[np.ndarray, list[str], np.ndarray] | None:
+    """The model matrix (C order), R's column names and the summed offsets of a simple ``rhs`` on ``columns``,
+    equal to formulae's (in formulae's term order, or R's, main effects first, with ``r_order``); None when the
+    formula or a column is of a kind left to formulae. The columns in ``ordered`` are ordered factors:
+    polynomial contrasts (:func:`contr_poly`) instead of treatment contrasts."""
+    simple = _simple_terms(rhs)
+    if simple is None:
+        return None
+    coded: dict[_Atom, tuple[list[np.ndarray], list[str]] | tuple[np.ndarray, list[str]]] = {}
+    numeric: dict[_Atom, np.ndarray] = {}
+    for atom in {a for t in simple.terms for a in t}:
+        column = columns[atom.column]
+        dtype = column.dtype
+        if atom.kind == "plain" and isinstance(dtype, np.dtype) and dtype.kind in "iuf":
+            numeric[atom] = column.to_numpy()
+            continue
+        coding = _factor_coding(atom, column)
+        if coding is None:
+            return None
+        coded[atom] = coding
+    present = {frozenset(t) for t in simple.terms} | ({frozenset()} if simple.intercept else set())
+    blocks = []
+    for term in simple.terms:
+        values: list[np.ndarray] = []
+        names: list[str] = []
+        for atom in term:
+            if atom in numeric:
+                part, part_names = [numeric[atom]], [atom.column]
+            else:
+                # contrasts (the first level left out) when the term without this factor is in the model
+                if frozenset(term) - {atom} not in present:
+                    return None  # full indicator coding is left to formulae
+                codes, labels = coded[atom]
+                prefix = atom.column if atom.kind == "plain" else f"factor({atom.column})"
+                if atom.column in ordered:
+                    contrasts = contr_poly(len(labels))
+                    part = [contrasts[:, j][codes] for j in range(contrasts.shape[1])]
+                    part_names = [prefix + label for label in contr_poly_names(len(labels))]
+                else:
+                    part = [(codes == k).astype(float) for k in range(1, len(labels))]
+                    part_names = [prefix + label for label in labels[1:]]
+            if not values:
+                values, names = part, part_names
+            else:  # formulae's interaction columns: the earlier factor varies slowest
+                values = [a * b for a in values for b in part]
+                names = [f"{a}:{b}" for a in names for b in part_names]
+        blocks.append((len(term), values, names))
+    if r_order:
+        blocks.sort(key=lambda block: block[0])
+    values = ([np.ones(n)] if simple.intercept else []) + [v for _, vs, _ in blocks for v in vs]
+    names = (["(Intercept)"] if simple.intercept else []) + [nm for _, _, nms in blocks for nm in nms]
+    X = np.empty((n, len(values)))
+    for j, column in enumerate(values):
+        X[:, j] = column
+    offsets = [np.asarray(columns[name].to_numpy(), dtype=float) for name in simple.offsets]
+    if not offsets:
+        offset = np.zeros(n)
+    elif len(offsets) == 1:
+        offset = offsets[0]
+    else:
+        offset = np.column_stack(offsets).sum(axis=1)
+    return X, names, offset
 
 
 _NAME = r"[A-Za-z_.][A-Za-z0-9_.]*"
@@ -639,12 +987,20 @@ def _lme4_order(terms: list[RandomTerm]) -> list[RandomTerm]:
 def grouping_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndarray]:
     """Codes 0..G-1 and level labels of a grouping factor ``g`` or ``a:b`` (R's interaction: the first factor
     varies slowest; unused combinations dropped; labels ``"a_level:b_level"``)."""
+    return _grouping_codes({p: frame[p] for p in group.split(":")}, group)
+
+
+def _grouping_codes(columns: dict[str, pd.Series], group: str) -> tuple[np.ndarray, np.ndarray]:
     parts = group.split(":")
-    cats = [pd.Categorical(frame[p] if isinstance(frame[p].dtype, pd.CategoricalDtype) else frame[p].to_numpy())
+    if len(parts) == 1:
+        column = columns[parts[0]]
+        if isinstance(column.dtype, np.dtype) and column.dtype.kind in "iu":  # (as pd.Categorical, faster)
+            return _sorted_codes(column.to_numpy())
+    cats = [pd.Categorical(columns[p] if isinstance(columns[p].dtype, pd.CategoricalDtype) else columns[p].to_numpy())
             for p in parts]  # a categorical keeps its level order, as an R factor
     if len(cats) == 1:
         return cats[0].codes.astype(np.intp), np.asarray(cats[0].categories)
-    codes = np.zeros(len(frame), dtype=np.int64)
+    codes = np.zeros(len(cats[0]), dtype=np.int64)
     for c in cats:
         codes = codes * len(c.categories) + c.codes
     used, inverse = np.unique(codes, return_inverse=True)
@@ -658,29 +1014,38 @@ def grouping_codes(frame: pd.DataFrame, group: str) -> tuple[np.ndarray, np.ndar
     return inverse.astype(np.intp).ravel(), np.asarray(labels, dtype=object)
 
 
-def _random_term(bar: BarTerm, frame: pd.DataFrame) -> RandomTerm:
+def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
     """Random-effects covariates and group codes of one bar term."""
-    if bar.expr.strip() == "1":  # a random intercept: no model matrix to build (formulae costs milliseconds)
-        codes, levels = grouping_codes(frame, bar.group)
+    n = len(fit_frame)
+    if bar.expr.strip() == "1":  # a random intercept: no model matrix to build
+        codes, levels = _grouping_codes(fit_frame.columns, bar.group)
         return RandomTerm(expr=bar.expr, group_name=bar.group, correlated=bar.correlated,
-                          names=[_r_name("Intercept", set())], Z=np.ones((len(frame), 1)), group_codes=codes,
+                          names=[_r_name("Intercept", set())], Z=np.ones((n, 1)), group_codes=codes,
                           group_levels=levels)
-    factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", bar.expr))
-    try:
-        matrices = design_matrices(_to_formulae(bar.expr), frame, na_action="error", extra_namespace=_NAMESPACE)
-    except Exception as err:
-        raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
-    Z, names, _ = _split_offsets(matrices.common)
+    direct = _direct_matrix(bar.expr, fit_frame.columns, n, r_order=False, ordered=fit_frame.ordered)
+    if direct is not None:
+        Z, names, _ = direct
+        common: Any = _DeferredModel(bar.expr, fit_frame)
+    else:
+        factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", bar.expr))
+        try:
+            matrices = design_matrices(_to_formulae(bar.expr, fit_frame.ordered), fit_frame.frame, na_action="error",
+                                       extra_namespace=_NAMESPACE)
+        except Exception as err:
+            raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
+        Z, formulae_names, _ = _split_offsets(matrices.common)
+        names = [_r_name(nm, factor_vars) for nm in formulae_names]
+        common = matrices.common
     if Z.shape[1] == 0:
         raise FormulaError(f"the random-effects term {bar} has no covariates")
-    codes, levels = grouping_codes(frame, bar.group)
+    codes, levels = _grouping_codes(fit_frame.columns, bar.group)
     return RandomTerm(
         expr=bar.expr,
         group_name=bar.group,
         correlated=bar.correlated,
-        names=[_r_name(nm, factor_vars) for nm in names],
+        names=names,
         Z=np.ascontiguousarray(Z),
         group_codes=codes,
         group_levels=levels,
-        _common=matrices.common,
+        _common=common,
     )

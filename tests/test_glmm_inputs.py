@@ -86,3 +86,9 @@ def test_unknown_operator_in_a_bar_is_a_formula_error(counts: pd.DataFrame) -> N
     with pytest.raises(FormulaError, match=r"uses '%' left of the bar"):
         fit("y ~ x + (x %in% g | g)", counts, family="poisson")
 
+
+
+@pytest.mark.parametrize("formula", ["y ~ 0 + (1 | g)", "y ~ 0 + offset(x) + (1 | g)"])
+def test_no_fixed_effect_is_refused_by_name(counts: pd.DataFrame, formula: str) -> None:
+    with pytest.raises(FormulaError, match="no fixed effect"):
+        fit(formula, counts, family="poisson")

@@ -216,6 +216,10 @@ def glmer(
                           weights=weights)
     if proportion:
         design = _proportions_as_trials(design, weights)
+    if design.X.shape[1] == 0:  # (lme4 allows it; this engine's start and diagnosis need a fixed effect)
+        raise FormulaError(
+            f"the formula {formula!r} has no fixed effect (no intercept and no other term); glmer needs at least "
+            "one: drop the '0' (or '- 1') or add a term")
     terms = design.random
     if n_nodes > 1 and len(terms) > 1:
         raise GlmmteachError(

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
@@ -89,14 +89,19 @@ class GLMMResults:
         self.converged = outcome.converged
         self.n_evaluations = outcome.evaluations
         self.data_passes = outcome.passes
-        names = design.column_names
+        names = pd.Index(design.column_names)  # one index shared by the tables (building it is their main cost)
         self.params = pd.Series(outcome.beta, index=names, name="Estimate")
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
         self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
-        self.bse = pd.Series(np.sqrt(np.diag(diagnosis.cov_beta)), index=names, name="Std. Error")
-        self.zvalues = pd.Series(self.params / self.bse, name="z value")
-        self.pvalues = pd.Series(2 * stats.norm.sf(np.abs(self.zvalues)), index=names, name="Pr(>|z|)")
+        # computed here, not on first use: numpy's warning for a negative variance belongs to the fit
+        bse = np.sqrt(np.diag(diagnosis.cov_beta))
+        with np.errstate(divide="ignore", invalid="ignore"):  # (as pandas divides: a zero SE gives inf quietly)
+            z = self.params.to_numpy() / bse
+        self.bse = pd.Series(bse, index=names, name="Std. Error")
+        self.zvalues = pd.Series(z, index=names, name="z value")
+        # the normal tail as stats.norm.sf computes it (ndtr(-|z|)), without its per-call argument handling
+        self.pvalues = pd.Series(2 * special.ndtr(-np.abs(z)), index=names, name="Pr(>|z|)")
 
     # ---- basic quantities -------------------------------------------------------------------
     @property
