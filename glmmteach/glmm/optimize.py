@@ -647,8 +647,15 @@ def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: b
     except np.linalg.LinAlgError:
         cov_full = None
         cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
-        found.append(FitWarning("the Hessian with respect to (theta, beta) is not positive definite; standard "
-                                "errors are conditional on the random-effect parameters", ConvergenceWarning))
+        message = ("the Hessian with respect to (theta, beta) is not positive definite; standard errors are "
+                   "conditional on the random-effect parameters")
+        negative = np.diag(cov_beta) <= 0
+        if negative.any():  # not even the conditional variance: no standard error (NaN), said here in words
+            cov_beta[negative, :] = np.nan
+            cov_beta[:, negative] = np.nan
+            names = ", ".join(name for name, bad in zip(column_names, negative, strict=True) if bad)
+            message += f", and for {names} even that variance is not positive: no standard error (NaN)"
+        found.append(FitWarning(message, ConvergenceWarning))
     if outcome.boundary_verified and is_singular(outcome.theta, covariance_of(data, correlated)):
         found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
                                 "near) zero; see cov_re", SingularFitWarning))
