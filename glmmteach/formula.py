@@ -293,11 +293,13 @@ class RandomTerm:
         _require_columns(newdata, _variables(self.expr), "newdata")
         try:
             Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
+            fitted = self._common.common if isinstance(self._common, _DeferredModel) else self._common
+            order = _r_column_order(fitted, by_degree=False)
         except Exception as err:  # formulae raises many types; name the cause
             raise DataError(
                 f"cannot build the random-effects covariates of ({self.expr} | ...) for newdata: {err}"
             ) from err
-        return Z
+        return Z[:, order]
 
 
 @dataclass
@@ -704,7 +706,7 @@ def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
     matrix, names, formula_offset = _split_offsets(matrices.common)
-    order = _r_term_order(names)
+    order = _r_column_order(matrices.common)
     column_names = []
     for j in order:
         nm = names[j]
@@ -718,6 +720,29 @@ def _r_term_order(names: list[str]) -> list[int]:
     """R's order of formulae's columns: main effects before interactions (stable: written order within degree)."""
     degree = [0 if nm == "Intercept" else nm.count(":") + 1 for nm in names]
     return sorted(range(len(names)), key=lambda j: degree[j])
+
+
+def _r_column_order(common: Any, by_degree: bool = True) -> list[int]:
+    """R's order of the coefficient columns of formulae's model ``common`` (offsets left out), as indices among
+    them: inside an interaction term the FIRST factor varies fastest (R's ``model.matrix``: ``a2:b2, a3:b2,
+    a2:b3, a3:b3``; formulae varies it slowest), and, with ``by_degree``, main effects before interactions."""
+    columns = list(common.as_dataframe().columns)
+    within: list[int] = []  # formulae's column indices, the columns of each term in R's order
+    for name, term in common.terms.items():
+        span = common.slices[name]
+        index = np.arange(span.start, span.stop)
+        sizes = [1 if np.ndim(c.value) == 1 else np.shape(c.value)[1] for c in getattr(term, "components", [])]
+        if len(sizes) > 1 and int(np.prod(sizes)) == len(index):
+            index = index.reshape(sizes).transpose(tuple(reversed(range(len(sizes))))).ravel()
+        within.extend(index.tolist())
+    if sorted(within) != list(range(len(columns))):
+        raise FormulaError("cannot order the model-matrix columns as R does (formulae's terms do not cover them)")
+    position = {j: k for k, j in enumerate(j for j, nm in enumerate(columns) if not nm.startswith("offset("))}
+    order = [position[j] for j in within if j in position]
+    if not by_degree:
+        return order
+    names = [columns[j] for j in within if j in position]
+    return [order[k] for k in _r_term_order(names)]
 
 
 class _DeferredModel:
@@ -739,8 +764,7 @@ class _DeferredModel:
 
     @property
     def column_order(self) -> list[int]:
-        names = [c for c in self.common.as_dataframe().columns if not c.startswith("offset(")]
-        return _r_term_order(names)
+        return _r_column_order(self.common)
 
     def evaluate_new_data(self, newdata: pd.DataFrame) -> Any:
         return self.common.evaluate_new_data(newdata)
@@ -866,7 +890,8 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: bool,
                    ordered: frozenset[str] = frozenset()) -> tuple[np.ndarray, list[str], np.ndarray] | None:
     """The model matrix (C order), R's column names and the summed offsets of a simple ``rhs`` on ``columns``,
-    equal to formulae's (in formulae's term order, or R's, main effects first, with ``r_order``); None when the
+    equal to formulae's with R's column order inside interaction terms (:func:`_r_column_order`), in formulae's
+    term order, or R's, main effects first, with ``r_order``; None when the
     formula or a column is of a kind left to formulae. The columns in ``ordered`` are ordered factors:
     polynomial contrasts (:func:`contr_poly`) instead of treatment contrasts."""
     simple = _simple_terms(rhs)
@@ -907,9 +932,9 @@ def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: boo
                     part_names = [prefix + label for label in labels[1:]]
             if not values:
                 values, names = part, part_names
-            else:  # formulae's interaction columns: the earlier factor varies slowest
-                values = [a * b for a in values for b in part]
-                names = [f"{a}:{b}" for a in names for b in part_names]
+            else:  # R's interaction columns: the earlier factor varies fastest
+                values = [a * b for b in part for a in values]
+                names = [f"{a}:{b}" for b in part_names for a in names]
         blocks.append((len(term), values, names))
     if r_order:
         blocks.sort(key=lambda block: block[0])
@@ -1034,7 +1059,9 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         except Exception as err:
             raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
         Z, formulae_names, _ = _split_offsets(matrices.common)
-        names = [_r_name(nm, factor_vars) for nm in formulae_names]
+        order = _r_column_order(matrices.common, by_degree=False)
+        Z = Z[:, order]
+        names = [_r_name(formulae_names[j], factor_vars) for j in order]
         common = matrices.common
     if Z.shape[1] == 0:
         raise FormulaError(f"the random-effects term {bar} has no covariates")
