@@ -8,7 +8,9 @@ has three parts, which lme4 separates the same way:
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
   ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
   contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
-  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient);
+  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient; functions of columns, such as
+  ``log(x + 5)``, ``I(x^2)``, ``scale(x)``, ``poly(x, 2)``, are evaluated and named as R does, the functions
+  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
@@ -37,9 +39,11 @@ import numpy as np
 import pandas as pd
 from formulae import design_matrices, model_description
 from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
+from formulae.transforms import TRANSFORMS
 
 from .exceptions import DataError, FormulaError, MissingDataWarning
 from .families import Family, get_family
+from .rformat import format_r
 
 ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
@@ -81,11 +85,40 @@ def _ordered_box(values: Any) -> CategoricalBox:
     return CategoricalBox(values, _PolyContrasts(), None)
 
 
-# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)`` (see _to_formulae)
+def _r_log(x: Any, base: float | None = None) -> Any:
+    """R's ``log(x)`` and ``log(x, base)``."""
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+class _RScale:
+    """R's ``scale(x)``: ``x`` centred by its mean and divided by its standard deviation (denominator n - 1;
+    formulae's own ``scale`` divides by the n-denominator one). A stateful transform: new rows are scaled with the
+    mean and standard deviation of the fitted rows, as R's ``predict`` does (``makepredictcall``)."""
+
+    __stateful_transform__ = True  # (formulae keeps one instance per term, with its state)
+
+    def __init__(self) -> None:
+        self.params_set = False
+        self.mean = 0.0
+        self.sd = 1.0
+
+    def __call__(self, x: Any) -> Any:
+        if not self.params_set:
+            self.mean, self.sd = np.mean(x), np.std(x, ddof=1)
+            self.params_set = True
+        return (x - self.mean) / self.sd
+
+
+# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)``, and for R's ``scale(x)``
+# (see _to_formulae)
 _ORDERED = "glmmteach_ordered"
 _ORDERED_FACTOR = "glmmteach_ordered_factor"
-_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs,
-              _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box}
+_SCALE = "glmmteach_scale"
+_NAMESPACE = {"log": _r_log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1,
+              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale}
+# the functions a formula may call (those formulae knows besides: C(), center(), bs(), ... and np.<function>)
+SUPPORTED_CALLS = ("factor(), offset(), I(), log() (and log(x, base)), log2(), log10(), log1p(), exp(), expm1(), "
+                   "sqrt(), abs(), scale(), poly(x, degree)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -377,20 +410,99 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
 def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
     """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
     reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
-    :data:`_ORDERED`."""
+    :data:`_ORDERED`; R's power ``^`` is Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both);
+    R's ``scale()`` is :class:`_RScale`; R's ``TRUE``/``FALSE`` are Python's."""
     for name in ordered:
         rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
         rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
+    rhs = re.sub(r"(?<![\w.])scale\(", f"{_SCALE}(", rhs.replace("^", "**"))
+    rhs = re.sub(r"(?<![\w.])(TRUE|FALSE)(?![\w.])", lambda m: m.group(1).title(), rhs)  # poly(x, 2, raw = TRUE)
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
 @lru_cache(maxsize=256)
 def _variables(rhs: str) -> frozenset[str]:
     # parsed once per right-hand side: formulae's parser costs about half a millisecond a call
+    _check_calls(rhs)
     try:
-        return frozenset(model_description(_to_formulae(rhs)).var_names)
+        names = model_description(_to_formulae(rhs)).var_names
     except Exception as err:
-        raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err}") from err
+        raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err} (inside a function call a formula may "
+                           f"use columns, numbers and + - * / ^; the functions it may call: {SUPPORTED_CALLS})"
+                           ) from err
+    return frozenset(names) - {""}  # (formulae lists a number in a call, as in log(x + 5), as the name '')
+
+
+_CALL = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\s*\(")
+
+
+def _calls(text: str) -> list[tuple[str, str]]:
+    """The outermost function calls in ``text``: (function name, the call as written), e.g. ``("log", "log(x+5)")``
+    for ``log(x+5):a``."""
+    found, pos = [], 0
+    while (match := _CALL.search(text, pos)) is not None:
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        found.append((match.group(1), text[match.start():end + 1]))
+        pos = end + 1
+    return found
+
+
+def _known_function(name: str) -> bool:
+    if name.startswith("np."):
+        return callable(getattr(np, name[3:], None))
+    return name in _NAMESPACE or name in TRANSFORMS or name == "factor"
+
+
+def _check_calls(rhs: str) -> None:
+    """A clear error for a function a formula cannot call (R's pmax(), ns(), ...), naming the term."""
+    for term in _split_top_level(rhs):
+        for function in _CALL.findall(term):  # (nested calls too)
+            if not _known_function(function):
+                raise FormulaError(
+                    f"the formula term {term!r} calls {function}(), which glmmteach cannot evaluate; the "
+                    f"functions a formula may call: {SUPPORTED_CALLS}, with columns, numbers and + - * / ^ "
+                    "inside, e.g. log(x + 5) or I(x^2)")
+
+
+_R_SPACED = {"+": " + ", "-": " - ", "*": " * ", "=": " = ", ",": ", ", "<": " < ", ">": " > ", "<=": " <= ",
+             ">=": " >= ", "==": " == ", "!=": " != ", "**": "^"}
+_TOKEN = re.compile(r"\s*(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|[A-Za-z_.][A-Za-z0-9_.]*|\*\*|[<>=!]=|.)")
+
+
+def _r_deparse(call: str) -> str:
+    """A call as R's ``deparse`` writes it, which is how R names its model-matrix column: spaces around ``+ - *``
+    and comparisons, none around ``/ ^`` or after a unary minus, ``**`` as ``^``, numbers as R prints them
+    (``5.0`` is ``5``); parentheses as written."""
+    out, previous = [], None
+    for token in _TOKEN.findall(call):
+        if token in ("+", "-") and (previous is None or previous in _R_SPACED or previous in ("(", "/", "^")):
+            text = token  # unary
+        elif token in _R_SPACED:
+            text = _R_SPACED[token]
+        elif token[0].isdigit() or token[0] == "." and token[1:2].isdigit():
+            text = format_r([float(token)], 15)[0]
+        else:
+            text = token
+        out.append(text)
+        previous = token if token != "**" else "^"
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def _call_names(rhs: str, ordered: frozenset[str] = frozenset()) -> dict[str, str]:
+    """formulae's name of each function call in ``rhs`` (its columns' names begin with it) -> R's name of it."""
+    names = {}
+    for term in _split_top_level(rhs):
+        for name, call in _calls(term):
+            if name in ("factor", "offset", "C"):
+                continue
+            formulae_terms = model_description(_to_formulae(call, ordered)).terms
+            names[formulae_terms[-1].name] = _r_deparse(call)
+    return names
 
 
 def _fixed_variables(parsed: ParsedFormula, logical_bars: dict[str, str]) -> set[str]:
@@ -401,12 +513,19 @@ def _fixed_variables(parsed: ParsedFormula, logical_bars: dict[str, str]) -> set
 _LEVEL = re.compile(r"\[([^\[\]]*)\]")
 
 
-def _r_name(name: str, factor_vars: set[str]) -> str:
-    """formulae column name -> R's: ``C(sex)[2]`` -> ``factor(sex)2``, ``Intercept`` -> ``(Intercept)``."""
+def _r_name(name: str, factor_vars: set[str], calls: dict[str, str] | None = None) -> str:
+    """formulae column name -> R's: ``C(sex)[2]`` -> ``factor(sex)2``, ``Intercept`` -> ``(Intercept)``; a function
+    call by ``calls`` (:func:`_call_names`): ``log(x + 5.0)`` -> ``log(x + 5)``, ``poly(x, 2)[0]`` ->
+    ``poly(x, 2)1`` (R numbers the columns of a call from 1)."""
     if name == "Intercept":
         return "(Intercept)"
     pieces = []
     for piece in name.split(":"):
+        call = next((c for c in (calls or {}) if piece == c or piece.startswith(c + "[") and piece.endswith("]")), None)
+        if call is not None:
+            suffix = piece[len(call) + 1:-1]
+            pieces.append(calls[call] + (str(int(suffix) + 1) if suffix.isdigit() else suffix))
+            continue
         piece = _LEVEL.sub(r"\1", piece)
         match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
         if match and match.group(1) == _ORDERED:
@@ -707,11 +826,13 @@ def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
     matrix, names, formula_offset = _split_offsets(matrices.common)
     order = _r_column_order(matrices.common)
+    calls = _call_names(fixed_rhs, fit_frame.ordered)
     column_names = []
     for j in order:
         nm = names[j]
         column_names.append(
-            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars else _r_name(nm, factor_vars)
+            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars
+            else _r_name(nm, factor_vars, calls)
         )
     return matrices.common, np.ascontiguousarray(matrix[:, order]), column_names, formula_offset, order
 
@@ -1061,7 +1182,8 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         Z, formulae_names, _ = _split_offsets(matrices.common)
         order = _r_column_order(matrices.common, by_degree=False)
         Z = Z[:, order]
-        names = [_r_name(formulae_names[j], factor_vars) for j in order]
+        calls = _call_names(bar.expr, fit_frame.ordered)
+        names = [_r_name(formulae_names[j], factor_vars, calls) for j in order]
         common = matrices.common
     if Z.shape[1] == 0:
         raise FormulaError(f"the random-effects term {bar} has no covariates")

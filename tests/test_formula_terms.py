@@ -4,6 +4,10 @@ make_reference.R there; R 4.2, lme4 1.1-31).
 - An interaction of factors with several contrast columns each has its columns in R's order, the FIRST factor
   varying fastest (``a2:b2, a3:b2, a2:b3, a3:b3``), from the direct builder and from formulae alike, in glm and
   glmer fits, their predictions and their summaries.
+- Arithmetic inside a function call (``log(x + 5)``, ``I(x^2)``, ``exp(x/3)``) is evaluated as R does, with R's
+  column names (R's deparse: ``log(x + 5)``, ``exp(x/3)``, ``I(x^2)`` also for ``I(x**2)``); ``scale(x)`` divides by
+  R's standard deviation; ``poly(x, 2)`` columns are ``poly(x, 2)1``, ``poly(x, 2)2``. A function that cannot be
+  evaluated is a FormulaError naming the term and the functions that can.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import pytest
 
 from glmmteach import formula as formula_module
 from glmmteach import glm, glmer
+from glmmteach.exceptions import FormulaError
 from glmmteach.formula import build_design
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "formula_terms" / "reference.json").read_text())
@@ -93,3 +98,61 @@ def test_random_covariates_of_an_interaction_in_r_order(bar, data, builder):
     else:
         assert term.names[:4] == ["bp:c4t", "bq:c4t", "br:c4t", "bp:c4u"]
     np.testing.assert_array_equal(term.new_covariates(data.iloc[[5, 2, 60]]), term.Z[[5, 2, 60]])
+
+
+@pytest.mark.parametrize("ref", REFERENCE["call_matrices"], ids=lambda ref: ref["formula"])
+def test_function_calls_evaluated_and_named_as_r(ref, data):
+    design = build_design(f"counts ~ {_rhs(ref['formula'])}", data)
+    assert design.column_names == ref["names"]
+    np.testing.assert_allclose(design.X, np.column_stack(ref["X"]), rtol=1e-13, atol=1e-13)
+    rows = [7, 0, 31]  # new rows: scale() and poly() keep the fitted rows' centre and scale, as R's predict does
+    X_new, _ = design.new_fixed(data.iloc[rows])
+    np.testing.assert_array_equal(X_new, design.X[rows])
+
+
+def test_python_power_is_r_power(data):
+    assert build_design("counts ~ I(x**2)", data).column_names == ["(Intercept)", "I(x^2)"]
+    a, b = build_design("counts ~ I(x**2)", data), build_design("counts ~ I(x^2)", data)
+    assert a.X.tobytes() == b.X.tobytes()
+
+
+def test_glm_with_log_of_a_sum_equals_r_and_the_precomputed_column(data):
+    fit, ref = glm("counts ~ log(x + 5) + b", data, family="poisson"), REFERENCE["glm_log_shift"]
+    assert list(fit.params.index) == ref["names"]
+    np.testing.assert_allclose(fit.params, ref["estimate"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(fit.bse, ref["se"], rtol=1e-8)
+    plain = glm("counts ~ logx5 + b", data.assign(logx5=np.log(data["x"] + 5)), family="poisson")
+    np.testing.assert_allclose(fit.params.to_numpy(), plain.params.to_numpy(), rtol=1e-12)
+    assert "log(x + 5)" in str(fit.summary())
+    new = data.iloc[[2, 40]]
+    np.testing.assert_allclose(fit.predict(new), fit.predict().iloc[[2, 40]], rtol=1e-12)
+
+
+def test_glmer_with_log_of_a_sum_equals_lme4(data):
+    fit, ref = glmer("counts ~ log(x + 5) + (1 | g)", data, family="poisson"), REFERENCE["glmer_log_shift"]
+    assert list(fit.params.index) == ref["names"]
+    np.testing.assert_allclose(fit.params, ref["estimate"], atol=1e-6)
+    assert fit.llf == pytest.approx(ref["loglik"], abs=1e-8)
+    new = data.iloc[[3, 50]]
+    np.testing.assert_allclose(fit.predict(new), fit.predict().iloc[[3, 50]], rtol=1e-12)
+
+
+def test_random_covariate_of_a_call_named_as_r(data):
+    term = build_design("counts ~ 1 + (1 + log(x + 5) | g)", data).random[0]
+    assert term.names == ["(Intercept)", "log(x + 5)"]
+    np.testing.assert_allclose(term.Z[:, 1], np.log(data["x"] + 5), rtol=1e-15)
+    np.testing.assert_array_equal(term.new_covariates(data.iloc[[4, 9]]), term.Z[[4, 9]])
+
+
+@pytest.mark.parametrize(("formula", "names"), [
+    ("counts ~ pmax(x, 1)", ["'pmax(x, 1)'", "pmax()"]),
+    ("counts ~ b + log(sqrt(foo(x + 1)))", ["'log(sqrt(foo(x + 1)))'", "foo()"]),
+    ("counts ~ x + (1 + ns(x, 3) | g)", ["'ns(x, 3)'", "ns()"]),
+    ("counts ~ I(x %% 2)", ["'I(x %% 2)'"]),
+])
+def test_a_call_that_cannot_be_evaluated_is_a_clear_error(formula, names, data):
+    with pytest.raises(FormulaError) as err:
+        build_design(formula, data)
+    message = str(err.value)
+    assert all(name in message for name in names)
+    assert "log()" in message and "I()" in message and "scale()" in message  # what a formula may call

@@ -36,7 +36,8 @@ out <- list(
                                       control = ctrl)),
   call_matrices = list(
     matrix_of(~ log(x + 5) + exp(x/3) + I(x^2) + sqrt(x + 1) + I(2 * x) + I((x + 1)^2) + log(x + 0.5)),
-    matrix_of(~ poly(x, 2) + scale(x))
+    matrix_of(~ poly(x, 2) + scale(x)),
+    matrix_of(~ poly(x, 2, raw = TRUE) + log(x, 2) + log10(x + 1) + I(-x/2) + x:I(x^2))
   ),
   glm_log_shift = fit_table(glm(counts ~ log(x + 5) + b, family = poisson, data = d)),
   glmer_log_shift = fit_table(glmer(counts ~ log(x + 5) + (1 | g), family = poisson, data = d, control = ctrl))
