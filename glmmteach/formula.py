@@ -8,7 +8,9 @@ has three parts, which lme4 separates the same way:
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
   ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
   contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
-  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient);
+  ``offset(z)`` adds a known term to :math:`\eta` without a coefficient; functions of columns, such as
+  ``log(x + 5)``, ``I(x^2)``, ``scale(x)``, ``poly(x, 2)``, are evaluated and named as R does, the functions
+  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
@@ -37,9 +39,11 @@ import numpy as np
 import pandas as pd
 from formulae import design_matrices, model_description
 from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
+from formulae.transforms import TRANSFORMS
 
 from .exceptions import DataError, FormulaError, MissingDataWarning
 from .families import Family, get_family
+from .rformat import format_r
 
 ArrayLike = Sequence[float] | np.ndarray | pd.Series
 
@@ -81,11 +85,40 @@ def _ordered_box(values: Any) -> CategoricalBox:
     return CategoricalBox(values, _PolyContrasts(), None)
 
 
-# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)`` (see _to_formulae)
+def _r_log(x: Any, base: float | None = None) -> Any:
+    """R's ``log(x)`` and ``log(x, base)``."""
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+class _RScale:
+    """R's ``scale(x)``: ``x`` centred by its mean and divided by its standard deviation (denominator n - 1;
+    formulae's own ``scale`` divides by the n-denominator one). A stateful transform: new rows are scaled with the
+    mean and standard deviation of the fitted rows, as R's ``predict`` does (``makepredictcall``)."""
+
+    __stateful_transform__ = True  # (formulae keeps one instance per term, with its state)
+
+    def __init__(self) -> None:
+        self.params_set = False
+        self.mean = 0.0
+        self.sd = 1.0
+
+    def __call__(self, x: Any) -> Any:
+        if not self.params_set:
+            self.mean, self.sd = np.mean(x), np.std(x, ddof=1)
+            self.params_set = True
+        return (x - self.mean) / self.sd
+
+
+# the functions formulae sees for an ordered factor written as ``x`` and as ``factor(x)``, and for R's ``scale(x)``
+# (see _to_formulae)
 _ORDERED = "glmmteach_ordered"
 _ORDERED_FACTOR = "glmmteach_ordered_factor"
-_NAMESPACE = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs,
-              _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box}
+_SCALE = "glmmteach_scale"
+_NAMESPACE = {"log": _r_log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1,
+              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale}
+# the functions a formula may call (those formulae knows besides: C(), center(), bs(), ... and np.<function>)
+SUPPORTED_CALLS = ("factor(), offset(), I(), log() (and log(x, base)), log2(), log10(), log1p(), exp(), expm1(), "
+                   "sqrt(), abs(), scale(), poly(x, degree)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,11 +326,13 @@ class RandomTerm:
         _require_columns(newdata, _variables(self.expr), "newdata")
         try:
             Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
+            fitted = self._common.common if isinstance(self._common, _DeferredModel) else self._common
+            order = _r_column_order(fitted, by_degree=False)
         except Exception as err:  # formulae raises many types; name the cause
             raise DataError(
                 f"cannot build the random-effects covariates of ({self.expr} | ...) for newdata: {err}"
             ) from err
-        return Z
+        return Z[:, order]
 
 
 @dataclass
@@ -375,20 +410,99 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
 def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
     """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
     reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
-    :data:`_ORDERED`."""
+    :data:`_ORDERED`; R's power ``^`` is Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both);
+    R's ``scale()`` is :class:`_RScale`; R's ``TRUE``/``FALSE`` are Python's."""
     for name in ordered:
         rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
         rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
+    rhs = re.sub(r"(?<![\w.])scale\(", f"{_SCALE}(", rhs.replace("^", "**"))
+    rhs = re.sub(r"(?<![\w.])(TRUE|FALSE)(?![\w.])", lambda m: m.group(1).title(), rhs)  # poly(x, 2, raw = TRUE)
     return re.sub(r"\bfactor\(", "C(", rhs)
 
 
 @lru_cache(maxsize=256)
 def _variables(rhs: str) -> frozenset[str]:
     # parsed once per right-hand side: formulae's parser costs about half a millisecond a call
+    _check_calls(rhs)
     try:
-        return frozenset(model_description(_to_formulae(rhs)).var_names)
+        names = model_description(_to_formulae(rhs)).var_names
     except Exception as err:
-        raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err}") from err
+        raise FormulaError(f"cannot parse the formula terms {rhs!r}: {err} (inside a function call a formula may "
+                           f"use columns, numbers and + - * / ^; the functions it may call: {SUPPORTED_CALLS})"
+                           ) from err
+    return frozenset(names) - {""}  # (formulae lists a number in a call, as in log(x + 5), as the name '')
+
+
+_CALL = re.compile(r"([A-Za-z_.][A-Za-z0-9_.]*)\s*\(")
+
+
+def _calls(text: str) -> list[tuple[str, str]]:
+    """The outermost function calls in ``text``: (function name, the call as written), e.g. ``("log", "log(x+5)")``
+    for ``log(x+5):a``."""
+    found, pos = [], 0
+    while (match := _CALL.search(text, pos)) is not None:
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        found.append((match.group(1), text[match.start():end + 1]))
+        pos = end + 1
+    return found
+
+
+def _known_function(name: str) -> bool:
+    if name.startswith("np."):
+        return callable(getattr(np, name[3:], None))
+    return name in _NAMESPACE or name in TRANSFORMS or name == "factor"
+
+
+def _check_calls(rhs: str) -> None:
+    """A clear error for a function a formula cannot call (R's pmax(), ns(), ...), naming the term."""
+    for term in _split_top_level(rhs):
+        for function in _CALL.findall(term):  # (nested calls too)
+            if not _known_function(function):
+                raise FormulaError(
+                    f"the formula term {term!r} calls {function}(), which glmmteach cannot evaluate; the "
+                    f"functions a formula may call: {SUPPORTED_CALLS}, with columns, numbers and + - * / ^ "
+                    "inside, e.g. log(x + 5) or I(x^2)")
+
+
+_R_SPACED = {"+": " + ", "-": " - ", "*": " * ", "=": " = ", ",": ", ", "<": " < ", ">": " > ", "<=": " <= ",
+             ">=": " >= ", "==": " == ", "!=": " != ", "**": "^"}
+_TOKEN = re.compile(r"\s*(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?|[A-Za-z_.][A-Za-z0-9_.]*|\*\*|[<>=!]=|.)")
+
+
+def _r_deparse(call: str) -> str:
+    """A call as R's ``deparse`` writes it, which is how R names its model-matrix column: spaces around ``+ - *``
+    and comparisons, none around ``/ ^`` or after a unary minus, ``**`` as ``^``, numbers as R prints them
+    (``5.0`` is ``5``); parentheses as written."""
+    out, previous = [], None
+    for token in _TOKEN.findall(call):
+        if token in ("+", "-") and (previous is None or previous in _R_SPACED or previous in ("(", "/", "^")):
+            text = token  # unary
+        elif token in _R_SPACED:
+            text = _R_SPACED[token]
+        elif token[0].isdigit() or token[0] == "." and token[1:2].isdigit():
+            text = format_r([float(token)], 15)[0]
+        else:
+            text = token
+        out.append(text)
+        previous = token if token != "**" else "^"
+    return "".join(out)
+
+
+@lru_cache(maxsize=256)
+def _call_names(rhs: str, ordered: frozenset[str] = frozenset()) -> dict[str, str]:
+    """formulae's name of each function call in ``rhs`` (its columns' names begin with it) -> R's name of it."""
+    names = {}
+    for term in _split_top_level(rhs):
+        for name, call in _calls(term):
+            if name in ("factor", "offset", "C"):
+                continue
+            formulae_terms = model_description(_to_formulae(call, ordered)).terms
+            names[formulae_terms[-1].name] = _r_deparse(call)
+    return names
 
 
 def _fixed_variables(parsed: ParsedFormula, logical_bars: dict[str, str]) -> set[str]:
@@ -399,12 +513,19 @@ def _fixed_variables(parsed: ParsedFormula, logical_bars: dict[str, str]) -> set
 _LEVEL = re.compile(r"\[([^\[\]]*)\]")
 
 
-def _r_name(name: str, factor_vars: set[str]) -> str:
-    """formulae column name -> R's: ``C(sex)[2]`` -> ``factor(sex)2``, ``Intercept`` -> ``(Intercept)``."""
+def _r_name(name: str, factor_vars: set[str], calls: dict[str, str] | None = None) -> str:
+    """formulae column name -> R's: ``C(sex)[2]`` -> ``factor(sex)2``, ``Intercept`` -> ``(Intercept)``; a function
+    call by ``calls`` (:func:`_call_names`): ``log(x + 5.0)`` -> ``log(x + 5)``, ``poly(x, 2)[0]`` ->
+    ``poly(x, 2)1`` (R numbers the columns of a call from 1)."""
     if name == "Intercept":
         return "(Intercept)"
     pieces = []
     for piece in name.split(":"):
+        call = next((c for c in (calls or {}) if piece == c or piece.startswith(c + "[") and piece.endswith("]")), None)
+        if call is not None:
+            suffix = piece[len(call) + 1:-1]
+            pieces.append(calls[call] + (str(int(suffix) + 1) if suffix.isdigit() else suffix))
+            continue
         piece = _LEVEL.sub(r"\1", piece)
         match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
         if match and match.group(1) == _ORDERED:
@@ -704,12 +825,14 @@ def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
     matrix, names, formula_offset = _split_offsets(matrices.common)
-    order = _r_term_order(names)
+    order = _r_column_order(matrices.common)
+    calls = _call_names(fixed_rhs, fit_frame.ordered)
     column_names = []
     for j in order:
         nm = names[j]
         column_names.append(
-            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars else _r_name(nm, factor_vars)
+            f"{logical_bars[nm].strip('()').replace('||', '|')}TRUE" if nm in logical_bars
+            else _r_name(nm, factor_vars, calls)
         )
     return matrices.common, np.ascontiguousarray(matrix[:, order]), column_names, formula_offset, order
 
@@ -718,6 +841,29 @@ def _r_term_order(names: list[str]) -> list[int]:
     """R's order of formulae's columns: main effects before interactions (stable: written order within degree)."""
     degree = [0 if nm == "Intercept" else nm.count(":") + 1 for nm in names]
     return sorted(range(len(names)), key=lambda j: degree[j])
+
+
+def _r_column_order(common: Any, by_degree: bool = True) -> list[int]:
+    """R's order of the coefficient columns of formulae's model ``common`` (offsets left out), as indices among
+    them: inside an interaction term the FIRST factor varies fastest (R's ``model.matrix``: ``a2:b2, a3:b2,
+    a2:b3, a3:b3``; formulae varies it slowest), and, with ``by_degree``, main effects before interactions."""
+    columns = list(common.as_dataframe().columns)
+    within: list[int] = []  # formulae's column indices, the columns of each term in R's order
+    for name, term in common.terms.items():
+        span = common.slices[name]
+        index = np.arange(span.start, span.stop)
+        sizes = [1 if np.ndim(c.value) == 1 else np.shape(c.value)[1] for c in getattr(term, "components", [])]
+        if len(sizes) > 1 and int(np.prod(sizes)) == len(index):
+            index = index.reshape(sizes).transpose(tuple(reversed(range(len(sizes))))).ravel()
+        within.extend(index.tolist())
+    if sorted(within) != list(range(len(columns))):
+        raise FormulaError("cannot order the model-matrix columns as R does (formulae's terms do not cover them)")
+    position = {j: k for k, j in enumerate(j for j, nm in enumerate(columns) if not nm.startswith("offset("))}
+    order = [position[j] for j in within if j in position]
+    if not by_degree:
+        return order
+    names = [columns[j] for j in within if j in position]
+    return [order[k] for k in _r_term_order(names)]
 
 
 class _DeferredModel:
@@ -739,8 +885,7 @@ class _DeferredModel:
 
     @property
     def column_order(self) -> list[int]:
-        names = [c for c in self.common.as_dataframe().columns if not c.startswith("offset(")]
-        return _r_term_order(names)
+        return _r_column_order(self.common)
 
     def evaluate_new_data(self, newdata: pd.DataFrame) -> Any:
         return self.common.evaluate_new_data(newdata)
@@ -866,7 +1011,8 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: bool,
                    ordered: frozenset[str] = frozenset()) -> tuple[np.ndarray, list[str], np.ndarray] | None:
     """The model matrix (C order), R's column names and the summed offsets of a simple ``rhs`` on ``columns``,
-    equal to formulae's (in formulae's term order, or R's, main effects first, with ``r_order``); None when the
+    equal to formulae's with R's column order inside interaction terms (:func:`_r_column_order`), in formulae's
+    term order, or R's, main effects first, with ``r_order``; None when the
     formula or a column is of a kind left to formulae. The columns in ``ordered`` are ordered factors:
     polynomial contrasts (:func:`contr_poly`) instead of treatment contrasts."""
     simple = _simple_terms(rhs)
@@ -907,9 +1053,9 @@ def _direct_matrix(rhs: str, columns: dict[str, pd.Series], n: int, r_order: boo
                     part_names = [prefix + label for label in labels[1:]]
             if not values:
                 values, names = part, part_names
-            else:  # formulae's interaction columns: the earlier factor varies slowest
-                values = [a * b for a in values for b in part]
-                names = [f"{a}:{b}" for a in names for b in part_names]
+            else:  # R's interaction columns: the earlier factor varies fastest
+                values = [a * b for b in part for a in values]
+                names = [f"{a}:{b}" for b in part_names for a in names]
         blocks.append((len(term), values, names))
     if r_order:
         blocks.sort(key=lambda block: block[0])
@@ -1034,7 +1180,10 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         except Exception as err:
             raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
         Z, formulae_names, _ = _split_offsets(matrices.common)
-        names = [_r_name(nm, factor_vars) for nm in formulae_names]
+        order = _r_column_order(matrices.common, by_degree=False)
+        Z = Z[:, order]
+        calls = _call_names(bar.expr, fit_frame.ordered)
+        names = [_r_name(formulae_names[j], factor_vars, calls) for j in order]
         common = matrices.common
     if Z.shape[1] == 0:
         raise FormulaError(f"the random-effects term {bar} has no covariates")

@@ -133,6 +133,12 @@ def irls(
     n = len(y)
     weights = np.ones(n) if weights is None else weights
     offset = np.zeros(n) if offset is None else offset
+    if X.shape[1] == 0:  # no coefficients (y ~ 0, y ~ 0 + offset(z)): R's glm.fit takes eta = offset, 0 iterations
+        eta = np.array(offset, dtype=float)
+        mu = family.link.linkinv(eta)
+        _, step_weights = irls_step(X, y, weights, eta, offset, family)
+        dev = float(np.sum(family.deviance_residuals(y, mu, weights)))
+        return IRLSFit(np.zeros(0), mu, eta, step_weights, dev, 0, True, [])
     if eta_start is None:
         mu = family.starting_mu(y, weights)
         eta = family.link.linkfun(mu)
@@ -238,7 +244,8 @@ class GLMResults:
                     "deviance": s.deviance,
                 }
                 for s in fit.history
-            ]
+            ],
+            columns=["iteration", *np.array(names)[keep], "deviance"],  # (and none for a model without coefficients)
         ).set_index("iteration")
 
     # ---- likelihood-based summaries -------------------------------------------------------
@@ -477,15 +484,18 @@ class GLMSummary:
         else:
             call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
         n_na = int((~r._keep).sum())
-        coef_head = "Coefficients:" + (f" ({n_na} not defined because of singularities)" if n_na else "")
-        table = coef_table_text(
-            list(r.params.index),
-            r.params.to_numpy(),
-            r.bse.to_numpy(),
-            r.zvalues.to_numpy(),
-            r.pvalues.to_numpy(),
-            stat_name="t" if r.use_t else "z",
-        )
+        if len(r.params) == 0:  # e.g. y ~ 0 + offset(z): R's print.summary.glm says so in place of the table
+            coef_block = ["No Coefficients"]
+        else:
+            coef_head = "Coefficients:" + (f" ({n_na} not defined because of singularities)" if n_na else "")
+            coef_block = [coef_head, coef_table_text(
+                list(r.params.index),
+                r.params.to_numpy(),
+                r.bse.to_numpy(),
+                r.zvalues.to_numpy(),
+                r.pvalues.to_numpy(),
+                stat_name="t" if r.use_t else "z",
+            )]
         disp = "1" if not r.dispersion_estimated else format_r([r.scale], 7)[0]
         dev = format_r([r.null_deviance, r.deviance], 5)
         width = max(map(len, dev))
@@ -495,8 +505,7 @@ class GLMSummary:
             "Call:",
             call,
             "",
-            coef_head,
-            table,
+            *coef_block,
             "",
             f"(Dispersion parameter for {fam.label} family taken to be {disp})",
             "",

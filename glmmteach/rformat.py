@@ -97,7 +97,10 @@ def coef_table_text(
     stat_name: str = "z",
     digits: int = 4,
 ) -> str:
-    """The coefficient block of R's ``printCoefmat`` with significance stars."""
+    """The coefficient block of R's ``printCoefmat`` with significance stars; for no coefficients R's
+    ``No Coefficients`` (what ``print.summary.glm`` prints in place of the table)."""
+    if len(names) == 0:
+        return "No Coefficients"
     est, se = np.asarray(estimate, float), np.asarray(std_error, float)
     both = np.abs(np.concatenate([est, se]))
     both = both[np.isfinite(both) & (both != 0)]
