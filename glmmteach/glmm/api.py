@@ -179,7 +179,10 @@ def glmer(
         reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
     nAGQ : int
         1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
-        per group (only for a single scalar random-effects term, as in lme4).
+        per group (only for a single scalar random-effects term, as in lme4). Such a fit is called converged
+        only if its log-likelihood at the optimum moves by at most 0.01 with twice the nodes: where the
+        quadrature is not accurate (large SDs with few observations per group) the optimiser climbs the
+        approximation's error, and glmer says so.
     offset : str or array, optional
         Extra known term of the linear predictor (column name or values).
     trials : str or array, optional
