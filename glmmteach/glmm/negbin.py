@@ -45,8 +45,7 @@ def _with_family(model: GroupedData | SparseModel, family: Family) -> GroupedDat
 def _laplace_loglik(model: GroupedData | SparseModel, outcome: FitOutcome, correlated: bool, n_nodes: int) -> float:
     """The log-likelihood of ``model`` at ``outcome``'s (theta, beta), the modes solved from ``outcome``'s."""
     if isinstance(model, SparseModel):  # the general engine (Laplace only)
-        state = model.conditional_modes(outcome.theta, outcome.beta, outcome.state.u, tol=1e-13)
-        return model.laplace_loglik(state)
+        return model.marginal_loglik(outcome.theta, outcome.beta, outcome.state.u, tol=1e-13)
     return marginal_loglik(model, outcome.theta, outcome.beta, correlated, n_nodes, outcome.state.u, tol=1e-13)
 
 

@@ -44,7 +44,7 @@ import numpy as np
 from scipy import optimize
 
 from ..exceptions import ConvergenceWarning, FlatRidgeWarning, ScalingWarning, SingularFitWarning
-from .devfun import loglik_and_gradient
+from .devfun import loglik_and_gradient, marginal_loglik
 from .model import GroupedData
 from .pirls import ModeState, conditional_modes
 from .sparse import SparseModel, StackedCovariance
@@ -296,15 +296,14 @@ class _Objective:
         start = self.u if u_start is None else u_start
         if u_start is None and self.u_theta is not None and isinstance(self.data, SparseModel):
             start = self.data.rescaled_modes(self.u, self.u_theta, theta)
+        self.evaluations += 1
         try:
             value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
                                                       tol, min_iter)
         except np.linalg.LinAlgError:
             # H lost positive definiteness to rounding at an extreme trial point of the line search (huge
             # weights): a point to back off from, not the end of the fit (lme4 fits these data)
-            self.evaluations += 1
             return -np.inf, np.zeros(len(x)), None
-        self.evaluations += 1
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
         grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
         return value, grad_x, state
@@ -592,8 +591,8 @@ def _quadrature_change(data: GroupedData | SparseModel, theta: np.ndarray, beta:
     above the true log-likelihood at its estimates, and all called converged)."""
     if n_nodes == 1 or isinstance(data, SparseModel):
         return 0.0
-    check = _loglik_and_gradient(data, theta, beta, correlated, QUADRATURE_CHECK_FACTOR * n_nodes, state.u, 1e-13, 2)
-    return float(check[0] - value)
+    check = marginal_loglik(data, theta, beta, correlated, QUADRATURE_CHECK_FACTOR * n_nodes, state.u, tol=1e-13)
+    return float(check - value)
 
 
 def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_theta: int,

@@ -48,10 +48,11 @@ class ModeState:
 
 
 
-def _first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, np.ndarray]], u: np.ndarray,
+def first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, np.ndarray]], u: np.ndarray,
                       warm: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, np.ndarray, int]:
-    """The start of the Newton iteration: ``evaluate`` at ``u``, or at u = 0 when ``u`` is a warm start (the
-    modes of another (theta, beta)) where the penalised log-likelihood is not finite. Returns the start,
+    """The start of the Newton iteration (here and in :mod:`glmmteach.glmm.sparse`): ``evaluate`` at ``u``, or at
+    u = 0 when ``u`` is a warm start (the modes of another (theta, beta)) where the penalised log-likelihood is not
+    finite. Returns the start,
     what ``evaluate`` gave there and the number of data passes (1 or 2)."""
     eta, kv, h = evaluate(u)
     if not warm or np.all(np.isfinite(h)):
@@ -111,7 +112,7 @@ def conditional_modes(
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
-    u, eta, kv, h, passes = _first_evaluation(evaluate, u, warm=u_start is not None)
+    u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):
@@ -169,7 +170,7 @@ def _scalar_modes(
     def curvature(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
         return 1.0 + (tau * tau * data.group_sum(values) if zt2 is None else data.group_sum(values * zt2))
 
-    u, eta, kv, h, passes = _first_evaluation(evaluate, u, warm=u_start is not None)
+    u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
     converged = False
     iterations = 0
     for iterations in range(1, max_iter + 1):

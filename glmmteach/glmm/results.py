@@ -94,7 +94,7 @@ class GLMMResults:
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
         self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
-        # computed here, not on first use: numpy's warning for a negative variance belongs to the fit
+        # a variance that is not positive is NaN by now (optimize.diagnose names it in a warning)
         bse = np.sqrt(np.diag(diagnosis.cov_beta))
         with np.errstate(divide="ignore", invalid="ignore"):  # (as pandas divides: a zero SE gives inf quietly)
             z = self.params.to_numpy() / bse

@@ -54,6 +54,7 @@ from scipy import linalg
 from ..exceptions import GlmmteachError
 from ..families import EtaValues, Family
 from .model import GroupedData, batch_inverse, batch_logdet
+from .pirls import first_evaluation
 from .terms import CovarianceTerm
 
 # Inner Newton iterations: the same stopping rule as the single-factor engine (glmm.pirls).
@@ -421,12 +422,7 @@ class SparseModel:
             kv = data.family.eta_values(eta, data.response, data.weights)
             return eta, kv, float(kv.loglik.sum() - 0.5 * u_try @ u_try)
 
-        eta, kv, h = evaluate(u)
-        passes = 1
-        if not np.isfinite(h) and u_start is not None:
-            u = np.zeros(self.q)
-            eta, kv, h = evaluate(u)
-            passes += 1
+        u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
         converged = False
         iterations = 0
         factor_obs = None
@@ -499,8 +495,9 @@ class SparseModel:
         HinvAWX = np.column_stack([self.solve(state.factor_fisher, AWX[:, k]) for k in range(X.shape[1])])
         return X.T @ (w[:, None] * X) - AWX.T @ HinvAWX
 
-    def marginal_loglik(self, theta: np.ndarray, beta: np.ndarray, tol: float = 1e-10) -> float:
-        return self.laplace_loglik(self.conditional_modes(theta, beta, tol=tol))
+    def marginal_loglik(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
+                        tol: float = 1e-10) -> float:
+        return self.laplace_loglik(self.conditional_modes(theta, beta, u_start, tol=tol))
 
     # ---- per-term views of a state -------------------------------------------------------------
     def term_modes(self, u: np.ndarray) -> list[np.ndarray]:
