@@ -1,9 +1,11 @@
 """Shared by the tests that hold glmmteach to stored lme4 (and MASS) reference fits.
 
-test_lme4_random.py and test_lme4_structures.py judge a fit the same way: its log-likelihood never more than
-``LOGLIK_TOLERANCE`` below the reference's, and its fixed effects within ``FIXEF_RELATIVE`` relative (or
-``FIXEF_ABSOLUTE``) wherever the reference is at least as good. With test_lme4_extra.py they also import
-their data folder's ``make_data.py`` and re-run its ``make_reference.R`` when R is installed.
+test_lme4_random.py, test_lme4_random_structures.py and test_lme4_structures.py judge a fit the same way:
+its log-likelihood never more than ``LOGLIK_TOLERANCE`` below the reference's, and its fixed effects within
+``FIXEF_RELATIVE`` relative (or ``FIXEF_ABSOLUTE``) wherever the reference is at least as good. With
+test_lme4_extra.py they also import their data folder's ``make_data.py`` and re-run its ``make_reference.R``
+when R is installed; the two randomised tests also check their references' kept start and generated CSV
+files the same way.
 """
 
 from __future__ import annotations
@@ -69,6 +71,29 @@ def import_make_data(data_dir: Path, module_name: str) -> ModuleType:
     finally:
         sys.modules.pop(spec.name, None)
     return module
+
+
+def assert_best_start_kept(cases: dict[str, dict[str, Any]]) -> None:
+    """Every case's kept lme4 fit has the highest log-likelihood of the starts the reference script tried."""
+    for name, case in cases.items():
+        best = max(start["loglik"] for start in case["starts"].values() if start["loglik"] is not None)
+        assert case["loglik"] >= best - 1e-9, name
+        assert case["starts"][case["best_start"]]["loglik"] == pytest.approx(case["loglik"], abs=1e-12), name
+
+
+def assert_csv_files_generated(data_dir: Path, module_name: str, cases: dict[str, dict[str, Any]],
+                               keys: tuple[str, ...]) -> None:
+    """Every CSV in ``data_dir`` is exactly what its make_data.py generates, every generated case has a reference
+    fit, and the reference records the ``keys`` of the fit make_data.py plans."""
+    make_data = import_make_data(data_dir, module_name)
+    assert [spec.name for spec in make_data.SPECS] == list(cases)
+    for spec in make_data.SPECS:
+        stored = pd.read_csv(data_dir / spec.file)
+        pd.testing.assert_frame_equal(stored, make_data.simulate(spec), check_dtype=False, check_exact=True,
+                                      obj=spec.file)
+        planned = make_data.fit_spec(spec)
+        for key in keys:
+            assert cases[spec.name][key] == planned[key], f"{spec.name}: {key}"
 
 
 def _r_with_packages(packages: str) -> str | None:

@@ -40,9 +40,10 @@ from lme4_compare import (
     FIXEF_ABSOLUTE,
     FIXEF_RELATIVE,
     LOGLIK_TOLERANCE,
+    assert_best_start_kept,
+    assert_csv_files_generated,
     assert_loglik_not_below,
     assert_reproduces,
-    import_make_data,
     rerun_make_reference,
 )
 
@@ -255,23 +256,13 @@ def test_reference_covers_the_planned_design() -> None:
 
 def test_reference_keeps_the_best_start() -> None:
     """The kept fit has the highest log-likelihood of lme4's starts (bobyqa, Nelder-Mead, polish, from glmmTMB)."""
-    for name, case in CASES.items():
-        best = max(start["loglik"] for start in case["starts"].values() if start["loglik"] is not None)
-        assert case["loglik"] >= best - 1e-9, name
-        assert case["starts"][case["best_start"]]["loglik"] == pytest.approx(case["loglik"], abs=1e-12), name
+    assert_best_start_kept(CASES)
 
 
 def test_csv_files_are_what_make_data_generates() -> None:
     """Every CSV is exactly what make_data.py generates, and every case has a reference fit."""
-    make_data = import_make_data(DATA_DIR, "lme4_random_structures_make_data")
-    assert [spec.name for spec in make_data.SPECS] == list(CASES)
-    for spec in make_data.SPECS:
-        stored = pd.read_csv(DATA_DIR / spec.file)
-        pd.testing.assert_frame_equal(stored, make_data.simulate(spec), check_dtype=False, check_exact=True,
-                                      obj=spec.file)
-        planned = make_data.fit_spec(spec)
-        for key in ("formula", "r_formula", "family", "link", "offset", "trials", "structure"):
-            assert CASES[spec.name][key] == planned[key], f"{spec.name}: {key}"
+    assert_csv_files_generated(DATA_DIR, "lme4_random_structures_make_data", CASES,
+                               ("formula", "r_formula", "family", "link", "offset", "trials", "structure"))
 
 
 @pytest.mark.r
