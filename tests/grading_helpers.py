@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import nbformat
@@ -9,6 +10,10 @@ import nbformat
 from glmmteach.grading import PLACEHOLDER
 
 FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
+# A fixed release secret for the tests that release per-student variants: with a fresh random one, two
+# students' resamples now and then give answers within tolerance of each other (a chance event, not a leak),
+# and their "copied numbers earn nothing" checks would fail at random.
+TEST_RELEASE_SECRET = hashlib.sha256(b"glmmteach test release").hexdigest()
 
 # Student answers, as code that replaces each `raise NotImplementedError()` placeholder (in question order).
 RIGHT = [

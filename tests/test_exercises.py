@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import re
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
+from grading_helpers import TEST_RELEASE_SECRET
 
 from glmmteach.bookbuild import hide_graded_solutions
 from glmmteach.checks import NUMERIC_KINDS, check_form, make_public_key, solution_range_problem
@@ -136,10 +136,7 @@ def test_exercises_with_variants_give_each_student_own_data_and_key(name, tmp_pa
     """Two students' keys from their own resamples differ from each other and from the course data's."""
     exercise = next(ex for ex in load_exercises(EXERCISES) if ex.name == name)
     assert exercise.variants
-    store = KeyStore.open(tmp_path / "keys", create=True)
-    # A fixed release secret: with a fresh random one, two resamples now and then give answers within
-    # the tolerance of each other (a chance event, not a leak), and the test would fail at random.
-    store.secret = hashlib.sha256(b"glmmteach test release").hexdigest()
+    store = KeyStore.open(tmp_path / "keys", create=True, secret=TEST_RELEASE_SECRET)
     keys = {}
     for student in ("alice", "bob"):
         released = prepare_variant(exercise, store, student, timeout=300)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ast
 import csv
-import hashlib
 import json
 import math
 import re
@@ -21,7 +20,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
-from grading_helpers import FIXTURE, submission
+from grading_helpers import FIXTURE, TEST_RELEASE_SECRET, submission
 from grading_helpers import RIGHT as RIGHT_Q1_TO_Q4
 
 from glmmteach.checks import (
@@ -42,7 +41,7 @@ pytestmark = pytest.mark.grading
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 20
-SECRET = hashlib.sha256(b"glmmteach test release").hexdigest()
+SECRET = TEST_RELEASE_SECRET
 
 # ---------------------------------------------------------------------------------------------------------
 # One tolerance, and what the notebook can say without the answer
@@ -160,8 +159,7 @@ def course(tmp_path_factory):
     (root / "roster.csv").write_text("student,name,email,section\nalice,Alice A,alice@uni.example,S1\n"
                                      "bob,Bob B,bob@uni.example,S1\ncarol,Carol C,carol@uni.example,S2\n"
                                      "dave,Dave D,dave@uni.example,S2\nerin,Erin E,erin@uni.example,S2\n")
-    # A fixed release secret: with a fresh random one, two students' resamples now and then give answers within
-    # the tolerance of each other (a chance event, not a leak), and "copied numbers earn nothing" failed at random.
+    # a fixed release secret (TEST_RELEASE_SECRET: why, in grading_helpers)
     (root / "secret.txt").write_text(SECRET + "\n")
     released = _cli("release", str(source), str(root / "release"), "--students", str(root / "roster.csv"),
                     "--keys", str(root / "keys"), "--jobs", "2", "--timeout", "120",
