@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
 export PYTHONHASHSEED = 0
 
 .PHONY: book test env clean
@@ -12,16 +13,28 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-env: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[book,test]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+# glmmteach is installed editable, so only a change of pyproject.toml (dependencies, package data) needs
+# a reinstall: `make test` right after `make book` installs nothing.
+# pip's own output goes to $(VENV)/pip.log and is shown only when the install fails.
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing glmmteach and its dependencies into $(VENV) (log: $(VENV)/pip.log)"
+	@$(BIN)/python -m pip install -e ".[book,test]" > $(VENV)/pip.log 2>&1 \
+		|| { cat $(VENV)/pip.log; echo "pip install failed (log above)"; exit 1; }
+	$(BIN)/python scripts/install_kernel.py
+	touch $@
 
+env: $(STAMP)
+
+# -q: Sphinx's status lines stay out (warnings and errors still show); glmmteach.bookbuild prints one
+# line per notebook with its execution time.
 book: env
 	bash scripts/fetch_mathjax.sh
-	$(BIN)/jupyter-book build . --warningiserror --keep-going
+	@start=$$(date +%s); $(BIN)/jupyter-book build . -q --warningiserror --keep-going \
+		&& echo "book built in $$(( $$(date +%s) - start )) s: _build/html/index.html"
 
 test: book
-	$(BIN)/pytest tests lessons --ignore=tests/grading_fixtures --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg
+	$(BIN)/pytest tests lessons --ignore=tests/grading_fixtures --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg -rs --durations=15
 
 clean:
 	rm -rf _build _mathjax_dist

@@ -12,11 +12,17 @@ environment variable ``GLMMTEACH_GRADED_SOLUTIONS``, which wins) decides what th
 * ``show``: solutions of every set are shown in dropdowns (an instructor's private build).
 
 Practice sets always show their solutions.
+
+While the book builds (quietly: ``jupyter-book build -q`` keeps Sphinx's status lines out), each notebook gets
+one progress line on standard error when its execution starts and its time when it is done, so a long lesson
+does not leave the build silent.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -90,9 +96,26 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
             copy.unlink()
 
 
+_started: dict[str, float] = {}
+
+
+def _progress_start(app: Any, docname: str, source: list[str]) -> None:
+    if str(app.env.doc2path(docname)).endswith(".ipynb"):
+        _started[docname] = time.monotonic()
+        print(f"executing {docname} ...", end="", file=sys.stderr, flush=True)
+
+
+def _progress_done(app: Any, doctree: Any) -> None:
+    start = _started.pop(app.env.docname, None)
+    if start is not None:
+        print(f" {time.monotonic() - start:.0f} s", file=sys.stderr, flush=True)
+
+
 def setup(app: Any) -> dict[str, Any]:
     app.add_config_value(SETTING, "hide", "env")
     app.connect("source-read", _source_read)
+    app.connect("source-read", _progress_start)
+    app.connect("doctree-read", _progress_done)
     app.connect("html-page-context", _page_context, priority=600)  # after the theme adds its buttons
     app.connect("build-finished", _build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
