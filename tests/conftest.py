@@ -10,6 +10,8 @@ library files carry ``@pytest.mark.slow`` / ``@pytest.mark.r`` themselves.
 from __future__ import annotations
 
 import json
+import time
+from collections import defaultdict
 from pathlib import Path
 
 import pandas as pd
@@ -38,6 +40,44 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for fragment, marker in FILE_MARKERS:
             if fragment in item.path.name:
                 item.add_marker(getattr(pytest.mark, marker))
+
+
+# ---- where the time goes: one line per part of the suite at the end of the run ----------------------------
+_PARTS = ("lessons (nbval)", "book", "grading", "r", "slow", "library")
+_seconds: defaultdict[str, float] = defaultdict(float)
+_counts: defaultdict[str, int] = defaultdict(int)
+_part_of: dict[str, str] = {}
+_session_start = time.monotonic()
+
+
+def _part(item: pytest.Item) -> str:
+    if item.path.suffix == ".ipynb":
+        return "lessons (nbval)"
+    names = {mark.name for mark in item.iter_markers()}
+    return next((part for part in _PARTS[1:-1] if part in names), "library")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    _part_of.update({item.nodeid: _part(item) for item in session.items})
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    part = _part_of.get(report.nodeid, "library")
+    _seconds[part] += report.duration  # setup, call and teardown (fixtures such as a built venv included)
+    if report.when == "call":
+        _counts[part] += 1
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if not _seconds:
+        return
+    terminalreporter.section("where the time goes")
+    for part in _PARTS:
+        if part in _seconds:
+            terminalreporter.write_line(f"{part:>16}: {_seconds[part]:7.1f} s in {_counts[part]} tests")
+    terminalreporter.write_line(f"{'whole run':>16}: {time.monotonic() - _session_start:7.1f} s")
+
 
 DATA = Path(__file__).parent / "data"
 
