@@ -41,7 +41,7 @@ from formulae import design_matrices, model_description
 from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 from formulae.transforms import TRANSFORMS
 
-from .exceptions import DataError, FormulaError, MissingDataWarning
+from .exceptions import DataError, FormulaError, GlmmteachWarning, MissingDataWarning
 from .families import Family, get_family
 from .rformat import format_r
 
@@ -232,8 +232,133 @@ def _parse_formula(formula: str) -> ParsedFormula:
         if bar is None:
             fixed.append(term)
         else:
-            bars.append(bar)
-    return ParsedFormula(formula, lhs, tuple(fixed), tuple(bars))
+            bars.append(_with_r_terms(bar))
+    return ParsedFormula(formula, lhs, r_terms(fixed), tuple(bars))
+
+
+def _with_r_terms(bar: BarTerm) -> BarTerm:
+    """The bar with its expression in R's terms() form (lme4 builds each bar's model matrix from it alone)."""
+    pieces = _split_top_level(bar.expr)
+    terms = r_terms(pieces)
+    return bar if list(terms) == pieces else BarTerm(" + ".join(terms), bar.group, bar.correlated)
+
+
+# --------------------------------------------------------------------------------------------
+# R's terms(): nesting and the order of the variables inside an interaction
+#
+# R reads ``a/b`` as ``a + a:b`` (``a/(b + c)`` as ``a + a:b + a:c``; ``(a + b)/c`` as ``a + b + a:b:c``) and
+# writes every interaction with its variables in their order of first appearance in the formula
+# (``y ~ x + f + f:x`` has the term ``x:f``). The fixed terms (and each bar's expression, a formula of its own
+# in lme4) are rewritten so, before either model-matrix builder sees them; a term that needs no rewriting is
+# kept as written, so the matrices of formulas already in R's form do not change.
+
+_OPERATORS = "+*:/"
+
+
+def _split_operators(text: str) -> list[tuple[str, str]] | None:
+    """``text`` split at its top-level ``+ * : /``: (operator before the piece, piece); None when it has another
+    top-level operator (``- ^ %in%``, ...), which is left as written."""
+    pieces, depth, start, op = [], 0, 0, ""
+    for pos, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and char in _OPERATORS:
+            if text[pos:pos + 2] == "**" or text[pos - 1:pos + 1] == "**":
+                return None
+            pieces.append((op, text[start:pos].strip()))
+            op, start = char, pos + 1
+        elif depth == 0 and char in "-^%~|":
+            return None
+    pieces.append((op, text[start:].strip()))
+    return None if any(not piece for _, piece in pieces) else pieces
+
+
+def _expand_terms(text: str) -> list[tuple[str, ...]] | None:
+    """R's expansion of a formula expression into its terms (tuples of variables, as written)."""
+    pieces = _split_operators(text)
+    if pieces is None:
+        return None
+    if len(pieces) == 1:
+        piece = pieces[0][1]
+        if piece.startswith("(") and piece.endswith(")") and _as_bar(piece) is None and _encloses(piece):
+            return _expand_terms(piece[1:-1])
+        return [(piece,)]
+    sums: list[list[tuple[str, ...]]] = []  # the products between the '+'
+    for op, piece in pieces:
+        terms = _expand_terms(piece) if piece.startswith("(") else [(piece,)]
+        if terms is None:
+            return None
+        if op in ("", "+"):
+            sums.append(terms)
+            continue
+        left = sums[-1]
+        if op == "*":
+            sums[-1] = _unique(left + terms + [a + b for b in terms for a in left])
+        elif op == ":":
+            sums[-1] = _unique([a + b for b in terms for a in left])
+        else:  # '/': the right side's terms within every combination of the left side's variables
+            within = tuple(dict.fromkeys(v for t in left for v in t))
+            sums[-1] = _unique(left + [within + b for b in terms])
+    return _unique([t for terms in sums for t in terms])
+
+
+def _encloses(text: str) -> bool:
+    """True when the outer parentheses of ``text`` enclose all of it (``(a + b)``, not ``(a) + (b)``)."""
+    depth = 0
+    for char in text[1:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return True
+
+
+def _key(variable: str) -> str:
+    return re.sub(r"\s+", "", variable)
+
+
+def _unique(terms: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Terms without repeats (``a:a`` is ``a``; ``a:b`` and ``b:a`` are one term), in order."""
+    seen, out = set(), []
+    for term in terms:
+        variables = tuple(dict.fromkeys(term))
+        key = frozenset(_key(v) for v in variables)
+        if key not in seen:
+            seen.add(key)
+            out.append(variables)
+    return out
+
+
+def r_terms(pieces: Sequence[str]) -> tuple[str, ...]:
+    """The ``+``-separated terms ``pieces`` of a right-hand side as R's ``terms()`` writes them: nesting expanded,
+    the variables of each interaction in their order of first appearance. A piece already in that form (or one
+    with an operator this does not read, such as ``-`` or ``^``) is returned as written.
+
+    >>> r_terms(["f/(x + z)"])
+    ('f', 'f:x', 'f:z')
+    >>> r_terms(["x", "f", "f:x"])
+    ('x', 'f', 'x:f')
+    """
+    expanded = [_expand_terms(piece) for piece in pieces]
+    rank: dict[str, int] = {}
+    for terms in expanded:
+        for variable in (v for t in terms or [] for v in t):
+            rank.setdefault(_key(variable), len(rank))
+    out: list[str] = []
+    seen: set[frozenset[str]] = set()
+    for piece, terms in zip(pieces, expanded, strict=True):
+        ordered = None if terms is None else [tuple(sorted(t, key=lambda v: rank[_key(v)])) for t in terms]
+        if ordered is None or ("/" not in piece and ordered == terms):
+            out.append(piece)
+            seen.update(frozenset(_key(v) for v in t) for t in terms or [])
+            continue
+        for term in ordered:  # (a term the formula already has is not repeated, as R's terms())
+            key = frozenset(_key(v) for v in term)
+            if key not in seen:
+                seen.add(key)
+                out.append(":".join(term))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,7 +868,7 @@ def build_design(
     total_offset = formula_offset + _numeric_vector(columns, subset(offset), "offset", n, 0.0)
 
     random_terms = [] if random == "logical" else _lme4_order(
-        _by_grouping_factor([_random_term(bar, fit_frame) for bar in expand_bars(parsed.bars)]))
+        _by_grouping_factor([t for bar in expand_bars(parsed.bars) for t in _random_terms(bar, fit_frame)]))
     return Design(
         parsed=parsed,
         y=y,
@@ -1158,6 +1283,28 @@ def _grouping_codes(columns: dict[str, pd.Series], group: str) -> tuple[np.ndarr
             pieces.append(str(c.categories[k]))
         labels.append(":".join(reversed(pieces)))
     return inverse.astype(np.intp).ravel(), np.asarray(labels, dtype=object)
+
+
+def _random_terms(bar: BarTerm, fit_frame: _FitFrame) -> list[RandomTerm]:
+    """The random-effects terms of one bar. lme4 reads ``(1 + x + f || g)`` as ``(1 | g) + (0 + x | g) +
+    (0 + f | g)``: for numeric ``x`` that is one uncorrelated term (what :func:`_random_term` builds), but a factor
+    ``f`` is a vector term of its own, indicators of all its levels with their correlations (lme4's documentation:
+    ``||`` does not remove them). That reading is lme4's, not glmmTMB's, and is warned about."""
+    term = _random_term(bar, fit_frame)
+    pieces = [p for p in _split_top_level(bar.expr) if p not in ("0", "1", "-1", "+1")]
+    intercept = not any(p in ("0", "-1") for p in _split_top_level(bar.expr))
+    if bar.correlated or term.Z.shape[1] == len(pieces) + intercept:
+        return [term]
+    parts = ([BarTerm("1", bar.group, True)] if intercept else []) + [BarTerm(f"0 + {p}", bar.group, True)
+                                                                        for p in pieces]
+    terms = [_random_term(part, fit_frame) for part in parts]
+    vectors = [p for p, t in zip(parts, terms, strict=True) if t.Z.shape[1] > 1]
+    warnings.warn(
+        f"{bar}: as lme4, '||' is read as {' + '.join(map(str, parts))}; for the factor term"
+        f"{'s' if len(vectors) > 1 else ''} {', '.join(str(v) for v in vectors)} '||' does not remove the "
+        "correlations among its levels (one effect per level, correlated). For independent level effects write "
+        "the levels as numeric indicator columns", GlmmteachWarning, stacklevel=4)
+    return terms
 
 
 def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:

@@ -1,0 +1,133 @@
+"""Formula forms and inputs R's glm and lme4's glmer accept, against R (tests/data/formula_forms/reference.json,
+made by make_reference.R there from forms.csv and MASS's quine; R 4.2, lme4 1.1-31).
+
+- Nesting in the fixed part: ``a/b`` is ``a + a:b``, ``a/(b + c)`` is ``a + a:b + a:c`` (R's columns, names and
+  fits, MASS's ``glm.nb(Days ~ Sex/(Age + Eth*Lrn), quine)`` among them).
+- R's ``terms()`` order: the variables of an interaction in their order of first appearance in the formula
+  (``y ~ x + f2 + f2:x`` has the column ``x:f2Y``), in the fixed part, a bar's expression and new rows.
+- ``(1 + f || g)`` with a factor ``f`` is lme4's ``(1 | g) + (0 + f | g)`` (the levels' correlations kept), with
+  a warning saying so.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glmmteach import glm, glmer
+from glmmteach.exceptions import GlmmteachWarning
+from glmmteach.formula import build_design, r_terms
+
+HERE = Path(__file__).parent / "data" / "formula_forms"
+REFERENCE = json.loads((HERE / "reference.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def forms() -> pd.DataFrame:
+    return pd.read_csv(HERE / "forms.csv")
+
+
+@pytest.fixture(scope="module")
+def quine() -> pd.DataFrame:
+    return pd.read_csv(HERE / "quine.csv")
+
+
+def _assert_fit(fit, ref, beta_rtol: float = 2e-5, se_rtol: float = 1e-4) -> None:
+    """R's coefficient names, estimates and standard errors; a log-likelihood never below R's by 1e-6."""
+    assert list(fit.params.index) == ref["names"]
+    scale = np.maximum(np.abs(ref["estimate"]), 1e-2)
+    assert np.max(np.abs(fit.params.to_numpy() - ref["estimate"]) / scale) < beta_rtol
+    np.testing.assert_allclose(fit.bse.to_numpy(), ref["se"], rtol=se_rtol)
+    assert fit.llf > ref["loglik"] - 1e-6
+    assert fit.llf < ref["loglik"] + 1e-4
+
+
+def _check_matrix(ref, data: pd.DataFrame) -> None:
+    formula = ref["formula"] if not ref["formula"].startswith("~") else "y " + ref["formula"]
+    design = build_design(formula, data)
+    assert design.column_names == ref["names"]
+    # (R's products written with 15 significant digits)
+    np.testing.assert_allclose(design.X, np.column_stack(ref["X"]), rtol=1e-14, atol=0)
+    rows = [7, 0, 31, 4]
+    X_new, _ = design.new_fixed(data.iloc[rows])  # new rows are coded the same way
+    np.testing.assert_array_equal(X_new, design.X[rows])
+
+
+@pytest.mark.parametrize("ref", REFERENCE["nesting_matrices"], ids=lambda ref: ref["formula"])
+def test_nesting_gives_r_model_matrix(ref, forms, quine):
+    _check_matrix(ref, quine if "Days" in ref["formula"] else forms)
+
+
+def test_nesting_expansion():
+    assert r_terms(["f/(x + z)"]) == ("f", "f:x", "f:z")
+    assert r_terms(["(a + b)/c"]) == ("a", "b", "a:b:c")
+    assert r_terms(["a/b/c"]) == ("a", "a:b", "a:b:c")
+    assert r_terms(["Sex/(Age + Eth*Lrn)"]) == ("Sex", "Sex:Age", "Sex:Eth", "Sex:Lrn", "Sex:Eth:Lrn")
+    assert r_terms(["a", "a/b"]) == ("a", "a:b")  # (a term already in the formula is not repeated)
+    # terms already in R's form are kept as written (their matrices do not change)
+    assert r_terms(["x*z*k", "log(x + 5)", "factor(f):w"]) == ("x*z*k", "log(x + 5)", "factor(f):w")
+    assert r_terms(["x*z*k", "factor(f):x"]) == ("x*z*k", "x:factor(f)")
+
+
+def test_quine_negative_binomial_nesting_equals_mass(quine):
+    ref = REFERENCE["quine_nb"]
+    fit = glm("Days ~ Sex/(Age + Eth*Lrn)", quine, family="negative_binomial")
+    _assert_fit(fit, ref, beta_rtol=1e-6, se_rtol=1e-6)
+    assert fit.nb_theta == pytest.approx(ref["theta"], rel=1e-6)
+    assert fit.aic == pytest.approx(ref["aic"], rel=1e-9)
+
+
+def test_glm_and_glmer_with_nesting_equal_r(forms):
+    fit = glm("counts ~ f2/(x + z)", forms, family="poisson")
+    _assert_fit(fit, REFERENCE["glm_nesting"], beta_rtol=1e-10, se_rtol=1e-10)
+    _assert_fit(glmer("y ~ f/x + (1 | g)", forms), REFERENCE["glmer_nesting"])
+
+
+@pytest.mark.parametrize("ref", REFERENCE["order_matrices"], ids=lambda ref: ref["formula"])
+def test_interaction_variables_in_r_terms_order(ref, forms):
+    _check_matrix(ref, forms)
+
+
+def test_glmer_interaction_names_follow_r(forms):
+    fit = glmer("y ~ x + f2 + f2:x + (1 | g)", forms)
+    _assert_fit(fit, REFERENCE["glmer_order"])
+    assert fit.params["x:f2Y"] == fit.params.iloc[3]
+
+
+@pytest.mark.parametrize("ref", REFERENCE["re_order"], ids=lambda ref: ref["formula"])
+def test_random_effect_names_follow_r(ref, forms):
+    design = build_design(ref["formula"], forms)
+    assert [term.names for term in design.random] == ref["names"]
+    Z_new, _ = design.random[0].new_rows(forms.iloc[[5, 2]])
+    np.testing.assert_array_equal(Z_new, design.random[0].Z[[5, 2]])
+
+
+@pytest.mark.filterwarnings("ignore::glmmteach.exceptions.SingularFitWarning")  # (the intercept SD is 0, as in R)
+def test_double_bar_with_a_factor_is_lme4s_expansion(forms):
+    ref = REFERENCE["double_bar_factor"]
+    with pytest.warns(GlmmteachWarning, match=r"\(0 \+ f \| g\) '\|\|' does not remove the correlations") as record:
+        fit = glmer("y ~ x + f + (1 + f || g)", forms)
+    assert sum("does not remove" in str(w.message) for w in record) == 1  # once
+    assert [t.names for t in fit.design.random] == [["(Intercept)"], ["fa", "fb", "fc"]]
+    _assert_fit(fit, ref, beta_rtol=1e-5, se_rtol=1e-4)
+    # the factor's block: R's SDs and correlations (the intercept's SD is at its boundary, near 0 in both)
+    cov = fit.cov_re[fit.term_labels[1]].to_numpy()
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    vc = ref["varcorr"]
+    np.testing.assert_allclose(sd, vc["sdcor"][1:4], rtol=1e-3)
+    np.testing.assert_allclose(corr[np.tril_indices(3, -1)], vc["sdcor"][4:], atol=1e-3)
+    assert vc["sdcor"][0] < 1e-4 and fit.sd_re.iloc[0] < 1e-4
+
+
+def test_double_bar_with_numeric_effects_is_unchanged(forms):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", GlmmteachWarning)
+        design = build_design("y ~ x + (1 + x + z || g)", forms)
+    (term,) = design.random
+    assert not term.correlated and term.names == ["(Intercept)", "x", "z"]
