@@ -146,6 +146,12 @@ class ParsedFormula:
     response: str
     fixed_terms: tuple[str, ...]
     bars: tuple[BarTerm, ...]
+    failures: str | None = None  # ``cbind(successes, failures)``: the failures column, or ``n - successes``
+
+    @property
+    def lhs(self) -> str:
+        """The left-hand side as R prints it."""
+        return self.response if self.failures is None else f"cbind({self.response}, {self.failures})"
 
     @property
     def fixed_rhs(self) -> str:
@@ -217,11 +223,7 @@ def _parse_formula(formula: str) -> ParsedFormula:
     lhs, rhs = (side.strip() for side in formula.split("~"))
     if not lhs:
         raise FormulaError(f"the formula {formula!r} has no response left of '~'")
-    if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", lhs):
-        raise FormulaError(
-            f"the response {lhs!r} must be a column name; for successes out of n trials "
-            "use the successes column as response and pass trials='n' (cbind() is not supported)"
-        )
+    response, failures = _response_spec(lhs)
     if not rhs:
         raise FormulaError(f"the formula {formula!r} has nothing right of '~' (use '1' for an intercept)")
     fixed, bars = [], []
@@ -233,7 +235,24 @@ def _parse_formula(formula: str) -> ParsedFormula:
             fixed.append(term)
         else:
             bars.append(_with_r_terms(bar))
-    return ParsedFormula(formula, lhs, r_terms(fixed), tuple(bars))
+    return ParsedFormula(formula, response, r_terms(fixed), tuple(bars), failures)
+
+
+_COLUMN = r"[A-Za-z_.][A-Za-z0-9_.]*"
+_CBIND = re.compile(rf"cbind\(\s*({_COLUMN})\s*,\s*({_COLUMN}|{_COLUMN}\s*-\s*{_COLUMN})\s*\)")
+
+
+def _response_spec(lhs: str) -> tuple[str, str | None]:
+    """The response column and, for R's two-column binomial response ``cbind(successes, failures)``, the
+    failures: a column or ``trials - successes`` (as R, the trials are their sum)."""
+    if re.fullmatch(_COLUMN, lhs):
+        return lhs, None
+    match = _CBIND.fullmatch(lhs)
+    if match is None:
+        raise FormulaError(
+            f"the response {lhs!r} must be a column name or cbind(successes, failures) (the failures a column or "
+            "trials - successes); for successes out of n trials you may also pass trials='n'")
+    return match.group(1), re.sub(r"\s*-\s*", " - ", match.group(2))
 
 
 def _with_r_terms(bar: BarTerm) -> BarTerm:
@@ -710,10 +729,51 @@ def _numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike |
     return out
 
 
-def _response_values(series: pd.Series, name: str) -> np.ndarray:
+def _failure_columns(parsed: ParsedFormula) -> list[str]:
+    return [] if parsed.failures is None else [c.strip() for c in parsed.failures.split(" - ")]
+
+
+def _failures(parsed: ParsedFormula, columns: dict[str, pd.Series], family: Family | None) -> np.ndarray:
+    """The failures of ``cbind(successes, failures)``: whole numbers >= 0 (a column, or trials - successes)."""
+    if family is not None and not family.is_binomial:
+        raise DataError(f"the response {parsed.lhs} is a binomial response (successes, failures); the family is "
+                        f"{family.name}")
+    parts = [_numeric_vector(columns, name, "cbind()", len(next(iter(columns.values()))), 0.0)
+             for name in _failure_columns(parsed)]
+    failures = parts[0] if len(parts) == 1 else parts[0] - parts[1]
+    bad = (failures < 0) | (failures != np.round(failures))
+    if bad.any():
+        raise DataError(f"the failures {parsed.failures!r} of {parsed.lhs} must be whole numbers of at least 0; "
+                        f"one is {failures[np.argmax(bad)]!r}")
+    return failures
+
+
+def _binary_codes(series: pd.Series, name: str) -> np.ndarray:
+    """R's reading of a factor response of a binomial model: its first level is failure (0), every other level
+    success (1). A categorical's levels are in its order, other values sorted (R's ``factor()``)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        levels = list(series.cat.categories)
+        codes = series.cat.codes.to_numpy()
+    else:
+        values = series.to_numpy()
+        try:
+            levels = sorted(set(values.tolist()))
+        except TypeError as err:
+            raise DataError(f"the response column {name!r} mixes values of different types; a binomial response "
+                            "is 0/1, logical or a factor (first level = failure)") from err
+        codes = np.searchsorted(np.asarray(levels, dtype=object), values) if levels else values
+    if len(levels) < 2:
+        raise DataError(f"the binomial response {name!r} has one level only ({levels[0]!r}); it needs two")
+    return (np.asarray(codes) != 0).astype(float)
+
+
+def _response_values(series: pd.Series, name: str, family: Family | None = None) -> np.ndarray:
     # a copy: the values must not follow later changes to the caller's data frame
     if series.dtype == bool or str(series.dtype) == "boolean":
         return series.to_numpy(dtype=float, copy=True)
+    factor = isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(series) == "string"
+    if factor and (family is None or family.is_binomial):
+        return _binary_codes(series, name)
     try:
         return series.to_numpy(dtype=float, copy=True)
     except (TypeError, ValueError) as err:
@@ -739,8 +799,8 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
                     "for counts of successes out of n trials pass trials= (a column name or array)"
                 )
         else:
-            if np.any(trials < 1) or np.any(trials != np.round(trials)):
-                raise DataError("trials must be whole numbers of at least 1")
+            if np.any(trials < 0) or np.any(trials != np.round(trials)):
+                raise DataError("trials must be whole numbers of at least 0 (a row with 0 trials has weight 0)")
             bad = (y < 0) | (y > trials) | (y != np.round(y))
             if bad.any():
                 raise DataError(
@@ -813,7 +873,10 @@ def build_design(
 
     # Which columns does the model use? Missing ones are an error; rows with NaN are dropped.
     fixed_rhs = " + ".join(fixed_terms) if fixed_terms else "1"
-    used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars))
+    used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars)) | set(_failure_columns(parsed))
+    if parsed.failures is not None and trials is not None:
+        raise DataError(f"the response {parsed.lhs} gives the binomial trials (successes + failures); do not pass "
+                        "trials= as well")
     for bar in parsed.bars:
         used |= set(grouping_columns(bar)) | _variables(bar.expr)
     for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
@@ -849,13 +912,19 @@ def build_design(
     def subset(spec: ArrayLike | str | None) -> ArrayLike | str | None:
         return spec if spec is None or isinstance(spec, str) else np.asarray(spec, dtype=float)[complete]
 
-    y = _response_values(columns[parsed.response], parsed.response)
-    trials_arr = None if trials is None else _numeric_vector(columns, subset(trials), "trials", n, 1.0)
+    y = _response_values(columns[parsed.response], parsed.response, fam)
+    if parsed.failures is not None:
+        trials_arr = y + _failures(parsed, columns, fam)
+    else:
+        trials_arr = None if trials is None else _numeric_vector(columns, subset(trials), "trials", n, 1.0)
     if fam is not None:
-        check_response(fam, y, trials_arr, parsed.response)
+        check_response(fam, y, trials_arr, parsed.lhs if parsed.failures else parsed.response)
     weights_arr = _numeric_vector(columns, subset(weights), "weights", n, 1.0)
     if np.any(weights_arr < 0):
         raise DataError("weights must be non-negative")
+    if trials_arr is not None and np.any(trials_arr == 0):
+        # as R and lme4: a binomial row with no trials has weight 0 (no likelihood, no residual df in glm)
+        weights_arr = np.where(trials_arr == 0, 0.0, weights_arr)
 
     # Fixed effects: built directly when the formula is simple, else by formulae (terms ordered as R does).
     direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)

@@ -214,7 +214,7 @@ class GLMResults:
         self.df_resid = self.nobs - self.rank
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
-        y = design.y / design.trials
+        y = proportions(design)
         if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
             self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
@@ -282,7 +282,7 @@ class GLMResults:
         if self.family.name.startswith("quasi"):
             return np.nan
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
         return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
 
@@ -368,7 +368,7 @@ class GLMResults:
         j = int(np.flatnonzero(names == name)[0])
         prior = d.weights * d.trials
         offset = d.offset + value * d.X[:, j]
-        return irls(d.X[:, others], d.y / d.trials, self.family, prior, offset).deviance
+        return irls(d.X[:, others], proportions(d), self.family, prior, offset).deviance
 
     def _profile_bounds(self, name: str, alpha: float) -> tuple[float, float]:
         if np.isnan(self.params[name]):
@@ -432,7 +432,7 @@ class GLMResults:
     def resid_pearson(self) -> pd.Series:
         r"""Pearson residuals :math:`\sqrt{p_i}(y_i - \hat\mu_i)/\sqrt{V(\hat\mu_i)}`."""
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         mu = self._fit.mu
         return pd.Series(
             np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
@@ -442,7 +442,7 @@ class GLMResults:
     def resid_deviance(self) -> pd.Series:
         r"""Deviance residuals :math:`\operatorname{sign}(y_i-\hat\mu_i)\sqrt{d_i}`."""
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
         return pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index)
 
@@ -603,6 +603,12 @@ def glm(
     return fit_glm_design(design, fam, formula, maxit)
 
 
+def proportions(design: Design) -> np.ndarray:
+    """The response as R's ``glm`` fits it: successes / trials for binomial trials (0 in a row with 0 trials,
+    whose weight is 0, as R's ``binomial()$initialize`` sets it), else the response itself."""
+    return np.divide(design.y, design.trials, out=np.zeros_like(design.y), where=design.trials > 0)
+
+
 def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
     """Fit the GLM of a built :class:`~glmmteach.formula.Design` (the last step of :func:`glm`, and what
     :meth:`GLMResults.refit` calls with a new response)."""
@@ -614,7 +620,7 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
             RankDeficiencyWarning,
             stacklevel=3,
         )
-    y = design.y / design.trials
+    y = proportions(design)
     prior = design.weights * design.trials
     shape = None
     if fam.is_negative_binomial and fam.theta is None:

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from glmmteach import glm, glmer
-from glmmteach.exceptions import GlmmteachWarning
+from glmmteach.exceptions import GlmmteachError, GlmmteachWarning
 from glmmteach.formula import build_design, r_terms
 
 HERE = Path(__file__).parent / "data" / "formula_forms"
@@ -131,3 +131,73 @@ def test_double_bar_with_numeric_effects_is_unchanged(forms):
         design = build_design("y ~ x + (1 + x + z || g)", forms)
     (term,) = design.random
     assert not term.correlated and term.names == ["(Intercept)", "x", "z"]
+
+
+# --------------------------------------------------------------------------------------------
+# Responses: cbind(successes, failures), factor, character and logical; binomial rows with 0 trials
+
+
+def _assert_glm(fit, ref) -> None:
+    """A glm against R's glm: to R's printed precision (1e-10) in everything, with R's counts."""
+    _assert_fit(fit, ref, beta_rtol=1e-9, se_rtol=1e-9)
+    assert fit.llf == pytest.approx(ref["loglik"], rel=1e-10)
+    assert fit.aic == pytest.approx(ref["aic"], rel=1e-10)
+    assert fit.deviance == pytest.approx(ref["deviance"], rel=1e-10)
+    assert (fit.nobs, fit.df_resid) == (ref["nobs"], ref["df_residual"])
+
+
+@pytest.mark.parametrize("response", ["cbind(succ, fail)", "cbind(succ, trials - succ)", "cbind( succ ,trials-succ )"])
+def test_glm_cbind_response_with_zero_trial_rows_equals_r(response, forms):
+    assert (forms["trials"] == 0).sum() == 15  # rows R gives weight 0: in no likelihood and no df
+    _assert_glm(glm(f"{response} ~ x + f", forms), REFERENCE["glm_cbind"])
+
+
+def test_glmer_cbind_response_with_zero_trial_rows_equals_lme4(forms):
+    ref = REFERENCE["glmer_cbind"]
+    fit = glmer("cbind(succ, fail) ~ x + f + (1 | g)", forms)
+    _assert_fit(fit, ref)
+    assert fit.nobs == ref["nobs"] == 240  # (lme4 counts the rows with 0 trials as observations)
+    assert "Formula: cbind(succ, fail) ~ x + f + (1 | g)" in str(fit.summary())
+    same = glmer("succ ~ x + f + (1 | g)", forms, trials="trials")  # trials= with 0 trials: the same model
+    assert same.llf == pytest.approx(fit.llf, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("formula", "kwargs", "message"),
+    [
+        ("cbind(succ, fail) ~ x", {"trials": "trials"}, r"gives the binomial trials .* do not pass trials="),
+        ("cbind(succ, fail) ~ x", {"family": "poisson"}, "is a binomial response .* the family is poisson"),
+        ("cbind(succ, x) ~ f", {}, r"failures 'x' of cbind\(succ, x\) must be whole numbers"),
+        ("cbind(succ, log(fail)) ~ x", {}, r"must be a column name or cbind\(successes, failures\)"),
+        ("cbind(succ, nothere) ~ x", {}, "'nothere'"),
+    ],
+)
+def test_bad_cbind_responses_are_named(formula, kwargs, message, forms):
+    with pytest.raises(GlmmteachError, match=message):
+        glm(formula, forms, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        (lambda d: d["y"] == 1, "glm_logical"),
+        (lambda d: np.where(d["y"] == 1, "yes", "no"), "glm_factor"),  # characters: levels sorted, as factor()
+        (lambda d: pd.Categorical(np.where(d["y"] == 1, "yes", "no")), "glm_factor"),
+        (lambda d: pd.Categorical(np.where(d["y"] == 1, "yes", "no"), categories=["yes", "no"]), "glm_factor_reversed"),
+    ],
+    ids=["logical", "character", "factor", "factor-yes-first"],
+)
+def test_factor_and_logical_binary_responses_equal_r(values, key, forms):
+    _assert_glm(glm("yf ~ x + f", forms.assign(yf=values(forms))), REFERENCE[key])
+
+
+def test_glmer_factor_response_equals_lme4(forms):
+    data = forms.assign(yf=pd.Categorical(np.where(forms["y"] == 1, "yes", "no")))
+    _assert_fit(glmer("yf ~ x + (1 | g)", data), REFERENCE["glmer_factor"])
+
+
+def test_factor_response_with_one_level_is_refused(forms):
+    with pytest.raises(GlmmteachError, match="'yf' has one level only"):
+        glm("yf ~ x", forms.assign(yf="yes"))
+    with pytest.raises(GlmmteachError, match="'yf' must be numeric"):
+        glm("yf ~ x", forms.assign(yf="yes"), family="poisson")

@@ -214,7 +214,7 @@ def glmer(
                 raise DataError(
                     f"the grouping factor {column!r} of the random-effects term {bar} is not a column of the data"
                 )
-    proportion = fam.is_binomial and weights is not None and trials is None
+    proportion = fam.is_binomial and weights is not None and trials is None and parsed.failures is None
     design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
                           weights=weights)
     if proportion:
