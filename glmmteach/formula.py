@@ -505,10 +505,16 @@ class Design:
     _column_order: list[int] = field(default_factory=list, repr=False)
     _offset_spec: Any = field(default=None, repr=False)
     _logical_bars: dict[str, str] = field(default_factory=dict, repr=False)
+    excluded_index: pd.Index | None = None  # na_action="exclude": every row of the (subset) data, in order
 
     @property
     def nobs(self) -> int:
         return len(self.y)
+
+    def pad(self, values: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+        """Per-row values of the fit (indexed by ``row_index``) in every row of the data, NaN in the rows dropped for
+        missing values, when the design was built with ``na_action="exclude"`` (R's ``naresid``); else as given."""
+        return values if self.excluded_index is None else values.reindex(self.excluded_index)
 
     @property
     def response_name(self) -> str:
@@ -846,8 +852,15 @@ def build_design(
     weights: ArrayLike | str | None = None,
     trials: ArrayLike | str | None = None,
     random: str = "random",
+    subset: Any = None,
+    na_action: str = "omit",
 ) -> Design:
     """Build the :class:`Design` of ``formula`` on ``data``.
+
+    ``subset`` (R's ``subset=``): the rows to use, a boolean mask (one value per row) or an expression on the
+    columns, such as ``"z > 0.5"`` (pandas' ``DataFrame.eval``). ``na_action`` (R's ``na.action``): ``"omit"``
+    drops the rows with a missing value in a model variable (and says how many), ``"exclude"`` drops them too but
+    per-row results are padded with NaN in those rows (:meth:`Design.pad`), ``"fail"`` refuses missing values.
 
     ``random="random"`` builds the random-effects terms (for :func:`glmmteach.glmer`);
     ``random="logical"`` reproduces what R's ``glm`` does with a bar term: it evaluates ``1 | g`` as a
@@ -859,8 +872,13 @@ def build_design(
     builds the others, and, when new rows are predicted, the model that codes them.
     """
     data = _check_frame(data)
+    if na_action not in NA_ACTIONS:
+        raise DataError(f"na_action must be one of {', '.join(map(repr, NA_ACTIONS))} (R's na.omit, na.exclude, "
+                        f"na.fail), got {na_action!r}")
     parsed = parse_formula(formula)
     fam = None if family is None else get_family(family)
+    if subset is not None:
+        data, offset, weights, trials = _subset(data, subset, offset, weights, trials)
     logical_bars: dict[str, str] = {}
     fixed_terms = list(parsed.fixed_terms)
     if random == "logical":
@@ -895,6 +913,11 @@ def build_design(
             complete &= ~np.isnan(values)
     dropped = int((~complete).sum())
     row_index = data.index
+    if dropped and na_action == "fail":
+        missing = [name for name, column in columns.items() if column.isna().any()]
+        raise DataError(f"na_action='fail': {dropped} row(s) have a missing value, in column "
+                        f"{', '.join(map(repr, missing)) or 'offset=/weights=/trials='} (first row "
+                        f"{row_index[int(np.argmin(complete))]!r})")
     if dropped:
         if dropped == len(data):
             raise DataError("every row has a missing value in a model variable: nothing to fit")
@@ -954,7 +977,33 @@ def build_design(
         _column_order=order,
         _offset_spec=offset,
         _logical_bars=logical_bars,
+        excluded_index=data.index if na_action == "exclude" and dropped else None,
     )
+
+
+NA_ACTIONS = ("omit", "exclude", "fail")
+
+
+def _subset(data: pd.DataFrame, subset: Any, *specs: Any) -> tuple[Any, ...]:
+    """``data`` and the per-row arrays among ``specs`` (offset, weights, trials given as arrays) on the rows
+    ``subset`` selects (a boolean mask or an expression such as ``"z > 0.5"``); R's ``subset=``. A copy of the
+    rows: the caller's data is not modified."""
+    if isinstance(subset, str):
+        try:
+            mask = data.eval(subset)
+        except Exception as err:  # pandas raises many types; name the expression
+            raise DataError(f"cannot evaluate subset={subset!r} on the data: {err}") from err
+    else:
+        mask = subset
+    mask = np.asarray(mask.reindex(data.index) if isinstance(mask, pd.Series) else mask)
+    if mask.shape != (len(data),) or mask.dtype != bool:
+        raise DataError(f"subset= must give one True/False per row of the data ({len(data)} rows), got "
+                        f"{mask.dtype} values of shape {mask.shape}")
+    if not mask.any():
+        raise DataError(f"subset={subset if isinstance(subset, str) else 'the mask'!r} selects no row")
+    picked = [spec if spec is None or isinstance(spec, str) else np.asarray(spec)[mask]
+              if np.shape(spec) == (len(data),) else spec for spec in specs]
+    return (data.loc[mask], *picked)
 
 
 def _model_columns(data: pd.DataFrame, used: set[str]) -> dict[str, pd.Series]:

@@ -201,7 +201,7 @@ class GLMResults:
         self.formula = formula
         self.converged = fit.converged
         self.iterations = fit.iterations
-        self.fittedvalues = pd.Series(fit.mu, index=design.row_index, name="fitted")
+        self.fittedvalues = design.pad(pd.Series(fit.mu, index=design.row_index, name="fitted"))
         self.linear_predictor = fit.eta
         self.deviance = fit.deviance
         self.null_deviance = null_deviance
@@ -409,6 +409,7 @@ class GLMResults:
         """
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        pad = self.design.pad if newdata is None else (lambda values: values)
         if newdata is None:
             X, off, index = self.design.X, self.design.offset, self.design.row_index
         else:
@@ -424,8 +425,8 @@ class GLMResults:
         else:
             value, se = self.family.link.linkinv(eta), se_eta * self.family.link.mu_eta(eta)
         if se_fit:
-            return pd.DataFrame({"fit": value, "se_fit": se}, index=index)
-        return pd.Series(value, index=index, name=type)
+            return pad(pd.DataFrame({"fit": value, "se_fit": se}, index=index))
+        return pad(pd.Series(value, index=index, name=type))
 
     # ---- residuals ---------------------------------------------------------------------------
     @property
@@ -434,9 +435,9 @@ class GLMResults:
         d = self.design
         y = proportions(d)
         mu = self._fit.mu
-        return pd.Series(
+        return d.pad(pd.Series(
             np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
-        )
+        ))
 
     @property
     def resid_deviance(self) -> pd.Series:
@@ -444,7 +445,7 @@ class GLMResults:
         d = self.design
         y = proportions(d)
         unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
-        return pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index)
+        return d.pad(pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index))
 
     # ---- display ---------------------------------------------------------------------------
     def coef_table(self) -> pd.DataFrame:
@@ -564,6 +565,8 @@ def glm(
     trials: ArrayLike | str | None = None,
     maxit: int = MAX_ITERATIONS,
     theta: float | None = None,
+    subset: Any = None,
+    na_action: str = "omit",
 ) -> GLMResults:
     """Fit a generalized linear model with an R-style formula, as R's ``glm`` does.
 
@@ -589,9 +592,17 @@ def glm(
         Maximum number of Fisher-scoring iterations (R's ``glm.control(maxit = 25)``).
     theta:
         A known negative binomial shape (``family="negative_binomial"`` only).
+    subset:
+        The rows to fit (R's ``subset=``): a boolean mask, one value per row, or an expression on the columns such
+        as ``"z > 0.5"``.
+    na_action:
+        R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
+        ``"exclude"`` drops them too but pads the fitted values, residuals and predictions with NaN in those rows,
+        ``"fail"`` refuses missing values.
     """
     fam = get_family(family, link, theta)
-    design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
+    design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical",
+                          subset=subset, na_action=na_action)
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
         warnings.warn(

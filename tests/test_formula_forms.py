@@ -201,3 +201,71 @@ def test_factor_response_with_one_level_is_refused(forms):
         glm("yf ~ x", forms.assign(yf="yes"))
     with pytest.raises(GlmmteachError, match="'yf' must be numeric"):
         glm("yf ~ x", forms.assign(yf="yes"), family="poisson")
+
+
+# --------------------------------------------------------------------------------------------
+# subset= and na_action=
+
+
+def _r_values(values: list) -> np.ndarray:
+    return np.array([np.nan if v == "NA" else v for v in values], dtype=float)
+
+
+@pytest.mark.parametrize("subset", ["z > 0.5", "mask", "series"])
+def test_glm_subset_equals_r(subset, forms):
+    chosen = {"z > 0.5": "z > 0.5", "mask": (forms["z"] > 0.5).to_numpy(), "series": forms["z"] > 0.5}[subset]
+    before = forms.copy()
+    fit = glm("counts ~ x + f", forms, family="poisson", subset=chosen)
+    _assert_glm(fit, REFERENCE["glm_subset"])
+    pd.testing.assert_frame_equal(forms, before)  # the caller's data is not modified
+
+
+def test_glmer_subset_equals_lme4(forms):
+    ref = REFERENCE["glmer_subset"]
+    fit = glmer("counts ~ x + (1 | g)", forms, family="poisson", subset="f != 'c'")
+    _assert_fit(fit, ref)
+    assert fit.nobs == ref["nobs"]
+
+
+def test_subset_with_array_weights_keeps_their_rows(forms):
+    weights = np.linspace(0.5, 2.0, len(forms))
+    keep = (forms["z"] > 0.5).to_numpy()
+    fit = glm("counts ~ x", forms, family="poisson", weights=weights, subset=keep)
+    whole = glm("counts ~ x", forms[keep], family="poisson", weights=weights[keep])
+    np.testing.assert_array_equal(fit.params, whole.params)
+
+
+@pytest.mark.parametrize(
+    ("subset", "message"),
+    [("nothere > 1", "cannot evaluate subset='nothere > 1'"), ("z > 10", "selects no row"),
+     (np.ones(3, dtype=bool), r"one True/False per row of the data \(240 rows\)"), ("x", "one True/False per row")],
+)
+def test_bad_subsets_are_named(subset, message, forms):
+    with pytest.raises(GlmmteachError, match=message):
+        glm("counts ~ x", forms, family="poisson", subset=subset)
+
+
+def test_na_exclude_pads_fitted_values_and_residuals_as_r(forms):
+    ref = REFERENCE["glm_exclude"]
+    with pytest.warns(Warning, match="3 row"):
+        fit = glm("y ~ xm + f", forms, na_action="exclude")
+    _assert_glm(fit, ref)
+    for values, key in [(fit.fittedvalues, "fitted"), (fit.resid_deviance, "resid_deviance"),
+                        (fit.resid_pearson, "resid_pearson")]:
+        assert list(values.index) == list(forms.index)
+        np.testing.assert_allclose(values.to_numpy(), _r_values(ref[key]), rtol=1e-10, atol=1e-14)
+    assert fit.predict(type="response").isna().sum() == 3
+    with pytest.warns(Warning, match="3 row"):
+        omitted = glm("y ~ xm + f", forms)  # na_action="omit": the rows used only
+    assert len(omitted.fittedvalues) == 237
+
+
+def test_glmer_na_exclude_pads_and_na_fail_refuses(forms):
+    with pytest.warns(Warning, match="3 row"):
+        fit = glmer("y ~ xm + (1 | g)", forms, na_action="exclude")
+    assert len(fit.fittedvalues) == len(forms) and fit.resid().isna().sum() == 3
+    assert fit.nobs == 237
+    with pytest.raises(GlmmteachError, match=r"na_action='fail': 3 row\(s\) have a missing value, in column 'xm'"):
+        glmer("y ~ xm + (1 | g)", forms, na_action="fail")
+    with pytest.raises(GlmmteachError, match="na_action must be one of 'omit', 'exclude', 'fail'"):
+        glm("y ~ xm", forms, na_action="pass")

@@ -158,6 +158,8 @@ def glmer(
     trials: Any = None,
     weights: Any = None,
     theta: float | None = None,
+    subset: Any = None,
+    na_action: str = "omit",
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -194,6 +196,13 @@ def glmer(
         the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
     theta : float, optional
         A known negative binomial shape (lme4's ``glmer(family = negative.binomial(theta))``).
+    subset : array or str, optional
+        The rows to fit (R's ``subset=``): a boolean mask, one value per row, or an expression on the columns
+        such as ``"f != 'c'"``.
+    na_action : str
+        R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
+        ``"exclude"`` drops them too but pads fitted values and residuals with NaN in those rows, ``"fail"``
+        refuses missing values.
 
     Returns
     -------
@@ -216,7 +225,7 @@ def glmer(
                 )
     proportion = fam.is_binomial and weights is not None and trials is None and parsed.failures is None
     design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
-                          weights=weights)
+                          weights=weights, subset=subset, na_action=na_action)
     if proportion:
         design = _proportions_as_trials(design, weights)
     if design.X.shape[1] == 0:  # (lme4 allows it; this engine's start and diagnosis need a fixed effect)

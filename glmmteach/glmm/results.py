@@ -294,7 +294,7 @@ class GLMMResults:
     @property
     def fittedvalues(self) -> pd.Series:
         """Conditional means (probabilities for the binomial family) at the conditional modes."""
-        return pd.Series(self._conditional_mean(), index=self.design.row_index)
+        return self.design.pad(pd.Series(self._conditional_mean(), index=self.design.row_index))
 
     RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
@@ -324,7 +324,7 @@ class GLMMResults:
             values = y - mu
         else:
             values = (y - mu) / self.family.link.mu_eta(self._outcome.state.eta)
-        return pd.Series(values, index=self.design.row_index, name=type)
+        return self.design.pad(pd.Series(values, index=self.design.row_index, name=type))
 
     @property
     def resid_pearson(self) -> pd.Series:
