@@ -813,6 +813,9 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
                     f"binomial response {name!r} must be whole numbers of successes between 0 and "
                     f"the trials; it has value {first_bad(bad)}"
                 )
+    elif family.positive_continuous:
+        if np.any(y <= 0):
+            raise DataError(f"{family.label} response {name!r} must be positive; it has value {first_bad(y <= 0)}")
     elif family.base in ("poisson", "negative_binomial"):
         if np.any(y < 0):
             raise DataError(f"{family.name} response {name!r} has a negative count {first_bad(y < 0)}")

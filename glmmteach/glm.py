@@ -217,6 +217,10 @@ class GLMResults:
         y = proportions(design)
         if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
+            if family.positive_continuous:
+                # R's summary.glm: the working weights of the last step times the final working residuals
+                # (for the non-canonical links they differ from the final Pearson statistic by the tolerance)
+                pearson = np.sum(fit.working_weights * ((y - fit.mu) / family.mu_eta(fit.eta)) ** 2)
             self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
         else:
             self.scale = 1.0
@@ -264,7 +268,8 @@ class GLMResults:
     def k_params(self) -> int:
         """Number of estimated parameters counted by AIC (the dispersion too, for gaussian; an estimated
         negative binomial shape too, as MASS's ``glm.nb``)."""
-        return self.rank + int(self.family.name == "gaussian") + int(self.nb_shape is not None)
+        scale = self.family.name == "gaussian" or self.family.positive_continuous
+        return self.rank + int(scale) + int(self.nb_shape is not None)
 
     @property
     def nb_theta(self) -> float | None:
@@ -284,6 +289,8 @@ class GLMResults:
         d = self.design
         y = proportions(d)
         scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
+        if self.family.positive_continuous:  # (R's Gamma and inverse.gaussian aic: deviance / sum of weights)
+            scale = self.deviance / float(np.sum(d.weights * d.trials))
         return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
 
     @property
@@ -580,7 +587,9 @@ def glm(
         :func:`glmmteach.glmer` for random effects.
     family, link:
         ``"binomial"`` (links logit, probit, cloglog), ``"poisson"`` (log), ``"quasipoisson"``,
-        ``"quasibinomial"``, ``"gaussian"``, ``"negative_binomial"`` (NB2, links log, sqrt, identity):
+        ``"quasibinomial"``, ``"gaussian"``, ``"Gamma"`` (links inverse, identity, log), ``"inverse.gaussian"``
+        (links 1/mu^2, inverse, identity, log; both with the dispersion estimated by Pearson's statistic and R's
+        AIC), ``"negative_binomial"`` (NB2, links log, sqrt, identity):
         MASS's ``glm.nb``, its shape :math:`\theta` estimated by maximum likelihood alternating with
         Fisher scoring (``nb_theta``, ``nb_theta_se`` on the result), or R's
         ``glm(family = negative.binomial(theta))`` when ``theta`` is given (then, as R's ``summary.glm``,
