@@ -3,14 +3,16 @@ r"""R-style model formulas turned into design matrices.
 A formula such as ``death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)``
 has three parts, which lme4 separates the same way:
 
-* the **response** (left of ``~``), a column of the data;
+* the **response** (left of ``~``), a column of the data, or ``cbind(successes, failures)``;
 * the **fixed-effects** terms, expanded into the model matrix :math:`X` (one column per
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
   ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
   contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
   ``offset(z)`` adds a known term to :math:`\eta` without a coefficient; functions of columns, such as
   ``log(x + 5)``, ``I(x^2)``, ``scale(x)``, ``poly(x, 2)``, are evaluated and named as R does, the functions
-  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest);
+  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest;
+  ``a/b`` is ``a + a:b`` and the variables of an interaction are in their order of first appearance, as R's
+  ``terms()`` (:func:`r_terms`); ``contrasts=`` and ``C(f, sum)`` give R's other contrasts);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
@@ -85,6 +87,50 @@ def _ordered_box(values: Any) -> CategoricalBox:
     return CategoricalBox(values, _PolyContrasts(), None)
 
 
+def contr_sum(n_levels: int) -> np.ndarray:
+    """R's ``contr.sum(n)``: the first n - 1 levels against the last (coded -1), columns named 1, 2, ..."""
+    return np.vstack([np.eye(n_levels - 1), -np.ones((1, n_levels - 1))])
+
+
+def contr_helmert(n_levels: int) -> np.ndarray:
+    """R's ``contr.helmert(n)``: column j contrasts level j + 1 with the mean of the levels before it."""
+    rows, cols = np.arange(n_levels)[:, None], np.arange(1, n_levels)[None, :]
+    return np.where(rows < cols, -1.0, np.where(rows == cols, cols.astype(float), 0.0))
+
+
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
+
+
+class _RContrasts(Encoding):
+    """formulae's encoding of a factor by one of R's contrasts (``contrasts=`` or ``C(f, sum)``): ``kind`` one of
+    :data:`CONTRASTS`, ``base`` the reference level's position for ``contr.treatment``; indicators of every level
+    where the factor spans the intercept, as R's full coding."""
+
+    def __init__(self, kind: str, base: int = 0):
+        self.kind, self.base = kind, base
+
+    def code_with_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+    def code_without_intercept(self, levels: list) -> ContrastMatrix:
+        n = len(levels)
+        if self.kind == "contr.treatment":
+            keep = [k for k in range(n) if k != self.base]
+            return ContrastMatrix(np.eye(n)[:, keep], [str(levels[k]) for k in keep])
+        if self.kind == "contr.poly":
+            return ContrastMatrix(contr_poly(n), contr_poly_names(n))
+        matrix = contr_sum(n) if self.kind == "contr.sum" else contr_helmert(n)
+        return ContrastMatrix(matrix, [str(k) for k in range(1, n)])
+
+
+def _contrast_box(kind: str) -> Any:
+    def box(values: Any, base: int = 0) -> CategoricalBox:
+        levels = list(values.cat.remove_unused_categories().cat.categories) if isinstance(
+            getattr(values, "dtype", None), pd.CategoricalDtype) else None
+        return CategoricalBox(values, _RContrasts(kind, int(base)), levels)
+    return box
+
+
 def _r_log(x: Any, base: float | None = None) -> Any:
     """R's ``log(x)`` and ``log(x, base)``."""
     return np.log(x) if base is None else np.log(x) / np.log(base)
@@ -114,8 +160,13 @@ class _RScale:
 _ORDERED = "glmmteach_ordered"
 _ORDERED_FACTOR = "glmmteach_ordered_factor"
 _SCALE = "glmmteach_scale"
+# a factor coded by R's contrasts: glmmteach_contr_sum(f) for contrasts={"f": "contr.sum"}, glmmteach_C_sum(f) for
+# C(f, sum) written in the formula (named as R names it, "C(f, sum)1"); see _to_formulae
+_CONTRAST_FUNCTIONS = {f"glmmteach_{how}_{kind.removeprefix('contr.')}": _contrast_box(kind)
+                       for kind in CONTRASTS for how in ("contr", "C")}
 _NAMESPACE = {"log": _r_log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1,
-              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale}
+              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale,
+              **_CONTRAST_FUNCTIONS}
 # the functions a formula may call (those formulae knows besides: C(), center(), bs(), ... and np.<function>)
 SUPPORTED_CALLS = ("factor(), offset(), I(), log() (and log(x, base)), log2(), log10(), log1p(), exp(), expm1(), "
                    "sqrt(), abs(), scale(), poly(x, degree)")
@@ -557,12 +608,23 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
         )
 
 
-def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
+_C_CALL = re.compile(r"\bC\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*,\s*(?:contr\.)?(sum|helmert|treatment|poly)\s*\)",
+                     re.IGNORECASE)
+
+
+def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset(),
+                 contrasts: tuple[tuple[str, str, int], ...] = ()) -> str:
     """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
     reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
-    :data:`_ORDERED`; R's power ``^`` is Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both);
-    R's ``scale()`` is :class:`_RScale`; R's ``TRUE``/``FALSE`` are Python's."""
-    for name in ordered:
+    :data:`_ORDERED`; a factor with other contrasts (``contrasts``: column, R's contrast, base level position; or
+    ``C(x, sum)`` written in the formula) gets them through :data:`_CONTRAST_FUNCTIONS`; R's power ``^`` is
+    Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both); R's ``scale()`` is :class:`_RScale`;
+    R's ``TRUE``/``FALSE`` are Python's."""
+    rhs = _C_CALL.sub(lambda m: f"glmmteach_C_{m.group(2).lower()}({m.group(1)})", rhs)
+    for name, kind, base in contrasts:
+        call = f"glmmteach_contr_{kind.removeprefix('contr.')}({name}{f', {base}' if base else ''})"
+        rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", call, rhs)
+    for name in ordered - {c[0] for c in contrasts}:
         rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
         rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
     rhs = re.sub(r"(?<![\w.])scale\(", f"{_SCALE}(", rhs.replace("^", "**"))
@@ -677,6 +739,11 @@ def _r_name(name: str, factor_vars: set[str], calls: dict[str, str] | None = Non
             pieces.append(calls[call] + (str(int(suffix) + 1) if suffix.isdigit() else suffix))
             continue
         piece = _LEVEL.sub(r"\1", piece)
+        coded = re.fullmatch(r"glmmteach_(contr|C)_([a-z]+)\(([^,()]+)(?:,[^()]*)?\)(.*)", piece)
+        if coded:  # R's names: f1, f2 (contrasts=) or C(f, sum)1 (the call, as R deparses it)
+            how, kind, column, suffix = coded.groups()
+            pieces.append(f"{column.strip()}{suffix}" if how == "contr" else f"C({column.strip()}, {kind}){suffix}")
+            continue
         match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
         if match and match.group(1) == _ORDERED:
             piece = f"{match.group(2).strip()}{match.group(3)}"
@@ -857,6 +924,7 @@ def build_design(
     random: str = "random",
     subset: Any = None,
     na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``formula`` on ``data``.
 
@@ -864,6 +932,8 @@ def build_design(
     columns, such as ``"z > 0.5"`` (pandas' ``DataFrame.eval``). ``na_action`` (R's ``na.action``): ``"omit"``
     drops the rows with a missing value in a model variable (and says how many), ``"exclude"`` drops them too but
     per-row results are padded with NaN in those rows (:meth:`Design.pad`), ``"fail"`` refuses missing values.
+    ``contrasts`` (R's ``contrasts=``): the coding of factors in the fixed effects, by column: one of
+    :data:`CONTRASTS` or ``("contr.treatment", base_level)``.
 
     ``random="random"`` builds the random-effects terms (for :func:`glmmteach.glmer`);
     ``random="logical"`` reproduces what R's ``glm`` does with a bar term: it evaluates ``1 | g`` as a
@@ -953,13 +1023,14 @@ def build_design(
         weights_arr = np.where(trials_arr == 0, 0.0, weights_arr)
 
     # Fixed effects: built directly when the formula is simple, else by formulae (terms ordered as R does).
-    direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
+    coding = _contrast_spec(contrasts, columns, _variables(fixed_rhs) - set(logical_bars))
+    direct = None if logical_bars or coding else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
     if direct is not None:
         X, column_names, formula_offset = direct
         common: Any = _DeferredModel(fixed_rhs, fit_frame)
         order: list[int] = []
     else:
-        common, X, column_names, formula_offset, order = _formulae_fixed(formula, fixed_rhs, fit_frame)
+        common, X, column_names, formula_offset, order = _formulae_fixed(formula, fixed_rhs, fit_frame, coding)
     total_offset = formula_offset + _numeric_vector(columns, subset(offset), "offset", n, 0.0)
 
     random_terms = [] if random == "logical" else _lme4_order(
@@ -1059,15 +1130,52 @@ class _FitFrame:
         return self._frame
 
 
-def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple[Any, np.ndarray, list[str],
-                                                                                   np.ndarray, list[int]]:
+def _contrast_spec(contrasts: dict[str, Any] | None, columns: dict[str, pd.Series],
+                   variables: set[str]) -> tuple[tuple[str, str, int], ...]:
+    """``contrasts=`` checked: (column, R's contrast, position of the base level) per factor named."""
+    if contrasts is None:
+        return ()
+    if not isinstance(contrasts, dict):
+        raise DataError(f"contrasts= must be a dict such as {{'f': 'contr.sum'}}, got {type(contrasts).__name__}")
+    spec = []
+    for name, how in contrasts.items():
+        kind, base = (how if isinstance(how, tuple) and len(how) == 2 else (how, None))
+        if kind not in CONTRASTS:
+            raise DataError(f"contrasts= for {name!r}: {how!r} is not one of {', '.join(CONTRASTS)} (or "
+                            "('contr.treatment', base level))")
+        if name not in variables:
+            raise DataError(f"contrasts= names {name!r}, which is not a variable of the fixed effects "
+                            f"({', '.join(sorted(variables))})")
+        column = columns[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            levels = list(column.cat.categories)
+        elif pd.api.types.infer_dtype(column) in ("string", "boolean"):
+            levels = sorted(pd.unique(column.to_numpy()).tolist())
+        else:
+            raise DataError(f"contrasts= for {name!r}: the column is numeric ({column.dtype}), not a factor; "
+                            "contrasts apply to factor (string or categorical) columns")
+        position = 0
+        if base is not None:
+            if kind != "contr.treatment":
+                raise DataError(f"contrasts= for {name!r}: a base level applies to contr.treatment only, not {kind}")
+            if base not in levels:
+                raise DataError(f"contrasts= for {name!r}: the base level {base!r} is not a level of the column "
+                                f"({', '.join(map(repr, levels))})")
+            position = levels.index(base)
+        spec.append((name, kind, position))
+    return tuple(spec)
+
+
+def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame,
+                    coding: tuple[tuple[str, str, int], ...] = ()) -> tuple[Any, np.ndarray, list[str],
+                                                                             np.ndarray, list[int]]:
     """formulae's fixed-effects model: its model object, X in R's term order with R's names, the formula's
     offset and the column order (formulae's columns -> R's)."""
     logical_bars = fit_frame.logical_bars
     factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
     try:
-        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered), fit_frame.frame, na_action="error",
-                                   extra_namespace=_NAMESPACE)
+        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered, coding), fit_frame.frame,
+                                   na_action="error", extra_namespace=_NAMESPACE)
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
     matrix, names, formula_offset = _split_offsets(matrices.common)

@@ -574,6 +574,7 @@ def glm(
     theta: float | None = None,
     subset: Any = None,
     na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
 ) -> GLMResults:
     """Fit a generalized linear model with an R-style formula, as R's ``glm`` does.
 
@@ -608,10 +609,15 @@ def glm(
         R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
         ``"exclude"`` drops them too but pads the fitted values, residuals and predictions with NaN in those rows,
         ``"fail"`` refuses missing values.
+    contrasts:
+        R's ``contrasts=``: the coding of factors by column, ``{"f": "contr.sum", "h": "contr.helmert"}``, or
+        ``("contr.treatment", "b")`` for treatment contrasts against level ``"b"``; columns named as R names them
+        (``f1``, ``f2`` for sum and Helmert contrasts). ``C(f, sum)`` in the formula codes one term so
+        (columns ``C(f, sum)1``, ...).
     """
     fam = get_family(family, link, theta)
     design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical",
-                          subset=subset, na_action=na_action)
+                          subset=subset, na_action=na_action, contrasts=contrasts)
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
         warnings.warn(

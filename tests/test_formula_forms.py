@@ -304,3 +304,48 @@ def test_positive_families_refuse_non_positive_responses(forms):
         glm("x ~ z", forms, family="Gamma")
     with pytest.raises(GlmmteachError, match="family 'gamma' is not available for GLMMs"):
         glmer("pos ~ x + (1 | g)", forms, family="Gamma")
+
+
+# --------------------------------------------------------------------------------------------
+# contrasts= and C(f, sum)
+
+
+@pytest.mark.parametrize(
+    ("key", "formula", "contrasts"),
+    [("glm_contrasts", "counts ~ f + f2 + x", {"f": "contr.sum", "f2": "contr.helmert"}),
+     ("glm_contrasts_helmert", "counts ~ f + x", {"f": "contr.helmert"}),
+     ("glm_base_level", "counts ~ f + x", {"f": ("contr.treatment", "b")}),
+     ("glm_C_sum", "counts ~ C(f, sum) + x", None),
+     ("glm_C_sum", "counts ~ C(f, Sum) + x", None)],  # (patsy's spelling too)
+)
+def test_contrasts_equal_r(key, formula, contrasts, forms):
+    fit = glm(formula, forms, family="poisson", contrasts=contrasts)
+    _assert_glm(fit, REFERENCE[key])
+    rows = [3, 1, 17]
+    np.testing.assert_allclose(fit.predict(forms.iloc[rows]), fit.predict().iloc[rows], rtol=1e-14)
+
+
+def test_glmer_contrasts_equal_lme4(forms):
+    fit = glmer("counts ~ f + x + (1 | g)", forms, family="poisson", contrasts={"f": "contr.sum"})
+    _assert_fit(fit, REFERENCE["glmer_contrasts"])
+
+
+def test_contrast_matrices_are_rs():
+    from glmmteach.formula import contr_helmert, contr_sum
+
+    np.testing.assert_array_equal(contr_sum(3), [[1, 0], [0, 1], [-1, -1]])
+    np.testing.assert_array_equal(contr_helmert(4), [[-1, -1, -1], [1, -1, -1], [0, 2, -1], [0, 0, 3]])
+
+
+@pytest.mark.parametrize(
+    ("contrasts", "message"),
+    [({"f": "contr.SAS"}, "'contr.SAS' is not one of contr.treatment, contr.sum"),
+     ({"w": "contr.sum"}, "names 'w', which is not a variable of the fixed effects"),
+     ({"x": "contr.sum"}, "for 'x': the column is numeric"),
+     ({"f": ("contr.treatment", "z")}, "the base level 'z' is not a level of the column"),
+     ({"f": ("contr.sum", "b")}, "a base level applies to contr.treatment only"),
+     ("contr.sum", "contrasts= must be a dict")],
+)
+def test_bad_contrasts_are_named(contrasts, message, forms):
+    with pytest.raises(GlmmteachError, match=message):
+        glm("counts ~ f + x", forms, family="poisson", contrasts=contrasts)

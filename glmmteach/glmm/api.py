@@ -160,6 +160,7 @@ def glmer(
     theta: float | None = None,
     subset: Any = None,
     na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -203,6 +204,8 @@ def glmer(
         R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
         ``"exclude"`` drops them too but pads fitted values and residuals with NaN in those rows, ``"fail"``
         refuses missing values.
+    contrasts : dict, optional
+        R's ``contrasts=`` for the fixed effects (as :func:`glmmteach.glm`), e.g. ``{"f": "contr.sum"}``.
 
     Returns
     -------
@@ -225,7 +228,7 @@ def glmer(
                 )
     proportion = fam.is_binomial and weights is not None and trials is None and parsed.failures is None
     design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
-                          weights=weights, subset=subset, na_action=na_action)
+                          weights=weights, subset=subset, na_action=na_action, contrasts=contrasts)
     if proportion:
         design = _proportions_as_trials(design, weights)
     if design.X.shape[1] == 0:  # (lme4 allows it; this engine's start and diagnosis need a fixed effect)
