@@ -349,3 +349,27 @@ def test_contrast_matrices_are_rs():
 def test_bad_contrasts_are_named(contrasts, message, forms):
     with pytest.raises(GlmmteachError, match=message):
         glm("counts ~ f + x", forms, family="poisson", contrasts=contrasts)
+
+
+# --------------------------------------------------------------------------------------------
+# glmer's start=
+
+
+def test_glmer_start_reaches_lme4s_optimum(forms):
+    ref = REFERENCE["glmer_start"]  # lme4 from start = list(theta = 2, fixef = rep(0, 6))
+    fit = glmer("y ~ f/x + (1 | g)", forms, start={"theta": [2.0], "fixef": np.zeros(6)})
+    _assert_fit(fit, ref)
+    from_theta = glmer("y ~ f/x + (1 | g)", forms, start=[0.3])  # an array: theta, as lme4
+    assert from_theta.llf == pytest.approx(fit.llf, abs=1e-8)
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [({"theta": [1.0, 2.0]}, "start=theta: the model has 1 theta values"),
+     ({"fixef": [0.0]}, r"start=fixef: the model has 6 fixef values \(\(Intercept\), fb, fc, fa:x"),
+     ({"beta": [0.0]}, "takes the keys 'theta' and 'fixef'"), ([-1.0], "must be >= 0"),
+     ({"theta": ["a"]}, "theta must be numbers")],
+)
+def test_bad_starts_are_named(start, message, forms):
+    with pytest.raises(GlmmteachError, match=message):
+        glmer("y ~ f/x + (1 | g)", forms, start=start)

@@ -41,7 +41,7 @@ from .negbin import fit_negative_binomial_glmm
 from .optimize import covariance_of, diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
-from .sparse import SparseModel, TermLayout
+from .sparse import SparseModel, StackedCovariance, TermLayout
 from .terms import CovarianceTerm
 
 
@@ -161,6 +161,7 @@ def glmer(
     subset: Any = None,
     na_action: str = "omit",
     contrasts: dict[str, Any] | None = None,
+    start: Any = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -206,6 +207,10 @@ def glmer(
         refuses missing values.
     contrasts : dict, optional
         R's ``contrasts=`` for the fixed effects (as :func:`glmmteach.glm`), e.g. ``{"f": "contr.sum"}``.
+    start : array or dict, optional
+        lme4's ``start=``: where the optimiser starts, ``{"theta": [...], "fixef": [...]}`` (either may be left
+        out) or an array of theta (lme4's order, :attr:`GLMMResults.theta`). The optimum is the same; a start
+        near it saves iterations (e.g. the estimates of a fit to similar data).
 
     Returns
     -------
@@ -260,7 +265,45 @@ def glmer(
             "the fixed-effects model matrix is rank deficient (some columns of "
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
-    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, stacklevel=3)
+    theta_start, beta_start = _check_start(start, design, fam)
+    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, theta_start, beta_start,
+                      stacklevel=3)
+
+
+def _check_start(start: Any, design: Design, family: Family) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """lme4's ``start=``: theta and fixed effects where the optimiser starts, checked against the model."""
+    if start is None:
+        return None, None
+    if family.is_negative_binomial and family.theta is None:
+        raise GlmmteachError("start= is not available when the negative binomial shape is estimated (its search "
+                             "starts each fit of the shape); give theta= to fit a known shape from a start")
+    if isinstance(start, dict):
+        unknown = set(start) - {"theta", "fixef"}
+        if unknown:
+            raise GlmmteachError(f"start= takes the keys 'theta' and 'fixef' (as lme4), not {sorted(unknown)}")
+        theta, beta = start.get("theta"), start.get("fixef")
+    else:
+        theta, beta = start, None
+    covariance = StackedCovariance([CovarianceTerm(len(t.names), t.correlated) for t in design.random])
+    expected = {"theta": covariance.n_theta, "fixef": design.X.shape[1]}
+    out = []
+    for name, values in (("theta", theta), ("fixef", beta)):
+        if values is None:
+            out.append(None)
+            continue
+        try:
+            array = np.asarray(values, dtype=float).ravel()
+        except (TypeError, ValueError) as err:
+            raise GlmmteachError(f"start={name}: {name} must be numbers ({err})") from err
+        if array.size != expected[name] or not np.all(np.isfinite(array)):
+            raise GlmmteachError(f"start={name}: the model has {expected[name]} {name} values "
+                                 f"({'lme4 order' if name == 'theta' else ', '.join(design.column_names)}), "
+                                 f"got {array.size} (all must be finite)")
+        out.append(array)
+    if out[0] is not None and np.any(out[0] < covariance.lower_bounds):
+        raise GlmmteachError("start=theta: the relative standard deviations (diagonal entries of T) must be >= 0; "
+                             f"got {out[0].tolist()}")
+    return out[0], out[1]
 
 
 def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = None,

@@ -1,7 +1,8 @@
 # References for formula forms and inputs lme4 and R's glm accept (tests/test_formula_forms.py):
 # nesting '/' in the fixed part (MASS's quine model), R's terms() order of the variables inside an interaction,
 # lme4's reading of (1 + f || g) with a factor f, cbind() responses, factor and logical binary responses,
-# binomial rows with 0 trials, subset and na.exclude, Gamma and inverse Gaussian glm.
+# binomial rows with 0 trials, subset and na.exclude, contrasts, Gamma and inverse Gaussian glm, glmer's start= and
+# nAGQ = 0 (lme4's first stage: beta inside PIRLS, theta alone optimised).
 # Run from this directory: Rscript make_reference.R  (R 4.2, lme4 1.1-31, MASS, jsonlite)
 suppressMessages({library(lme4); library(MASS); library(jsonlite)})
 set.seed(20261203)
@@ -102,6 +103,17 @@ out <- list(
   glm_base_level = fit_table(glm(counts ~ f + x, family = poisson, data = d,
                                  contrasts = list(f = contr.treatment(c("a", "b", "c"), base = 2)))),
   glmer_contrasts = fit_table(glmer(counts ~ f + x + (1 | g), family = poisson, data = d, control = ctrl,
-                                    contrasts = list(f = "contr.sum")))
+                                    contrasts = list(f = "contr.sum"))),
+  glmer_start = fit_table(glmer(y ~ f/x + (1 | g), family = binomial, data = d, control = ctrl,
+                                start = list(theta = 2, fixef = rep(0, 6)))),
+  nagq0 = lapply(list(
+    list(formula = "y ~ f/x + (1 | g)", family = "binomial"),
+    list(formula = "counts ~ x + f + (1 | g)", family = "poisson"),
+    list(formula = "y ~ x + (1 + x | g)", family = "binomial"),
+    list(formula = "counts ~ x + (1 | g) + (1 | f)", family = "poisson")
+  ), function(m) {
+    fit <- glmer(as.formula(m$formula), family = m$family, data = d, nAGQ = 0L, control = ctrl)
+    c(m, fit_table(fit), list(theta = unname(getME(fit, "theta"))))
+  })
 )
 write_json(out, "reference.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
