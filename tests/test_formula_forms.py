@@ -373,3 +373,31 @@ def test_glmer_start_reaches_lme4s_optimum(forms):
 def test_bad_starts_are_named(start, message, forms):
     with pytest.raises(GlmmteachError, match=message):
         glmer("y ~ f/x + (1 | g)", forms, start=start)
+
+
+# --------------------------------------------------------------------------------------------
+# nAGQ = 0
+
+
+@pytest.mark.parametrize("ref", REFERENCE["nagq0"], ids=lambda ref: ref["formula"])
+def test_nagq0_equals_lme4(ref, forms):
+    fit = glmer(ref["formula"], forms, family=ref["family"], nAGQ=0)
+    assert fit.converged and fit.nAGQ == 0
+    _assert_fit(fit, ref, beta_rtol=2e-6, se_rtol=5e-6)  # (lme4's PIRLS stops 2e-6 short in log-likelihood)
+    np.testing.assert_allclose(fit.theta, ref["theta"], atol=2e-6)
+    assert "Gauss-Hermite Quadrature, nAGQ = 0) [glmerMod]" in str(fit.summary())
+
+
+def test_nagq0_is_not_the_laplace_fit_and_is_below_it(forms):
+    approx = glmer("y ~ f/x + (1 | g)", forms, nAGQ=0)
+    laplace = glmer("y ~ f/x + (1 | g)", forms)
+    assert laplace.llf > approx.llf + 1e-3  # (an approximation: its beta maximises the penalised likelihood)
+    from glmmteach.glmm.devfun import make_devfun
+
+    assert make_devfun(approx)(approx.theta, approx.params.to_numpy()) == pytest.approx(approx.llf, abs=1e-9)
+    with pytest.raises(GlmmteachError, match="nAGQ = 0 fit"):
+        approx.conf_int_sd()
+    with pytest.raises(GlmmteachError, match="nAGQ=0 is not available when the negative binomial shape"):
+        glmer("counts ~ x + (1 | g)", forms, family="negative_binomial", nAGQ=0)
+    with pytest.raises(GlmmteachError, match="nAGQ must be a whole number >= 0"):
+        glmer("y ~ x + (1 | g)", forms, nAGQ=-1)

@@ -37,6 +37,7 @@ from ..formula import (
 )
 from ..negbin import warn_bound
 from .model import GroupedData
+from .nagq0 import fit_nagq0
 from .negbin import fit_negative_binomial_glmm
 from .optimize import covariance_of, diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
@@ -46,9 +47,10 @@ from .terms import CovarianceTerm
 
 
 def _check_nagq(nAGQ: Any) -> int:
-    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or nAGQ < 1:
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or nAGQ < 0:
         raise GlmmteachError(
-            f"nAGQ must be a whole number >= 1 (1 = Laplace, more = adaptive Gauss-Hermite nodes), got {nAGQ!r}"
+            f"nAGQ must be a whole number >= 0 (1 = Laplace, more = adaptive Gauss-Hermite nodes, 0 = lme4's fast "
+            f"approximation), got {nAGQ!r}"
         )
     return int(nAGQ)
 
@@ -182,7 +184,9 @@ def glmer(
         NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
         reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
     nAGQ : int
-        1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
+        1: Laplace approximation; 0: lme4's fast first stage, an approximation (the fixed effects estimated inside
+        the penalised least squares, only theta optimised; :mod:`glmmteach.glmm.nagq0`; not with an estimated
+        negative binomial shape); > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random-effects term, as in lme4). Such a fit is called converged
         only if its log-likelihood at the optimum moves by at most 0.01 with twice the nodes: where the
         quadrature is not accurate (large SDs with few observations per group) the optimiser climbs the
@@ -218,6 +222,9 @@ def glmer(
     """
     n_nodes = _check_nagq(nAGQ)
     fam = get_glmm_family(family, link, theta)
+    if n_nodes == 0 and fam.is_negative_binomial and fam.theta is None:
+        raise GlmmteachError("nAGQ=0 is not available when the negative binomial shape is estimated; use nAGQ=1, "
+                             "or give a known shape with theta=")
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
@@ -327,6 +334,8 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
         model, outcome, shape = fit_negative_binomial_glmm(model, correlated, spec.n_nodes)
         warn_bound(shape, stacklevel=stacklevel)
+    elif spec.n_nodes == 0:  # lme4's nAGQ = 0: an approximation, asked for by name
+        outcome = fit_nagq0(model, correlated, theta_start, beta_start)
     else:
         outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, model, correlated, design.column_names)

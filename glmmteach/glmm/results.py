@@ -355,6 +355,9 @@ class GLMMResults:
         return pd.DataFrame(rows, columns=["sd", "loglik", *self.params.index])
 
     def _require_scalar(self, what: str) -> None:
+        if self.nAGQ == 0:  # (its beta maximises the penalised likelihood, not a likelihood to profile)
+            raise GlmmteachError(f"{what} profiles the likelihood, which an nAGQ = 0 fit (an approximation) does "
+                                 "not maximise; refit with nAGQ=1 (Laplace) or more")
         if self._general:
             raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
                                  f"{len(self.terms)} random-effects terms ({', '.join(self.term_labels)})")
