@@ -490,7 +490,7 @@ class GLMSummary:
             call = (f'glm(formula = {r.formula}, family = negative.binomial(theta = {r.nb_theta:.10g}, '
                     f'link = "{fam.link.name}"), data = data)')
         else:
-            call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
+            call = f'glm(formula = {r.formula}, family = {fam.label}(link = "{fam.link.name}"), data = data)'
         n_na = int((~r._keep).sum())
         if len(r.params) == 0:  # e.g. y ~ 0 + offset(z): R's print.summary.glm says so in place of the table
             coef_block = ["No Coefficients"]

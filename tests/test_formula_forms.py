@@ -264,6 +264,7 @@ def test_glmer_na_exclude_pads_and_na_fail_refuses(forms):
     with pytest.warns(Warning, match="3 row"):
         fit = glmer("y ~ xm + (1 | g)", forms, na_action="exclude")
     assert len(fit.fittedvalues) == len(forms) and fit.resid().isna().sum() == 3
+    assert fit.predict().isna().sum() == 3 and len(fit.predict(forms.iloc[:4])) == 4
     assert fit.nobs == 237
     with pytest.raises(GlmmteachError, match=r"na_action='fail': 3 row\(s\) have a missing value, in column 'xm'"):
         glmer("y ~ xm + (1 | g)", forms, na_action="fail")
@@ -315,6 +316,8 @@ def test_positive_families_refuse_non_positive_responses(forms):
     [("glm_contrasts", "counts ~ f + f2 + x", {"f": "contr.sum", "f2": "contr.helmert"}),
      ("glm_contrasts_helmert", "counts ~ f + x", {"f": "contr.helmert"}),
      ("glm_base_level", "counts ~ f + x", {"f": ("contr.treatment", "b")}),
+     ("glm_contrasts_interaction", "counts ~ f*f2 + x", {"f": "contr.sum", "f2": "contr.helmert"}),
+     ("glm_contrasts_nested", "counts ~ x + f:x", {"f": "contr.sum"}),
      ("glm_C_sum", "counts ~ C(f, sum) + x", None),
      ("glm_C_sum", "counts ~ C(f, Sum) + x", None)],  # (patsy's spelling too)
 )

@@ -451,7 +451,8 @@ class GLMMResults:
             re_variance = sum(np.einsum("na,ab,nb->n", Z, T @ T.T, Z)
                               for (Z, _), T in zip(rows, self.Ts, strict=True))
             values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
-        return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
+        out = pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
+        return self.design.pad(out) if newdata is None else out  # (na_action="exclude": NaN rows, as R)
 
     def _selected_terms(self, re_form: Any) -> list[int]:
         """Indices of the terms that ``re_form`` conditions on (None: all)."""
