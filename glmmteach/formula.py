@@ -1520,20 +1520,23 @@ def _random_terms(bar: BarTerm, fit_frame: _FitFrame) -> list[RandomTerm]:
     ``f`` is a vector term of its own, indicators of all its levels with their correlations (lme4's documentation:
     ``||`` does not remove them). That reading is lme4's, not glmmTMB's, and is warned about."""
     term = _random_term(bar, fit_frame)
-    pieces = [p for p in _split_top_level(bar.expr) if p not in ("0", "1", "-1", "+1")]
-    intercept = not any(p in ("0", "-1") for p in _split_top_level(bar.expr))
+    written = _split_top_level(bar.expr)
+    expanded = _expand_terms(bar.expr)  # (lme4 splits the expression's terms: x*z is x, z and x:z)
+    terms = [":".join(t) for t in expanded] if expanded is not None else written
+    pieces = [p for p in terms if p not in ("0", "1", "-1", "+1")]
+    intercept = not any(p in ("0", "-1") for p in written)
     if bar.correlated or term.Z.shape[1] == len(pieces) + intercept:
         return [term]
     parts = ([BarTerm("1", bar.group, True)] if intercept else []) + [BarTerm(f"0 + {p}", bar.group, True)
                                                                         for p in pieces]
-    terms = [_random_term(part, fit_frame) for part in parts]
-    vectors = [p for p, t in zip(parts, terms, strict=True) if t.Z.shape[1] > 1]
+    built = [_random_term(part, fit_frame) for part in parts]
+    vectors = [p for p, t in zip(parts, built, strict=True) if t.Z.shape[1] > 1]
     warnings.warn(
         f"{bar}: as lme4, '||' is read as {' + '.join(map(str, parts))}; for the factor term"
         f"{'s' if len(vectors) > 1 else ''} {', '.join(str(v) for v in vectors)} '||' does not remove the "
         "correlations among its levels (one effect per level, correlated). For independent level effects write "
         "the levels as numeric indicator columns", GlmmteachWarning, stacklevel=4)
-    return terms
+    return built
 
 
 def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:

@@ -129,8 +129,10 @@ def test_double_bar_with_numeric_effects_is_unchanged(forms):
     with warnings.catch_warnings():
         warnings.simplefilter("error", GlmmteachWarning)
         design = build_design("y ~ x + (1 + x + z || g)", forms)
+        crossed = build_design("y ~ x + (x*z || g)", forms)  # (x*z: the terms x, z and x:z, all numeric)
     (term,) = design.random
     assert not term.correlated and term.names == ["(Intercept)", "x", "z"]
+    assert [t.names for t in crossed.random] == [["(Intercept)", "x", "z", "x:z"]]
 
 
 # --------------------------------------------------------------------------------------------
