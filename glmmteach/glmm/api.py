@@ -184,9 +184,10 @@ def glmer(
         NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
         reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
     nAGQ : int
-        1: Laplace approximation; 0: lme4's fast first stage, an approximation (the fixed effects estimated inside
+        1: Laplace approximation; 0: lme4's ``nAGQ = 0``, an approximation (the fixed effects estimated inside
         the penalised least squares, only theta optimised; :mod:`glmmteach.glmm.nagq0`; not with an estimated
-        negative binomial shape); > 1: adaptive Gauss–Hermite quadrature with that many nodes
+        negative binomial shape): lme4's fast first stage, but here 4-5 times slower than the Laplace fit, which
+        it does not replace; > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random-effects term, as in lme4). Such a fit is called converged
         only if its log-likelihood at the optimum moves by at most 0.01 with twice the nodes: where the
         quadrature is not accurate (large SDs with few observations per group) the optimiser climbs the
