@@ -322,12 +322,13 @@ def _with_r_terms(bar: BarTerm) -> BarTerm:
 # in lme4) are rewritten so, before either model-matrix builder sees them; a term that needs no rewriting is
 # kept as written, so the matrices of formulas already in R's form do not change.
 
-_OPERATORS = "+*:/"
+_OPERATORS = "+*:/^"
 
 
 def _split_operators(text: str) -> list[tuple[str, str]] | None:
-    """``text`` split at its top-level ``+ * : /``: (operator before the piece, piece); None when it has another
-    top-level operator (``- ^ %in%``, ...), which is left as written."""
+    """``text`` split at its top-level ``+ * : / ^`` (``%in%`` read as ``:``, as R): (operator before the piece,
+    piece); None when it has another top-level operator (``-``, ``**``, ...), which is left as written."""
+    text = _top_level_in(text)
     pieces, depth, start, op = [], 0, 0, ""
     for pos, char in enumerate(text):
         if char in "([":
@@ -339,10 +340,46 @@ def _split_operators(text: str) -> list[tuple[str, str]] | None:
                 return None
             pieces.append((op, text[start:pos].strip()))
             op, start = char, pos + 1
-        elif depth == 0 and char in "-^%~|":
+        elif depth == 0 and char in "-%~|":
             return None
     pieces.append((op, text[start:].strip()))
     return None if any(not piece for _, piece in pieces) else pieces
+
+
+def _top_level_in(text: str) -> str:
+    """``a %in% b`` (R: ``a`` within ``b``) as ``a:b``, where it is not inside a call or parentheses."""
+    out, depth, pos = [], 0, 0
+    while pos < len(text):
+        char = text[pos]
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth == 0 and text.startswith("%in%", pos):
+            out.append(":")
+            pos += 4
+            continue
+        out.append(char)
+        pos += 1
+    return "".join(out)
+
+
+def _without_intercept(piece: str) -> list[str]:
+    """A nesting written with R's ``- 1`` (``f/x - 1``) as ``0`` and the nesting; other pieces as they are."""
+    match = re.fullmatch(r"(.*\S)\s*-\s*1", piece)
+    if match is None or not _has_nesting(match.group(1)) or _expand_terms(match.group(1)) is None:
+        return [piece]
+    return ["0", match.group(1)]
+
+
+def _has_nesting(text: str) -> bool:
+    """Whether ``text`` has a '/' of the formula (not one inside a function call such as ``log(x/2)``)."""
+    calls: list[bool] = []  # for each open parenthesis: whether it opened a call
+    for pos, char in enumerate(text):
+        if char == "(":
+            calls.append(bool(re.search(r"[\w.]\s*$", text[:pos])))
+        elif char == ")" and calls:
+            calls.pop()
+        elif char == "/" and not any(calls):
+            return True
+    return False
 
 
 def _expand_terms(text: str) -> list[tuple[str, ...]] | None:
@@ -350,6 +387,16 @@ def _expand_terms(text: str) -> list[tuple[str, ...]] | None:
     pieces = _split_operators(text)
     if pieces is None:
         return None
+    if any(op == "^" for op, _ in pieces):  # only (...)^k: the interactions of the terms up to order k
+        if len(pieces) != 2 or not pieces[1][1].isdigit() or not pieces[0][1].startswith("("):
+            return None
+        base = _expand_terms(pieces[0][1])
+        if base is None:
+            return None
+        terms = list(base)
+        for _ in range(int(pieces[1][1]) - 1):
+            terms = _unique(terms + [a + b for a in terms for b in base])
+        return terms
     if len(pieces) == 1:
         piece = pieces[0][1]
         if piece.startswith("(") and piece.endswith(")") and _as_bar(piece) is None and _encloses(piece):
@@ -410,7 +457,14 @@ def r_terms(pieces: Sequence[str]) -> tuple[str, ...]:
     >>> r_terms(["x", "f", "f:x"])
     ('x', 'f', 'x:f')
     """
+    pieces = [part for piece in pieces for part in _without_intercept(piece)]
     expanded = [_expand_terms(piece) for piece in pieces]
+    for piece, terms in zip(pieces, expanded, strict=True):
+        if terms is None and _has_nesting(piece):
+            raise FormulaError(
+                f"the formula term {piece!r} nests with '/' in a form glmmteach does not read; it reads '/' between "
+                "columns, calls and parenthesised sums, products and powers of them (a/b = a + a:b, "
+                "a/(b + c) = a + a:b + a:c); write the nesting out with '+' and ':'")
     rank: dict[str, int] = {}
     for terms in expanded:
         for variable in (v for t in terms or [] for v in t):
@@ -419,7 +473,7 @@ def r_terms(pieces: Sequence[str]) -> tuple[str, ...]:
     seen: set[frozenset[str]] = set()
     for piece, terms in zip(pieces, expanded, strict=True):
         ordered = None if terms is None else [tuple(sorted(t, key=lambda v: rank[_key(v)])) for t in terms]
-        if ordered is None or ("/" not in piece and ordered == terms):
+        if ordered is None or ("/" not in piece and "%in%" not in piece and ordered == terms):
             out.append(piece)
             seen.update(frozenset(_key(v) for v in t) for t in terms or [])
             continue
@@ -1176,9 +1230,9 @@ def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame,
     try:
         matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered, coding), fit_frame.frame,
                                    na_action="error", extra_namespace=_NAMESPACE)
+        matrix, names, formula_offset = _split_offsets(matrices.common)  # (formulae's own frame can fail too)
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
-    matrix, names, formula_offset = _split_offsets(matrices.common)
     order = _r_column_order(matrices.common)
     calls = _call_names(fixed_rhs, fit_frame.ordered)
     column_names = []
@@ -1556,9 +1610,9 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         try:
             matrices = design_matrices(_to_formulae(bar.expr, fit_frame.ordered), fit_frame.frame, na_action="error",
                                        extra_namespace=_NAMESPACE)
+            Z, formulae_names, _ = _split_offsets(matrices.common)
         except Exception as err:
             raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
-        Z, formulae_names, _ = _split_offsets(matrices.common)
         order = _r_column_order(matrices.common, by_degree=False)
         Z = Z[:, order]
         calls = _call_names(bar.expr, fit_frame.ordered)

@@ -1,12 +1,16 @@
 """Formula forms and inputs R's glm and lme4's glmer accept, against R (tests/data/formula_forms/reference.json,
 made by make_reference.R there from forms.csv and MASS's quine; R 4.2, lme4 1.1-31).
 
-- Nesting in the fixed part: ``a/b`` is ``a + a:b``, ``a/(b + c)`` is ``a + a:b + a:c`` (R's columns, names and
-  fits, MASS's ``glm.nb(Days ~ Sex/(Age + Eth*Lrn), quine)`` among them).
+- Nesting in the fixed part: ``a/b`` is ``a + a:b``, ``a/(b + c)`` is ``a + a:b + a:c``, ``a %in% b`` is ``a:b``,
+  ``(a/b)^2`` and ``a/b - 1`` as R reads them (R's columns, names and fits, MASS's
+  ``glm.nb(Days ~ Sex/(Age + Eth*Lrn), quine)`` among them); a nesting it cannot read is a FormulaError.
 - R's ``terms()`` order: the variables of an interaction in their order of first appearance in the formula
   (``y ~ x + f2 + f2:x`` has the column ``x:f2Y``), in the fixed part, a bar's expression and new rows.
 - ``(1 + f || g)`` with a factor ``f`` is lme4's ``(1 | g) + (0 + f | g)`` (the levels' correlations kept), with
   a warning saying so.
+- Responses ``cbind(successes, failures)``, factor, character and logical; binomial rows with 0 trials; ``subset=``,
+  ``na_action=``; ``contrasts=`` and ``C(f, sum)``; Gamma and inverse Gaussian glm; glmer's ``start=`` and
+  ``nAGQ=0``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import pandas as pd
 import pytest
 
 from glmmteach import glm, glmer
-from glmmteach.exceptions import GlmmteachError, GlmmteachWarning
+from glmmteach.exceptions import FormulaError, GlmmteachError, GlmmteachWarning
 from glmmteach.formula import build_design, r_terms
 
 HERE = Path(__file__).parent / "data" / "formula_forms"
@@ -69,9 +73,19 @@ def test_nesting_expansion():
     assert r_terms(["a/b/c"]) == ("a", "a:b", "a:b:c")
     assert r_terms(["Sex/(Age + Eth*Lrn)"]) == ("Sex", "Sex:Age", "Sex:Eth", "Sex:Lrn", "Sex:Eth:Lrn")
     assert r_terms(["a", "a/b"]) == ("a", "a:b")  # (a term already in the formula is not repeated)
+    assert r_terms(["(f/x)^2"]) == ("f", "f:x")
+    assert r_terms(["f %in% x"]) == ("f:x",) and r_terms(["I(x %in% y)"]) == ("I(x %in% y)",)
+    assert r_terms(["f/x - 1"]) == ("0", "f", "f:x")
+    assert r_terms(["x - 1", "log(x/2)", "(a + b)^2"]) == ("x - 1", "log(x/2)", "(a + b)^2")
     # terms already in R's form are kept as written (their matrices do not change)
     assert r_terms(["x*z*k", "log(x + 5)", "factor(f):w"]) == ("x*z*k", "log(x + 5)", "factor(f):w")
     assert r_terms(["x*z*k", "factor(f):x"]) == ("x*z*k", "x:factor(f)")
+
+
+@pytest.mark.parametrize("formula", ["counts ~ f/(x - z)", "counts ~ f/x^2", "counts ~ (f/x)**2"])
+def test_nesting_not_read_is_a_formula_error(formula, forms):
+    with pytest.raises(FormulaError, match=r"the formula term '.*' nests with '/' in a form glmmteach does not read"):
+        glm(formula, forms, family="poisson")
 
 
 def test_quine_negative_binomial_nesting_equals_mass(quine):

@@ -65,7 +65,8 @@ d_fac <- d; d_fac$yf <- factor(ifelse(d$y == 1, "yes", "no"))
 d_rev <- d; d_rev$yf <- factor(ifelse(d$y == 1, "yes", "no"), levels = c("yes", "no"))
 out <- list(
   nesting_matrices = list(mm(~ f/x), mm(~ f2/(x + z)), mm(~ f/(x + f2)), mm(~ (f + f2)/x), mm(~ x + f/z),
-                          mm(Days ~ Sex/(Age + Eth*Lrn), quine)),
+                          mm(Days ~ Sex/(Age + Eth*Lrn), quine), mm(~ (f/x)^2), mm(~ f %in% x), mm(~ x + f %in% x),
+                          mm(~ (x + z + f)^2), mm(~ f/x - 1)),
   quine_nb = quine_fit,
   glmer_nesting = fit_table(glmer(y ~ f/x + (1 | g), family = binomial, data = d, control = ctrl)),
   glm_nesting = fit_table(glm(counts ~ f2/(x + z), family = poisson, data = d)),
