@@ -308,6 +308,8 @@ def _response_spec(lhs: str) -> tuple[str, str | None]:
 
 def _with_r_terms(bar: BarTerm) -> BarTerm:
     """The bar with its expression in R's terms() form (lme4 builds each bar's model matrix from it alone)."""
+    if "%" in bar.expr:  # (left for glmer's check of the operators in a bar, which names it)
+        return bar
     pieces = _split_top_level(bar.expr)
     terms = r_terms(pieces)
     return bar if list(terms) == pieces else BarTerm(" + ".join(terms), bar.group, bar.correlated)
