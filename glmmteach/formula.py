@@ -451,8 +451,10 @@ def _unique(terms: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
 
 def r_terms(pieces: Sequence[str]) -> tuple[str, ...]:
     """The ``+``-separated terms ``pieces`` of a right-hand side as R's ``terms()`` writes them: nesting expanded,
-    the variables of each interaction in their order of first appearance. A piece already in that form (or one
-    with an operator this does not read, such as ``-`` or ``^``) is returned as written.
+    the variables of each interaction in their order of first appearance (``%in%`` is ``:``, ``(a + b)^2`` the
+    interactions up to order 2, ``a/b - 1`` is ``0 + a/b``). A piece already in that form, or one with an
+    operator this does not read (``-``, ``**``), is returned as written; a nesting it cannot read is a
+    :class:`~glmmteach.exceptions.FormulaError`.
 
     >>> r_terms(["f/(x + z)"])
     ('f', 'f:x', 'f:z')
@@ -664,8 +666,7 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
         )
 
 
-_C_CALL = re.compile(r"\bC\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*,\s*(?:contr\.)?(sum|helmert|treatment|poly)\s*\)",
-                     re.IGNORECASE)
+_C_CALL = re.compile(r"\bC\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*,\s*(?:contr\.)?((?i:sum|helmert|treatment|poly))\s*\)")
 
 
 def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset(),

@@ -585,7 +585,10 @@ def glm(
         ``"death ~ offset(logpop) + factor(sex) + factor(race) + year"``. A random-effects term
         such as ``(1|county)`` is *not* a random effect here: like R, ``glm`` evaluates
         ``1 | county`` as a logical covariate (always TRUE, so aliased with the intercept); use
-        :func:`glmmteach.glmer` for random effects.
+        :func:`glmmteach.glmer` for random effects. As in R, ``cbind(successes, failures) ~ ...`` (or
+        ``cbind(s, n - s)``) is a binomial response with trials (a row with 0 trials has weight 0: in no
+        likelihood and no degree of freedom), and a binomial response may be a factor, characters or logical
+        (the first level, sorted for characters, FALSE for logical, is failure); ``a/b`` is ``a + a:b``.
     family, link:
         ``"binomial"`` (links logit, probit, cloglog), ``"poisson"`` (log), ``"quasipoisson"``,
         ``"quasibinomial"``, ``"gaussian"``, ``"Gamma"`` (links inverse, identity, log), ``"inverse.gaussian"``

@@ -176,7 +176,9 @@ def glmer(
         ``(1 | class:school) + (1 | school)``), an interaction of factors ``(1 | a:b)``, an
         observation-level effect ``(1 | obs)``. One term is fitted by the batched single-factor engine,
         several by the sparse engine (:mod:`glmmteach.glmm.sparse`); the terms are ordered as lme4 orders
-        them (by decreasing number of levels). ``offset(z)`` terms are allowed.
+        them (by decreasing number of levels). ``offset(z)`` terms are allowed. The fixed part reads as R's
+        ``glm`` does (``a/b``, ``cbind(successes, failures)``, factor responses: see :func:`glmmteach.glm`);
+        ``(1 + f || g)`` with a factor ``f`` is lme4's ``(1 | g) + (0 + f | g)``, the level effects correlated.
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
