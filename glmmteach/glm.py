@@ -18,8 +18,10 @@ Iteration stops, as in R's ``glm``, when the deviance changes by less than
 :math:`\epsilon = 10^{-8}` relative: :math:`|D^{(t)} - D^{(t-1)}| / (|D^{(t)}| + 0.1) < \epsilon`.
 At convergence :math:`\widehat{\operatorname{Var}}(\hat\beta) = \phi\,(X^\top W X)^{-1}`, with the
 dispersion :math:`\phi = 1` for binomial and Poisson and the Pearson statistic
-:math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2 / V(\hat\mu_i) / (n - p)` for quasi and Gaussian
-families.
+:math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2 / V(\hat\mu_i) / (n - p)` for quasi, Gaussian, Gamma
+(:math:`V = \mu^2`) and inverse Gaussian (:math:`V = \mu^3`) families (for the last two, as R's ``summary.glm``,
+with the working weights of the last step). Their AIC, as R's, uses :math:`\phi = D / \sum_i p_i` and counts
+:math:`\phi` as a parameter.
 """
 
 from __future__ import annotations
