@@ -276,12 +276,13 @@ class Family:
     Attributes
     ----------
     name:
-        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gaussian"``, ``"quasibinomial"`` or
-        ``"quasipoisson"``.
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gaussian"``, ``"quasibinomial"``,
+        ``"quasipoisson"``, ``"gamma"`` (R's ``Gamma``) or ``"inverse_gaussian"`` (R's ``inverse.gaussian``; glm
+        only).
     link:
         The :class:`Link`.
     estimate_scale:
-        Whether the dispersion :math:`\phi` is estimated (gaussian and quasi families) or fixed
+        Whether the dispersion :math:`\phi` is estimated (gaussian, Gamma, inverse Gaussian and quasi families) or fixed
         at 1 (binomial, Poisson, negative binomial).
     theta:
         The negative binomial shape :math:`\theta` (NB2: :math:`V(\mu) = \mu + \mu^2/\theta`, R's
