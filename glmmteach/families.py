@@ -120,7 +120,13 @@ LINKS: dict[str, Link] = {
     "log": Link("log", np.log, _log_inv, _log_inv, (-300.0, 300.0)),
     "identity": Link("identity", lambda mu: mu, lambda eta: eta, np.ones_like),
     "sqrt": Link("sqrt", np.sqrt, _sqrt_inv, _sqrt_mu_eta),
+    "inverse": Link("inverse", lambda mu: 1.0 / mu, lambda eta: 1.0 / eta, lambda eta: -1.0 / eta**2),
+    "1/mu^2": Link("1/mu^2", lambda mu: 1.0 / mu**2, lambda eta: 1.0 / np.sqrt(eta),
+                   lambda eta: -1.0 / (2.0 * eta**1.5)),
 }
+# R's families of positive continuous responses (glm only): their R names, and a scale estimated as R does
+GAMMA, INVERSE_GAUSSIAN = "gamma", "inverse_gaussian"
+_R_NAMES = {GAMMA: "Gamma", INVERSE_GAUSSIAN: "inverse.gaussian"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -270,12 +276,13 @@ class Family:
     Attributes
     ----------
     name:
-        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gaussian"``, ``"quasibinomial"`` or
-        ``"quasipoisson"``.
+        ``"binomial"``, ``"poisson"``, ``"negative_binomial"``, ``"gaussian"``, ``"quasibinomial"``,
+        ``"quasipoisson"``, ``"gamma"`` (R's ``Gamma``) or ``"inverse_gaussian"`` (R's ``inverse.gaussian``; glm
+        only).
     link:
         The :class:`Link`.
     estimate_scale:
-        Whether the dispersion :math:`\phi` is estimated (gaussian and quasi families) or fixed
+        Whether the dispersion :math:`\phi` is estimated (gaussian, Gamma, inverse Gaussian and quasi families) or fixed
         at 1 (binomial, Poisson, negative binomial).
     theta:
         The negative binomial shape :math:`\theta` (NB2: :math:`V(\mu) = \mu + \mu^2/\theta`, R's
@@ -318,7 +325,12 @@ class Family:
         """The family's name as R prints it: ``Negative Binomial(17.8092)`` (MASS), else the name."""
         if self.is_negative_binomial and self.theta is not None:
             return f"Negative Binomial({_r_format7(round(self.theta, 4))})"
-        return self.name
+        return _R_NAMES.get(self.name, self.name)
+
+    @property
+    def positive_continuous(self) -> bool:
+        r"""Gamma and inverse Gaussian: a positive response, its variance :math:`\phi\mu^2` or :math:`\phi\mu^3`."""
+        return self.name in _R_NAMES
 
     def with_theta(self, theta: float) -> Family:
         """This negative binomial family with shape ``theta`` (R's ``negative.binomial(theta)``)."""
@@ -352,6 +364,10 @@ class Family:
             return mu
         if self.is_negative_binomial:
             return mu + mu**2 / self._require_theta()
+        if self.name == GAMMA:
+            return mu**2
+        if self.name == INVERSE_GAUSSIAN:
+            return mu**3
         return np.ones_like(mu)
 
     def starting_mu(self, y: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -382,6 +398,10 @@ class Family:
         if self.is_negative_binomial:  # MASS: 2 w [y log(y/mu) - (y + theta) log((y + theta)/(mu + theta))]
             theta = self._require_theta()
             return 2 * weights * (special.xlogy(y, y / mu) - (y + theta) * np.log1p((y - mu) / (mu + theta)))
+        if self.name == GAMMA:  # R's Gamma()$dev.resids: -2 w [log(y/mu) - (y - mu)/mu]
+            return -2 * weights * (np.log(np.where(y == 0, 1.0, y / mu)) - (y - mu) / mu)
+        if self.name == INVERSE_GAUSSIAN:  # R's inverse.gaussian()$dev.resids: w (y - mu)^2 / (y mu^2)
+            return weights * (y - mu) ** 2 / (y * mu**2)
         return weights * (y - mu) ** 2
 
     def _require_likelihood(self) -> None:
@@ -412,6 +432,10 @@ class Family:
             value = (_nb_lgamma_ratio(y, theta) - special.gammaln(y + 1) - theta * np.log1p(mu / theta)
                      - special.xlogy(y, 1.0 + theta / mu))
             return weights * value
+        if self.name == GAMMA:  # R's Gamma()$aic: w dgamma(y, 1/phi, scale = mu phi)
+            return weights * stats.gamma.logpdf(y, 1.0 / scale, scale=mu * scale)
+        if self.name == INVERSE_GAUSSIAN:  # R's inverse.gaussian()$aic, per row
+            return weights * (-0.5 * np.log(2 * np.pi * scale * y**3) - (y - mu) ** 2 / (2 * scale * mu**2 * y))
         return stats.norm.logpdf(y, mu, np.sqrt(scale / weights))
 
     # ---- linear-predictor scale (the GLMM's integrands) ---------------------------------------
@@ -509,6 +533,8 @@ FAMILY_LINKS: dict[str, tuple[str, ...]] = {
     "quasipoisson": ("log", "identity"),
     "gaussian": ("identity", "log"),
     NEGATIVE_BINOMIAL: ("log", "sqrt", "identity"),  # MASS's negative.binomial links
+    GAMMA: ("inverse", "identity", "log"),
+    INVERSE_GAUSSIAN: ("1/mu^2", "inverse", "identity", "log"),
 }
 
 
@@ -545,6 +571,8 @@ def get_family(family: str | Family, link: str | None = None, theta: float | Non
     name = family.lower()
     if name in ("negative.binomial", "negbin", "nb", "negative binomial"):
         name = NEGATIVE_BINOMIAL
+    if name in ("inverse.gaussian", "inverse gaussian", "inversegaussian"):
+        name = INVERSE_GAUSSIAN
     if name not in FAMILY_LINKS:
         raise FamilyError(f"unknown family {family!r}; choose one of {', '.join(sorted(FAMILY_LINKS))}")
     allowed = FAMILY_LINKS[name]
@@ -553,7 +581,7 @@ def get_family(family: str | Family, link: str | None = None, theta: float | Non
         raise FamilyError(f"link {link!r} is not available for the {name} family; choose one of {', '.join(allowed)}")
     if theta is not None and name != NEGATIVE_BINOMIAL:
         raise FamilyError(f"theta= (the negative binomial shape) does not apply to the {name} family")
-    return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name == "gaussian",
+    return Family(name, LINKS[link_name], estimate_scale=name.startswith("quasi") or name in ("gaussian", *_R_NAMES),
                   theta=None if theta is None else _check_theta(theta))
 
 

@@ -3,14 +3,16 @@ r"""R-style model formulas turned into design matrices.
 A formula such as ``death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)``
 has three parts, which lme4 separates the same way:
 
-* the **response** (left of ``~``), a column of the data;
+* the **response** (left of ``~``), a column of the data, or ``cbind(successes, failures)``;
 * the **fixed-effects** terms, expanded into the model matrix :math:`X` (one column per
   coefficient; ``factor(x)`` makes treatment-coded dummies named as R names them, e.g.
   ``factor(sex)2``; an ordered pandas categorical is an R ordered factor, coded by R's polynomial
   contrasts ``contr.poly``, e.g. ``dose.L``, ``dose.Q``; ``a*b`` expands to ``a + b + a:b``;
   ``offset(z)`` adds a known term to :math:`\eta` without a coefficient; functions of columns, such as
   ``log(x + 5)``, ``I(x^2)``, ``scale(x)``, ``poly(x, 2)``, are evaluated and named as R does, the functions
-  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest);
+  listed in :data:`SUPPORTED_CALLS`; interaction columns of factors have the first factor varying fastest;
+  ``a/b`` is ``a + a:b`` and the variables of an interaction are in their order of first appearance, as R's
+  ``terms()`` (:func:`r_terms`); ``contrasts=`` and ``C(f, sum)`` give R's other contrasts);
 * the **random-effects** terms ``(expr | g)`` (correlated effects of ``expr`` within each level of
   ``g``) and ``(expr || g)`` (the same effects, uncorrelated). For each such term we build the
   per-observation random-effects covariates :math:`Z_i` (an :math:`n \times r` matrix) and the
@@ -41,7 +43,7 @@ from formulae import design_matrices, model_description
 from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 from formulae.transforms import TRANSFORMS
 
-from .exceptions import DataError, FormulaError, MissingDataWarning
+from .exceptions import DataError, FormulaError, GlmmteachWarning, MissingDataWarning
 from .families import Family, get_family
 from .rformat import format_r
 
@@ -85,6 +87,50 @@ def _ordered_box(values: Any) -> CategoricalBox:
     return CategoricalBox(values, _PolyContrasts(), None)
 
 
+def contr_sum(n_levels: int) -> np.ndarray:
+    """R's ``contr.sum(n)``: the first n - 1 levels against the last (coded -1), columns named 1, 2, ..."""
+    return np.vstack([np.eye(n_levels - 1), -np.ones((1, n_levels - 1))])
+
+
+def contr_helmert(n_levels: int) -> np.ndarray:
+    """R's ``contr.helmert(n)``: column j contrasts level j + 1 with the mean of the levels before it."""
+    rows, cols = np.arange(n_levels)[:, None], np.arange(1, n_levels)[None, :]
+    return np.where(rows < cols, -1.0, np.where(rows == cols, cols.astype(float), 0.0))
+
+
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
+
+
+class _RContrasts(Encoding):
+    """formulae's encoding of a factor by one of R's contrasts (``contrasts=`` or ``C(f, sum)``): ``kind`` one of
+    :data:`CONTRASTS`, ``base`` the reference level's position for ``contr.treatment``; indicators of every level
+    where the factor spans the intercept, as R's full coding."""
+
+    def __init__(self, kind: str, base: int = 0):
+        self.kind, self.base = kind, base
+
+    def code_with_intercept(self, levels: list) -> ContrastMatrix:
+        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+    def code_without_intercept(self, levels: list) -> ContrastMatrix:
+        n = len(levels)
+        if self.kind == "contr.treatment":
+            keep = [k for k in range(n) if k != self.base]
+            return ContrastMatrix(np.eye(n)[:, keep], [str(levels[k]) for k in keep])
+        if self.kind == "contr.poly":
+            return ContrastMatrix(contr_poly(n), contr_poly_names(n))
+        matrix = contr_sum(n) if self.kind == "contr.sum" else contr_helmert(n)
+        return ContrastMatrix(matrix, [str(k) for k in range(1, n)])
+
+
+def _contrast_box(kind: str) -> Any:
+    def box(values: Any, base: int = 0) -> CategoricalBox:
+        levels = list(values.cat.remove_unused_categories().cat.categories) if isinstance(
+            getattr(values, "dtype", None), pd.CategoricalDtype) else None
+        return CategoricalBox(values, _RContrasts(kind, int(base)), levels)
+    return box
+
+
 def _r_log(x: Any, base: float | None = None) -> Any:
     """R's ``log(x)`` and ``log(x, base)``."""
     return np.log(x) if base is None else np.log(x) / np.log(base)
@@ -114,8 +160,13 @@ class _RScale:
 _ORDERED = "glmmteach_ordered"
 _ORDERED_FACTOR = "glmmteach_ordered_factor"
 _SCALE = "glmmteach_scale"
+# a factor coded by R's contrasts: glmmteach_contr_sum(f) for contrasts={"f": "contr.sum"}, glmmteach_C_sum(f) for
+# C(f, sum) written in the formula (named as R names it, "C(f, sum)1"); see _to_formulae
+_CONTRAST_FUNCTIONS = {f"glmmteach_{how}_{kind.removeprefix('contr.')}": _contrast_box(kind)
+                       for kind in CONTRASTS for how in ("contr", "C")}
 _NAMESPACE = {"log": _r_log, "log2": np.log2, "log10": np.log10, "log1p": np.log1p, "exp": np.exp, "expm1": np.expm1,
-              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale}
+              "sqrt": np.sqrt, "abs": np.abs, _ORDERED: _ordered_box, _ORDERED_FACTOR: _ordered_box, _SCALE: _RScale,
+              **_CONTRAST_FUNCTIONS}
 # the functions a formula may call (those formulae knows besides: C(), center(), bs(), ... and np.<function>)
 SUPPORTED_CALLS = ("factor(), offset(), I(), log() (and log(x, base)), log2(), log10(), log1p(), exp(), expm1(), "
                    "sqrt(), abs(), scale(), poly(x, degree)")
@@ -146,6 +197,12 @@ class ParsedFormula:
     response: str
     fixed_terms: tuple[str, ...]
     bars: tuple[BarTerm, ...]
+    failures: str | None = None  # ``cbind(successes, failures)``: the failures column, or ``n - successes``
+
+    @property
+    def lhs(self) -> str:
+        """The left-hand side as R prints it."""
+        return self.response if self.failures is None else f"cbind({self.response}, {self.failures})"
 
     @property
     def fixed_rhs(self) -> str:
@@ -217,11 +274,7 @@ def _parse_formula(formula: str) -> ParsedFormula:
     lhs, rhs = (side.strip() for side in formula.split("~"))
     if not lhs:
         raise FormulaError(f"the formula {formula!r} has no response left of '~'")
-    if not re.fullmatch(r"[A-Za-z_.][A-Za-z0-9_.]*", lhs):
-        raise FormulaError(
-            f"the response {lhs!r} must be a column name; for successes out of n trials "
-            "use the successes column as response and pass trials='n' (cbind() is not supported)"
-        )
+    response, failures = _response_spec(lhs)
     if not rhs:
         raise FormulaError(f"the formula {formula!r} has nothing right of '~' (use '1' for an intercept)")
     fixed, bars = [], []
@@ -232,8 +285,208 @@ def _parse_formula(formula: str) -> ParsedFormula:
         if bar is None:
             fixed.append(term)
         else:
-            bars.append(bar)
-    return ParsedFormula(formula, lhs, tuple(fixed), tuple(bars))
+            bars.append(_with_r_terms(bar))
+    return ParsedFormula(formula, response, r_terms(fixed), tuple(bars), failures)
+
+
+_COLUMN = r"[A-Za-z_.][A-Za-z0-9_.]*"
+_CBIND = re.compile(rf"cbind\(\s*({_COLUMN})\s*,\s*({_COLUMN}|{_COLUMN}\s*-\s*{_COLUMN})\s*\)")
+
+
+def _response_spec(lhs: str) -> tuple[str, str | None]:
+    """The response column and, for R's two-column binomial response ``cbind(successes, failures)``, the
+    failures: a column or ``trials - successes`` (as R, the trials are their sum)."""
+    if re.fullmatch(_COLUMN, lhs):
+        return lhs, None
+    match = _CBIND.fullmatch(lhs)
+    if match is None:
+        raise FormulaError(
+            f"the response {lhs!r} must be a column name or cbind(successes, failures) (the failures a column or "
+            "trials - successes); for successes out of n trials you may also pass trials='n'")
+    return match.group(1), re.sub(r"\s*-\s*", " - ", match.group(2))
+
+
+def _with_r_terms(bar: BarTerm) -> BarTerm:
+    """The bar with its expression in R's terms() form (lme4 builds each bar's model matrix from it alone)."""
+    if "%" in bar.expr:  # (left for glmer's check of the operators in a bar, which names it)
+        return bar
+    pieces = _split_top_level(bar.expr)
+    terms = r_terms(pieces)
+    return bar if list(terms) == pieces else BarTerm(" + ".join(terms), bar.group, bar.correlated)
+
+
+# --------------------------------------------------------------------------------------------
+# R's terms(): nesting and the order of the variables inside an interaction
+#
+# R reads ``a/b`` as ``a + a:b`` (``a/(b + c)`` as ``a + a:b + a:c``; ``(a + b)/c`` as ``a + b + a:b:c``) and
+# writes every interaction with its variables in their order of first appearance in the formula
+# (``y ~ x + f + f:x`` has the term ``x:f``). The fixed terms (and each bar's expression, a formula of its own
+# in lme4) are rewritten so, before either model-matrix builder sees them; a term that needs no rewriting is
+# kept as written, so the matrices of formulas already in R's form do not change.
+
+_OPERATORS = "+*:/^"
+
+
+def _split_operators(text: str) -> list[tuple[str, str]] | None:
+    """``text`` split at its top-level ``+ * : / ^`` (``%in%`` read as ``:``, as R): (operator before the piece,
+    piece); None when it has another top-level operator (``-``, ``**``, ...), which is left as written."""
+    text = _top_level_in(text)
+    pieces, depth, start, op = [], 0, 0, ""
+    for pos, char in enumerate(text):
+        if char in "([":
+            depth += 1
+        elif char in ")]":
+            depth -= 1
+        elif depth == 0 and char in _OPERATORS:
+            if text[pos:pos + 2] == "**" or text[pos - 1:pos + 1] == "**":
+                return None
+            pieces.append((op, text[start:pos].strip()))
+            op, start = char, pos + 1
+        elif depth == 0 and char in "-%~|":
+            return None
+    pieces.append((op, text[start:].strip()))
+    return None if any(not piece for _, piece in pieces) else pieces
+
+
+def _top_level_in(text: str) -> str:
+    """``a %in% b`` (R: ``a`` within ``b``) as ``a:b``, where it is not inside a call or parentheses."""
+    out, depth, pos = [], 0, 0
+    while pos < len(text):
+        char = text[pos]
+        depth += {"(": 1, "[": 1, ")": -1, "]": -1}.get(char, 0)
+        if depth == 0 and text.startswith("%in%", pos):
+            out.append(":")
+            pos += 4
+            continue
+        out.append(char)
+        pos += 1
+    return "".join(out)
+
+
+def _without_intercept(piece: str) -> list[str]:
+    """A nesting written with R's ``- 1`` (``f/x - 1``) as ``0`` and the nesting; other pieces as they are."""
+    match = re.fullmatch(r"(.*\S)\s*-\s*1", piece)
+    if match is None or not _has_nesting(match.group(1)) or _expand_terms(match.group(1)) is None:
+        return [piece]
+    return ["0", match.group(1)]
+
+
+def _has_nesting(text: str) -> bool:
+    """Whether ``text`` has a '/' of the formula (not one inside a function call such as ``log(x/2)``)."""
+    calls: list[bool] = []  # for each open parenthesis: whether it opened a call
+    for pos, char in enumerate(text):
+        if char == "(":
+            calls.append(bool(re.search(r"[\w.]\s*$", text[:pos])))
+        elif char == ")" and calls:
+            calls.pop()
+        elif char == "/" and not any(calls):
+            return True
+    return False
+
+
+def _expand_terms(text: str) -> list[tuple[str, ...]] | None:
+    """R's expansion of a formula expression into its terms (tuples of variables, as written)."""
+    pieces = _split_operators(text)
+    if pieces is None:
+        return None
+    if any(op == "^" for op, _ in pieces):  # only (...)^k: the interactions of the terms up to order k
+        if len(pieces) != 2 or not pieces[1][1].isdigit() or not pieces[0][1].startswith("("):
+            return None
+        base = _expand_terms(pieces[0][1])
+        if base is None:
+            return None
+        terms = list(base)
+        for _ in range(int(pieces[1][1]) - 1):
+            terms = _unique(terms + [a + b for a in terms for b in base])
+        return terms
+    if len(pieces) == 1:
+        piece = pieces[0][1]
+        if piece.startswith("(") and piece.endswith(")") and _as_bar(piece) is None and _encloses(piece):
+            return _expand_terms(piece[1:-1])
+        return [(piece,)]
+    sums: list[list[tuple[str, ...]]] = []  # the products between the '+'
+    for op, piece in pieces:
+        terms = _expand_terms(piece) if piece.startswith("(") else [(piece,)]
+        if terms is None:
+            return None
+        if op in ("", "+"):
+            sums.append(terms)
+            continue
+        left = sums[-1]
+        if op == "*":
+            sums[-1] = _unique(left + terms + [a + b for b in terms for a in left])
+        elif op == ":":
+            sums[-1] = _unique([a + b for b in terms for a in left])
+        else:  # '/': the right side's terms within every combination of the left side's variables
+            within = tuple(dict.fromkeys(v for t in left for v in t))
+            sums[-1] = _unique(left + [within + b for b in terms])
+    return _unique([t for terms in sums for t in terms])
+
+
+def _encloses(text: str) -> bool:
+    """True when the outer parentheses of ``text`` enclose all of it (``(a + b)``, not ``(a) + (b)``)."""
+    depth = 0
+    for char in text[1:-1]:
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth < 0:
+            return False
+    return True
+
+
+def _key(variable: str) -> str:
+    return re.sub(r"\s+", "", variable)
+
+
+def _unique(terms: list[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Terms without repeats (``a:a`` is ``a``; ``a:b`` and ``b:a`` are one term), in order."""
+    seen, out = set(), []
+    for term in terms:
+        variables = tuple(dict.fromkeys(term))
+        key = frozenset(_key(v) for v in variables)
+        if key not in seen:
+            seen.add(key)
+            out.append(variables)
+    return out
+
+
+def r_terms(pieces: Sequence[str]) -> tuple[str, ...]:
+    """The ``+``-separated terms ``pieces`` of a right-hand side as R's ``terms()`` writes them: nesting expanded,
+    the variables of each interaction in their order of first appearance (``%in%`` is ``:``, ``(a + b)^2`` the
+    interactions up to order 2, ``a/b - 1`` is ``0 + a/b``). A piece already in that form, or one with an
+    operator this does not read (``-``, ``**``), is returned as written; a nesting it cannot read is a
+    :class:`~glmmteach.exceptions.FormulaError`.
+
+    >>> r_terms(["f/(x + z)"])
+    ('f', 'f:x', 'f:z')
+    >>> r_terms(["x", "f", "f:x"])
+    ('x', 'f', 'x:f')
+    """
+    pieces = [part for piece in pieces for part in _without_intercept(piece)]
+    expanded = [_expand_terms(piece) for piece in pieces]
+    for piece, terms in zip(pieces, expanded, strict=True):
+        if terms is None and _has_nesting(piece):
+            raise FormulaError(
+                f"the formula term {piece!r} nests with '/' in a form glmmteach does not read; it reads '/' between "
+                "columns, calls and parenthesised sums, products and powers of them (a/b = a + a:b, "
+                "a/(b + c) = a + a:b + a:c); write the nesting out with '+' and ':'")
+    rank: dict[str, int] = {}
+    for terms in expanded:
+        for variable in (v for t in terms or [] for v in t):
+            rank.setdefault(_key(variable), len(rank))
+    out: list[str] = []
+    seen: set[frozenset[str]] = set()
+    for piece, terms in zip(pieces, expanded, strict=True):
+        ordered = None if terms is None else [tuple(sorted(t, key=lambda v: rank[_key(v)])) for t in terms]
+        if ordered is None or ("/" not in piece and "%in%" not in piece and ordered == terms):
+            out.append(piece)
+            seen.update(frozenset(_key(v) for v in t) for t in terms or [])
+            continue
+        for term in ordered:  # (a term the formula already has is not repeated, as R's terms())
+            key = frozenset(_key(v) for v in term)
+            if key not in seen:
+                seen.add(key)
+                out.append(":".join(term))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,10 +614,16 @@ class Design:
     _column_order: list[int] = field(default_factory=list, repr=False)
     _offset_spec: Any = field(default=None, repr=False)
     _logical_bars: dict[str, str] = field(default_factory=dict, repr=False)
+    excluded_index: pd.Index | None = None  # na_action="exclude": every row of the (subset) data, in order
 
     @property
     def nobs(self) -> int:
         return len(self.y)
+
+    def pad(self, values: pd.Series | pd.DataFrame) -> pd.Series | pd.DataFrame:
+        """Per-row values of the fit (indexed by ``row_index``) in every row of the data, NaN in the rows dropped for
+        missing values, when the design was built with ``na_action="exclude"`` (R's ``naresid``); else as given."""
+        return values if self.excluded_index is None else values.reindex(self.excluded_index)
 
     @property
     def response_name(self) -> str:
@@ -407,12 +666,22 @@ def _require_columns(data: pd.DataFrame, names: set[str], what: str = "data") ->
         )
 
 
-def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset()) -> str:
+_C_CALL = re.compile(r"\bC\(\s*([A-Za-z_.][A-Za-z0-9_.]*)\s*,\s*(?:contr\.)?((?i:sum|helmert|treatment|poly))\s*\)")
+
+
+def _to_formulae(rhs: str, ordered: frozenset[str] = frozenset(),
+                 contrasts: tuple[tuple[str, str, int], ...] = ()) -> str:
     """formulae's spelling of ``rhs``: R's ``factor(x)`` is formulae's ``C(x)`` (treatment coding, first level as
     reference); an ordered factor ``x`` (a column in ``ordered``) gets R's polynomial contrasts through
-    :data:`_ORDERED`; R's power ``^`` is Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both);
-    R's ``scale()`` is :class:`_RScale`; R's ``TRUE``/``FALSE`` are Python's."""
-    for name in ordered:
+    :data:`_ORDERED`; a factor with other contrasts (``contrasts``: column, R's contrast, base level position; or
+    ``C(x, sum)`` written in the formula) gets them through :data:`_CONTRAST_FUNCTIONS`; R's power ``^`` is
+    Python's ``**`` (in ``I(x^2)``, and ``(a + b)^2``, crossing, in both); R's ``scale()`` is :class:`_RScale`;
+    R's ``TRUE``/``FALSE`` are Python's."""
+    rhs = _C_CALL.sub(lambda m: f"glmmteach_C_{m.group(2).lower()}({m.group(1)})", rhs)
+    for name, kind, base in contrasts:
+        call = f"glmmteach_contr_{kind.removeprefix('contr.')}({name}{f', {base}' if base else ''})"
+        rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", call, rhs)
+    for name in ordered - {c[0] for c in contrasts}:
         rhs = re.sub(rf"\bfactor\(\s*{re.escape(name)}\s*\)", f"{_ORDERED_FACTOR}({name})", rhs)
         rhs = re.sub(rf"(?<![\w.(]){re.escape(name)}(?![\w.(])", f"{_ORDERED}({name})", rhs)
     rhs = re.sub(r"(?<![\w.])scale\(", f"{_SCALE}(", rhs.replace("^", "**"))
@@ -527,6 +796,11 @@ def _r_name(name: str, factor_vars: set[str], calls: dict[str, str] | None = Non
             pieces.append(calls[call] + (str(int(suffix) + 1) if suffix.isdigit() else suffix))
             continue
         piece = _LEVEL.sub(r"\1", piece)
+        coded = re.fullmatch(r"glmmteach_(contr|C)_([a-z]+)\(([^,()]+)(?:,[^()]*)?\)(.*)", piece)
+        if coded:  # R's names: f1, f2 (contrasts=) or C(f, sum)1 (the call, as R deparses it)
+            how, kind, column, suffix = coded.groups()
+            pieces.append(f"{column.strip()}{suffix}" if how == "contr" else f"C({column.strip()}, {kind}){suffix}")
+            continue
         match = re.fullmatch(rf"(C|{_ORDERED}|{_ORDERED_FACTOR})\(([^,()]+)\)(.*)", piece)
         if match and match.group(1) == _ORDERED:
             piece = f"{match.group(2).strip()}{match.group(3)}"
@@ -585,10 +859,51 @@ def _numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike |
     return out
 
 
-def _response_values(series: pd.Series, name: str) -> np.ndarray:
+def _failure_columns(parsed: ParsedFormula) -> list[str]:
+    return [] if parsed.failures is None else [c.strip() for c in parsed.failures.split(" - ")]
+
+
+def _failures(parsed: ParsedFormula, columns: dict[str, pd.Series], family: Family | None) -> np.ndarray:
+    """The failures of ``cbind(successes, failures)``: whole numbers >= 0 (a column, or trials - successes)."""
+    if family is not None and not family.is_binomial:
+        raise DataError(f"the response {parsed.lhs} is a binomial response (successes, failures); the family is "
+                        f"{family.name}")
+    parts = [_numeric_vector(columns, name, "cbind()", len(next(iter(columns.values()))), 0.0)
+             for name in _failure_columns(parsed)]
+    failures = parts[0] if len(parts) == 1 else parts[0] - parts[1]
+    bad = (failures < 0) | (failures != np.round(failures))
+    if bad.any():
+        raise DataError(f"the failures {parsed.failures!r} of {parsed.lhs} must be whole numbers of at least 0; "
+                        f"one is {failures[np.argmax(bad)]!r}")
+    return failures
+
+
+def _binary_codes(series: pd.Series, name: str) -> np.ndarray:
+    """R's reading of a factor response of a binomial model: its first level is failure (0), every other level
+    success (1). A categorical's levels are in its order, other values sorted (R's ``factor()``)."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        levels = list(series.cat.categories)
+        codes = series.cat.codes.to_numpy()
+    else:
+        values = series.to_numpy()
+        try:
+            levels = sorted(set(values.tolist()))
+        except TypeError as err:
+            raise DataError(f"the response column {name!r} mixes values of different types; a binomial response "
+                            "is 0/1, logical or a factor (first level = failure)") from err
+        codes = np.searchsorted(np.asarray(levels, dtype=object), values) if levels else values
+    if len(levels) < 2:
+        raise DataError(f"the binomial response {name!r} has one level only ({levels[0]!r}); it needs two")
+    return (np.asarray(codes) != 0).astype(float)
+
+
+def _response_values(series: pd.Series, name: str, family: Family | None = None) -> np.ndarray:
     # a copy: the values must not follow later changes to the caller's data frame
     if series.dtype == bool or str(series.dtype) == "boolean":
         return series.to_numpy(dtype=float, copy=True)
+    factor = isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.infer_dtype(series) == "string"
+    if factor and (family is None or family.is_binomial):
+        return _binary_codes(series, name)
     try:
         return series.to_numpy(dtype=float, copy=True)
     except (TypeError, ValueError) as err:
@@ -614,14 +929,17 @@ def check_response(family: Family, y: np.ndarray, trials: np.ndarray | None, nam
                     "for counts of successes out of n trials pass trials= (a column name or array)"
                 )
         else:
-            if np.any(trials < 1) or np.any(trials != np.round(trials)):
-                raise DataError("trials must be whole numbers of at least 1")
+            if np.any(trials < 0) or np.any(trials != np.round(trials)):
+                raise DataError("trials must be whole numbers of at least 0 (a row with 0 trials has weight 0)")
             bad = (y < 0) | (y > trials) | (y != np.round(y))
             if bad.any():
                 raise DataError(
                     f"binomial response {name!r} must be whole numbers of successes between 0 and "
                     f"the trials; it has value {first_bad(bad)}"
                 )
+    elif family.positive_continuous:
+        if np.any(y <= 0):
+            raise DataError(f"{family.label} response {name!r} must be positive; it has value {first_bad(y <= 0)}")
     elif family.base in ("poisson", "negative_binomial"):
         if np.any(y < 0):
             raise DataError(f"{family.name} response {name!r} has a negative count {first_bad(y < 0)}")
@@ -661,8 +979,18 @@ def build_design(
     weights: ArrayLike | str | None = None,
     trials: ArrayLike | str | None = None,
     random: str = "random",
+    subset: Any = None,
+    na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
 ) -> Design:
     """Build the :class:`Design` of ``formula`` on ``data``.
+
+    ``subset`` (R's ``subset=``): the rows to use, a boolean mask (one value per row) or an expression on the
+    columns, such as ``"z > 0.5"`` (pandas' ``DataFrame.eval``). ``na_action`` (R's ``na.action``): ``"omit"``
+    drops the rows with a missing value in a model variable (and says how many), ``"exclude"`` drops them too but
+    per-row results are padded with NaN in those rows (:meth:`Design.pad`), ``"fail"`` refuses missing values.
+    ``contrasts`` (R's ``contrasts=``): the coding of factors in the fixed effects, by column: one of
+    :data:`CONTRASTS` or ``("contr.treatment", base_level)``.
 
     ``random="random"`` builds the random-effects terms (for :func:`glmmteach.glmer`);
     ``random="logical"`` reproduces what R's ``glm`` does with a bar term: it evaluates ``1 | g`` as a
@@ -674,8 +1002,13 @@ def build_design(
     builds the others, and, when new rows are predicted, the model that codes them.
     """
     data = _check_frame(data)
+    if na_action not in NA_ACTIONS:
+        raise DataError(f"na_action must be one of {', '.join(map(repr, NA_ACTIONS))} (R's na.omit, na.exclude, "
+                        f"na.fail), got {na_action!r}")
     parsed = parse_formula(formula)
     fam = None if family is None else get_family(family)
+    if subset is not None:
+        data, offset, weights, trials = _subset(data, subset, offset, weights, trials)
     logical_bars: dict[str, str] = {}
     fixed_terms = list(parsed.fixed_terms)
     if random == "logical":
@@ -688,7 +1021,10 @@ def build_design(
 
     # Which columns does the model use? Missing ones are an error; rows with NaN are dropped.
     fixed_rhs = " + ".join(fixed_terms) if fixed_terms else "1"
-    used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars))
+    used = {parsed.response} | (_variables(fixed_rhs) - set(logical_bars)) | set(_failure_columns(parsed))
+    if parsed.failures is not None and trials is not None:
+        raise DataError(f"the response {parsed.lhs} gives the binomial trials (successes + failures); do not pass "
+                        "trials= as well")
     for bar in parsed.bars:
         used |= set(grouping_columns(bar)) | _variables(bar.expr)
     for name, spec in (("offset", offset), ("weights", weights), ("trials", trials)):
@@ -707,6 +1043,11 @@ def build_design(
             complete &= ~np.isnan(values)
     dropped = int((~complete).sum())
     row_index = data.index
+    if dropped and na_action == "fail":
+        missing = [name for name, column in columns.items() if column.isna().any()]
+        raise DataError(f"na_action='fail': {dropped} row(s) have a missing value, in column "
+                        f"{', '.join(map(repr, missing)) or 'offset=/weights=/trials='} (first row "
+                        f"{row_index[int(np.argmin(complete))]!r})")
     if dropped:
         if dropped == len(data):
             raise DataError("every row has a missing value in a model variable: nothing to fit")
@@ -724,26 +1065,33 @@ def build_design(
     def subset(spec: ArrayLike | str | None) -> ArrayLike | str | None:
         return spec if spec is None or isinstance(spec, str) else np.asarray(spec, dtype=float)[complete]
 
-    y = _response_values(columns[parsed.response], parsed.response)
-    trials_arr = None if trials is None else _numeric_vector(columns, subset(trials), "trials", n, 1.0)
+    y = _response_values(columns[parsed.response], parsed.response, fam)
+    if parsed.failures is not None:
+        trials_arr = y + _failures(parsed, columns, fam)
+    else:
+        trials_arr = None if trials is None else _numeric_vector(columns, subset(trials), "trials", n, 1.0)
     if fam is not None:
-        check_response(fam, y, trials_arr, parsed.response)
+        check_response(fam, y, trials_arr, parsed.lhs if parsed.failures else parsed.response)
     weights_arr = _numeric_vector(columns, subset(weights), "weights", n, 1.0)
     if np.any(weights_arr < 0):
         raise DataError("weights must be non-negative")
+    if trials_arr is not None and np.any(trials_arr == 0):
+        # as R and lme4: a binomial row with no trials has weight 0 (no likelihood, no residual df in glm)
+        weights_arr = np.where(trials_arr == 0, 0.0, weights_arr)
 
     # Fixed effects: built directly when the formula is simple, else by formulae (terms ordered as R does).
-    direct = None if logical_bars else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
+    coding = _contrast_spec(contrasts, columns, _variables(fixed_rhs) - set(logical_bars))
+    direct = None if logical_bars or coding else _direct_matrix(fixed_rhs, columns, n, r_order=True, ordered=ordered)
     if direct is not None:
         X, column_names, formula_offset = direct
         common: Any = _DeferredModel(fixed_rhs, fit_frame)
         order: list[int] = []
     else:
-        common, X, column_names, formula_offset, order = _formulae_fixed(formula, fixed_rhs, fit_frame)
+        common, X, column_names, formula_offset, order = _formulae_fixed(formula, fixed_rhs, fit_frame, coding)
     total_offset = formula_offset + _numeric_vector(columns, subset(offset), "offset", n, 0.0)
 
     random_terms = [] if random == "logical" else _lme4_order(
-        _by_grouping_factor([_random_term(bar, fit_frame) for bar in expand_bars(parsed.bars)]))
+        _by_grouping_factor([t for bar in expand_bars(parsed.bars) for t in _random_terms(bar, fit_frame)]))
     return Design(
         parsed=parsed,
         y=y,
@@ -760,7 +1108,33 @@ def build_design(
         _column_order=order,
         _offset_spec=offset,
         _logical_bars=logical_bars,
+        excluded_index=data.index if na_action == "exclude" and dropped else None,
     )
+
+
+NA_ACTIONS = ("omit", "exclude", "fail")
+
+
+def _subset(data: pd.DataFrame, subset: Any, *specs: Any) -> tuple[Any, ...]:
+    """``data`` and the per-row arrays among ``specs`` (offset, weights, trials given as arrays) on the rows
+    ``subset`` selects (a boolean mask or an expression such as ``"z > 0.5"``); R's ``subset=``. A copy of the
+    rows: the caller's data is not modified."""
+    if isinstance(subset, str):
+        try:
+            mask = data.eval(subset)
+        except Exception as err:  # pandas raises many types; name the expression
+            raise DataError(f"cannot evaluate subset={subset!r} on the data: {err}") from err
+    else:
+        mask = subset
+    mask = np.asarray(mask.reindex(data.index) if isinstance(mask, pd.Series) else mask)
+    if mask.shape != (len(data),) or mask.dtype != bool:
+        raise DataError(f"subset= must give one True/False per row of the data ({len(data)} rows), got "
+                        f"{mask.dtype} values of shape {mask.shape}")
+    if not mask.any():
+        raise DataError(f"subset={subset if isinstance(subset, str) else 'the mask'!r} selects no row")
+    picked = [spec if spec is None or isinstance(spec, str) else np.asarray(spec)[mask]
+              if np.shape(spec) == (len(data),) else spec for spec in specs]
+    return (data.loc[mask], *picked)
 
 
 def _model_columns(data: pd.DataFrame, used: set[str]) -> dict[str, pd.Series]:
@@ -813,18 +1187,55 @@ class _FitFrame:
         return self._frame
 
 
-def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame) -> tuple[Any, np.ndarray, list[str],
-                                                                                   np.ndarray, list[int]]:
+def _contrast_spec(contrasts: dict[str, Any] | None, columns: dict[str, pd.Series],
+                   variables: set[str]) -> tuple[tuple[str, str, int], ...]:
+    """``contrasts=`` checked: (column, R's contrast, position of the base level) per factor named."""
+    if contrasts is None:
+        return ()
+    if not isinstance(contrasts, dict):
+        raise DataError(f"contrasts= must be a dict such as {{'f': 'contr.sum'}}, got {type(contrasts).__name__}")
+    spec = []
+    for name, how in contrasts.items():
+        kind, base = (how if isinstance(how, tuple) and len(how) == 2 else (how, None))
+        if kind not in CONTRASTS:
+            raise DataError(f"contrasts= for {name!r}: {how!r} is not one of {', '.join(CONTRASTS)} (or "
+                            "('contr.treatment', base level))")
+        if name not in variables:
+            raise DataError(f"contrasts= names {name!r}, which is not a variable of the fixed effects "
+                            f"({', '.join(sorted(variables))})")
+        column = columns[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            levels = list(column.cat.categories)
+        elif pd.api.types.infer_dtype(column) in ("string", "boolean"):
+            levels = sorted(pd.unique(column.to_numpy()).tolist())
+        else:
+            raise DataError(f"contrasts= for {name!r}: the column is numeric ({column.dtype}), not a factor; "
+                            "contrasts apply to factor (string or categorical) columns")
+        position = 0
+        if base is not None:
+            if kind != "contr.treatment":
+                raise DataError(f"contrasts= for {name!r}: a base level applies to contr.treatment only, not {kind}")
+            if base not in levels:
+                raise DataError(f"contrasts= for {name!r}: the base level {base!r} is not a level of the column "
+                                f"({', '.join(map(repr, levels))})")
+            position = levels.index(base)
+        spec.append((name, kind, position))
+    return tuple(spec)
+
+
+def _formulae_fixed(formula: str, fixed_rhs: str, fit_frame: _FitFrame,
+                    coding: tuple[tuple[str, str, int], ...] = ()) -> tuple[Any, np.ndarray, list[str],
+                                                                             np.ndarray, list[int]]:
     """formulae's fixed-effects model: its model object, X in R's term order with R's names, the formula's
     offset and the column order (formulae's columns -> R's)."""
     logical_bars = fit_frame.logical_bars
     factor_vars = set(re.findall(r"\bfactor\(\s*([^(),]+?)\s*\)", fixed_rhs))
     try:
-        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered), fit_frame.frame, na_action="error",
-                                   extra_namespace=_NAMESPACE)
+        matrices = design_matrices(_to_formulae(fixed_rhs, fit_frame.ordered, coding), fit_frame.frame,
+                                   na_action="error", extra_namespace=_NAMESPACE)
+        matrix, names, formula_offset = _split_offsets(matrices.common)  # (formulae's own frame can fail too)
     except Exception as err:
         raise FormulaError(f"cannot build the model matrix of {formula!r}: {err}") from err
-    matrix, names, formula_offset = _split_offsets(matrices.common)
     order = _r_column_order(matrices.common)
     calls = _call_names(fixed_rhs, fit_frame.ordered)
     column_names = []
@@ -1160,6 +1571,31 @@ def _grouping_codes(columns: dict[str, pd.Series], group: str) -> tuple[np.ndarr
     return inverse.astype(np.intp).ravel(), np.asarray(labels, dtype=object)
 
 
+def _random_terms(bar: BarTerm, fit_frame: _FitFrame) -> list[RandomTerm]:
+    """The random-effects terms of one bar. lme4 reads ``(1 + x + f || g)`` as ``(1 | g) + (0 + x | g) +
+    (0 + f | g)``: for numeric ``x`` that is one uncorrelated term (what :func:`_random_term` builds), but a factor
+    ``f`` is a vector term of its own, indicators of all its levels with their correlations (lme4's documentation:
+    ``||`` does not remove them). That reading is lme4's, not glmmTMB's, and is warned about."""
+    term = _random_term(bar, fit_frame)
+    written = _split_top_level(bar.expr)
+    expanded = _expand_terms(bar.expr)  # (lme4 splits the expression's terms: x*z is x, z and x:z)
+    terms = [":".join(t) for t in expanded] if expanded is not None else written
+    pieces = [p for p in terms if p not in ("0", "1", "-1", "+1")]
+    intercept = not any(p in ("0", "-1") for p in written)
+    if bar.correlated or term.Z.shape[1] == len(pieces) + intercept:
+        return [term]
+    parts = ([BarTerm("1", bar.group, True)] if intercept else []) + [BarTerm(f"0 + {p}", bar.group, True)
+                                                                        for p in pieces]
+    built = [_random_term(part, fit_frame) for part in parts]
+    vectors = [p for p, t in zip(parts, built, strict=True) if t.Z.shape[1] > 1]
+    warnings.warn(
+        f"{bar}: as lme4, '||' is read as {' + '.join(map(str, parts))}; for the factor term"
+        f"{'s' if len(vectors) > 1 else ''} {', '.join(str(v) for v in vectors)} '||' does not remove the "
+        "correlations among its levels (one effect per level, correlated). For independent level effects write "
+        "the levels as numeric indicator columns", GlmmteachWarning, stacklevel=4)
+    return built
+
+
 def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
     """Random-effects covariates and group codes of one bar term."""
     n = len(fit_frame)
@@ -1177,9 +1613,9 @@ def _random_term(bar: BarTerm, fit_frame: _FitFrame) -> RandomTerm:
         try:
             matrices = design_matrices(_to_formulae(bar.expr, fit_frame.ordered), fit_frame.frame, na_action="error",
                                        extra_namespace=_NAMESPACE)
+            Z, formulae_names, _ = _split_offsets(matrices.common)
         except Exception as err:
             raise FormulaError(f"cannot build the random-effects covariates of {bar}: {err}") from err
-        Z, formulae_names, _ = _split_offsets(matrices.common)
         order = _r_column_order(matrices.common, by_degree=False)
         Z = Z[:, order]
         calls = _call_names(bar.expr, fit_frame.ordered)

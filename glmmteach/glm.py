@@ -18,8 +18,10 @@ Iteration stops, as in R's ``glm``, when the deviance changes by less than
 :math:`\epsilon = 10^{-8}` relative: :math:`|D^{(t)} - D^{(t-1)}| / (|D^{(t)}| + 0.1) < \epsilon`.
 At convergence :math:`\widehat{\operatorname{Var}}(\hat\beta) = \phi\,(X^\top W X)^{-1}`, with the
 dispersion :math:`\phi = 1` for binomial and Poisson and the Pearson statistic
-:math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2 / V(\hat\mu_i) / (n - p)` for quasi and Gaussian
-families.
+:math:`\hat\phi = \sum_i w_i (y_i-\hat\mu_i)^2 / V(\hat\mu_i) / (n - p)` for quasi, Gaussian, Gamma
+(:math:`V = \mu^2`) and inverse Gaussian (:math:`V = \mu^3`) families (for the last two, as R's ``summary.glm``,
+with the working weights of the last step). Their AIC, as R's, uses :math:`\phi = D / \sum_i p_i` and counts
+:math:`\phi` as a parameter.
 """
 
 from __future__ import annotations
@@ -201,7 +203,7 @@ class GLMResults:
         self.formula = formula
         self.converged = fit.converged
         self.iterations = fit.iterations
-        self.fittedvalues = pd.Series(fit.mu, index=design.row_index, name="fitted")
+        self.fittedvalues = design.pad(pd.Series(fit.mu, index=design.row_index, name="fitted"))
         self.linear_predictor = fit.eta
         self.deviance = fit.deviance
         self.null_deviance = null_deviance
@@ -214,9 +216,13 @@ class GLMResults:
         self.df_resid = self.nobs - self.rank
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
-        y = design.y / design.trials
+        y = proportions(design)
         if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
+            if family.positive_continuous:
+                # R's summary.glm: the working weights of the last step times the final working residuals
+                # (for the non-canonical links they differ from the final Pearson statistic by the tolerance)
+                pearson = np.sum(fit.working_weights * ((y - fit.mu) / family.mu_eta(fit.eta)) ** 2)
             self.scale = float(pearson / self.df_resid) if self.df_resid > 0 else np.nan
         else:
             self.scale = 1.0
@@ -264,7 +270,8 @@ class GLMResults:
     def k_params(self) -> int:
         """Number of estimated parameters counted by AIC (the dispersion too, for gaussian; an estimated
         negative binomial shape too, as MASS's ``glm.nb``)."""
-        return self.rank + int(self.family.name == "gaussian") + int(self.nb_shape is not None)
+        scale = self.family.name == "gaussian" or self.family.positive_continuous
+        return self.rank + int(scale) + int(self.nb_shape is not None)
 
     @property
     def nb_theta(self) -> float | None:
@@ -282,8 +289,10 @@ class GLMResults:
         if self.family.name.startswith("quasi"):
             return np.nan
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
+        if self.family.positive_continuous:  # (R's Gamma and inverse.gaussian aic: deviance / sum of weights)
+            scale = self.deviance / float(np.sum(d.weights * d.trials))
         return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
 
     @property
@@ -368,7 +377,7 @@ class GLMResults:
         j = int(np.flatnonzero(names == name)[0])
         prior = d.weights * d.trials
         offset = d.offset + value * d.X[:, j]
-        return irls(d.X[:, others], d.y / d.trials, self.family, prior, offset).deviance
+        return irls(d.X[:, others], proportions(d), self.family, prior, offset).deviance
 
     def _profile_bounds(self, name: str, alpha: float) -> tuple[float, float]:
         if np.isnan(self.params[name]):
@@ -409,6 +418,7 @@ class GLMResults:
         """
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
+        pad = self.design.pad if newdata is None else (lambda values: values)
         if newdata is None:
             X, off, index = self.design.X, self.design.offset, self.design.row_index
         else:
@@ -424,27 +434,27 @@ class GLMResults:
         else:
             value, se = self.family.link.linkinv(eta), se_eta * self.family.link.mu_eta(eta)
         if se_fit:
-            return pd.DataFrame({"fit": value, "se_fit": se}, index=index)
-        return pd.Series(value, index=index, name=type)
+            return pad(pd.DataFrame({"fit": value, "se_fit": se}, index=index))
+        return pad(pd.Series(value, index=index, name=type))
 
     # ---- residuals ---------------------------------------------------------------------------
     @property
     def resid_pearson(self) -> pd.Series:
         r"""Pearson residuals :math:`\sqrt{p_i}(y_i - \hat\mu_i)/\sqrt{V(\hat\mu_i)}`."""
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         mu = self._fit.mu
-        return pd.Series(
+        return d.pad(pd.Series(
             np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
-        )
+        ))
 
     @property
     def resid_deviance(self) -> pd.Series:
         r"""Deviance residuals :math:`\operatorname{sign}(y_i-\hat\mu_i)\sqrt{d_i}`."""
         d = self.design
-        y = d.y / d.trials
+        y = proportions(d)
         unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
-        return pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index)
+        return d.pad(pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index))
 
     # ---- display ---------------------------------------------------------------------------
     def coef_table(self) -> pd.DataFrame:
@@ -482,7 +492,7 @@ class GLMSummary:
             call = (f'glm(formula = {r.formula}, family = negative.binomial(theta = {r.nb_theta:.10g}, '
                     f'link = "{fam.link.name}"), data = data)')
         else:
-            call = f'glm(formula = {r.formula}, family = {fam.name}(link = "{fam.link.name}"), data = data)'
+            call = f'glm(formula = {r.formula}, family = {fam.label}(link = "{fam.link.name}"), data = data)'
         n_na = int((~r._keep).sum())
         if len(r.params) == 0:  # e.g. y ~ 0 + offset(z): R's print.summary.glm says so in place of the table
             coef_block = ["No Coefficients"]
@@ -564,6 +574,9 @@ def glm(
     trials: ArrayLike | str | None = None,
     maxit: int = MAX_ITERATIONS,
     theta: float | None = None,
+    subset: Any = None,
+    na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
 ) -> GLMResults:
     """Fit a generalized linear model with an R-style formula, as R's ``glm`` does.
 
@@ -574,10 +587,15 @@ def glm(
         ``"death ~ offset(logpop) + factor(sex) + factor(race) + year"``. A random-effects term
         such as ``(1|county)`` is *not* a random effect here: like R, ``glm`` evaluates
         ``1 | county`` as a logical covariate (always TRUE, so aliased with the intercept); use
-        :func:`glmmteach.glmer` for random effects.
+        :func:`glmmteach.glmer` for random effects. As in R, ``cbind(successes, failures) ~ ...`` (or
+        ``cbind(s, n - s)``) is a binomial response with trials (a row with 0 trials has weight 0: in no
+        likelihood and no degree of freedom), and a binomial response may be a factor, characters or logical
+        (the first level, sorted for characters, FALSE for logical, is failure); ``a/b`` is ``a + a:b``.
     family, link:
         ``"binomial"`` (links logit, probit, cloglog), ``"poisson"`` (log), ``"quasipoisson"``,
-        ``"quasibinomial"``, ``"gaussian"``, ``"negative_binomial"`` (NB2, links log, sqrt, identity):
+        ``"quasibinomial"``, ``"gaussian"``, ``"Gamma"`` (links inverse, identity, log), ``"inverse.gaussian"``
+        (links 1/mu^2, inverse, identity, log; both with the dispersion estimated by Pearson's statistic and R's
+        AIC), ``"negative_binomial"`` (NB2, links log, sqrt, identity):
         MASS's ``glm.nb``, its shape :math:`\theta` estimated by maximum likelihood alternating with
         Fisher scoring (``nb_theta``, ``nb_theta_se`` on the result), or R's
         ``glm(family = negative.binomial(theta))`` when ``theta`` is given (then, as R's ``summary.glm``,
@@ -589,9 +607,22 @@ def glm(
         Maximum number of Fisher-scoring iterations (R's ``glm.control(maxit = 25)``).
     theta:
         A known negative binomial shape (``family="negative_binomial"`` only).
+    subset:
+        The rows to fit (R's ``subset=``): a boolean mask, one value per row, or an expression on the columns such
+        as ``"z > 0.5"``.
+    na_action:
+        R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
+        ``"exclude"`` drops them too but pads the fitted values, residuals and predictions with NaN in those rows,
+        ``"fail"`` refuses missing values.
+    contrasts:
+        R's ``contrasts=``: the coding of factors by column, ``{"f": "contr.sum", "h": "contr.helmert"}``, or
+        ``("contr.treatment", "b")`` for treatment contrasts against level ``"b"``; columns named as R names them
+        (``f1``, ``f2`` for sum and Helmert contrasts). ``C(f, sum)`` in the formula codes one term so
+        (columns ``C(f, sum)1``, ...).
     """
     fam = get_family(family, link, theta)
-    design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical")
+    design = build_design(formula, data, family=fam, offset=offset, weights=weights, trials=trials, random="logical",
+                          subset=subset, na_action=na_action, contrasts=contrasts)
     if design._logical_bars:
         bars = ", ".join(design._logical_bars.values())
         warnings.warn(
@@ -601,6 +632,12 @@ def glm(
             stacklevel=2,
         )
     return fit_glm_design(design, fam, formula, maxit)
+
+
+def proportions(design: Design) -> np.ndarray:
+    """The response as R's ``glm`` fits it: successes / trials for binomial trials (0 in a row with 0 trials,
+    whose weight is 0, as R's ``binomial()$initialize`` sets it), else the response itself."""
+    return np.divide(design.y, design.trials, out=np.zeros_like(design.y), where=design.trials > 0)
 
 
 def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
@@ -614,7 +651,7 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
             RankDeficiencyWarning,
             stacklevel=3,
         )
-    y = design.y / design.trials
+    y = proportions(design)
     prior = design.weights * design.trials
     shape = None
     if fam.is_negative_binomial and fam.theta is None:

@@ -10,6 +10,7 @@ r"""The GLMM engine, one module per stage, in lme4's shape.
 - :mod:`~glmmteach.glmm.devfun`: Laplace and adaptive Gauss–Hermite log-likelihood and gradient,
   :func:`make_devfun`;
 - :mod:`~glmmteach.glmm.optimize`: start values, optimiser, convergence checks, warnings about the fit;
+- :mod:`~glmmteach.glmm.nagq0`: lme4's ``nAGQ = 0`` approximation (beta inside PIRLS, theta alone optimised);
 - :mod:`~glmmteach.glmm.results`: :class:`GLMMResults`, a passive record of the fit;
 - :mod:`~glmmteach.glmm.summary`: lme4's printed summary;
 - :mod:`~glmmteach.glmm.api`: :func:`glmer` (formula → terms → fit → results).

@@ -37,18 +37,20 @@ from ..formula import (
 )
 from ..negbin import warn_bound
 from .model import GroupedData
+from .nagq0 import fit_nagq0
 from .negbin import fit_negative_binomial_glmm
 from .optimize import covariance_of, diagnose, fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
-from .sparse import SparseModel, TermLayout
+from .sparse import SparseModel, StackedCovariance, TermLayout
 from .terms import CovarianceTerm
 
 
 def _check_nagq(nAGQ: Any) -> int:
-    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or nAGQ < 1:
+    if isinstance(nAGQ, bool) or not isinstance(nAGQ, int | np.integer) or nAGQ < 0:
         raise GlmmteachError(
-            f"nAGQ must be a whole number >= 1 (1 = Laplace, more = adaptive Gauss-Hermite nodes), got {nAGQ!r}"
+            f"nAGQ must be a whole number >= 0 (1 = Laplace, more = adaptive Gauss-Hermite nodes, 0 = lme4's fast "
+            f"approximation), got {nAGQ!r}"
         )
     return int(nAGQ)
 
@@ -158,6 +160,10 @@ def glmer(
     trials: Any = None,
     weights: Any = None,
     theta: float | None = None,
+    subset: Any = None,
+    na_action: str = "omit",
+    contrasts: dict[str, Any] | None = None,
+    start: Any = None,
 ) -> GLMMResults:
     r"""Fit a generalized linear mixed model by maximum likelihood, as lme4's ``glmer``.
 
@@ -170,7 +176,9 @@ def glmer(
         ``(1 | class:school) + (1 | school)``), an interaction of factors ``(1 | a:b)``, an
         observation-level effect ``(1 | obs)``. One term is fitted by the batched single-factor engine,
         several by the sparse engine (:mod:`glmmteach.glmm.sparse`); the terms are ordered as lme4 orders
-        them (by decreasing number of levels). ``offset(z)`` terms are allowed.
+        them (by decreasing number of levels). ``offset(z)`` terms are allowed. The fixed part reads as R's
+        ``glm`` does (``a/b``, ``cbind(successes, failures)``, factor responses: see :func:`glmmteach.glm`);
+        ``(1 + f || g)`` with a factor ``f`` is lme4's ``(1 | g) + (0 + f | g)``, the level effects correlated.
     data : DataFrame
         Rows with a missing value in a model variable are dropped (and counted).
     family, link
@@ -178,7 +186,10 @@ def glmer(
         NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
         reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
     nAGQ : int
-        1: Laplace approximation; > 1: adaptive Gauss–Hermite quadrature with that many nodes
+        1: Laplace approximation; 0: lme4's ``nAGQ = 0``, an approximation (the fixed effects estimated inside
+        the penalised least squares, only theta optimised; :mod:`glmmteach.glmm.nagq0`; not with an estimated
+        negative binomial shape): lme4's fast first stage, but here 4-5 times slower than the Laplace fit, which
+        it does not replace; > 1: adaptive Gauss–Hermite quadrature with that many nodes
         per group (only for a single scalar random-effects term, as in lme4). Such a fit is called converged
         only if its log-likelihood at the optimum moves by at most 0.01 with twice the nodes: where the
         quadrature is not accurate (large SDs with few observations per group) the optimiser climbs the
@@ -194,6 +205,19 @@ def glmer(
         the same model as ``glmer("y ~ x + (1|g)", data, trials="n")`` with ``y = p n`` successes.
     theta : float, optional
         A known negative binomial shape (lme4's ``glmer(family = negative.binomial(theta))``).
+    subset : array or str, optional
+        The rows to fit (R's ``subset=``): a boolean mask, one value per row, or an expression on the columns
+        such as ``"f != 'c'"``.
+    na_action : str
+        R's ``na.action``: ``"omit"`` (the default) drops the rows with a missing value in a model variable,
+        ``"exclude"`` drops them too but pads fitted values and residuals with NaN in those rows, ``"fail"``
+        refuses missing values.
+    contrasts : dict, optional
+        R's ``contrasts=`` for the fixed effects (as :func:`glmmteach.glm`), e.g. ``{"f": "contr.sum"}``.
+    start : array or dict, optional
+        lme4's ``start=``: where the optimiser starts, ``{"theta": [...], "fixef": [...]}`` (either may be left
+        out) or an array of theta (lme4's order, :attr:`GLMMResults.theta`). The optimum is the same; a start
+        near it saves iterations (e.g. the estimates of a fit to similar data).
 
     Returns
     -------
@@ -201,6 +225,9 @@ def glmer(
     """
     n_nodes = _check_nagq(nAGQ)
     fam = get_glmm_family(family, link, theta)
+    if n_nodes == 0 and fam.is_negative_binomial and fam.theta is None:
+        raise GlmmteachError("nAGQ=0 is not available when the negative binomial shape is estimated; use nAGQ=1, "
+                             "or give a known shape with theta=")
     parsed = parse_formula(formula)
     if not parsed.bars:
         raise FormulaError(
@@ -214,9 +241,9 @@ def glmer(
                 raise DataError(
                     f"the grouping factor {column!r} of the random-effects term {bar} is not a column of the data"
                 )
-    proportion = fam.is_binomial and weights is not None and trials is None
+    proportion = fam.is_binomial and weights is not None and trials is None and parsed.failures is None
     design = build_design(formula, data, family=None if proportion else fam, offset=offset, trials=trials,
-                          weights=weights)
+                          weights=weights, subset=subset, na_action=na_action, contrasts=contrasts)
     if proportion:
         design = _proportions_as_trials(design, weights)
     if design.X.shape[1] == 0:  # (lme4 allows it; this engine's start and diagnosis need a fixed effect)
@@ -248,7 +275,45 @@ def glmer(
             "the fixed-effects model matrix is rank deficient (some columns of "
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
-    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, stacklevel=3)
+    theta_start, beta_start = _check_start(start, design, fam)
+    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, theta_start, beta_start,
+                      stacklevel=3)
+
+
+def _check_start(start: Any, design: Design, family: Family) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """lme4's ``start=``: theta and fixed effects where the optimiser starts, checked against the model."""
+    if start is None:
+        return None, None
+    if family.is_negative_binomial and family.theta is None:
+        raise GlmmteachError("start= is not available when the negative binomial shape is estimated (its search "
+                             "starts each fit of the shape); give theta= to fit a known shape from a start")
+    if isinstance(start, dict):
+        unknown = set(start) - {"theta", "fixef"}
+        if unknown:
+            raise GlmmteachError(f"start= takes the keys 'theta' and 'fixef' (as lme4), not {sorted(unknown)}")
+        theta, beta = start.get("theta"), start.get("fixef")
+    else:
+        theta, beta = start, None
+    covariance = StackedCovariance([CovarianceTerm(len(t.names), t.correlated) for t in design.random])
+    expected = {"theta": covariance.n_theta, "fixef": design.X.shape[1]}
+    out = []
+    for name, values in (("theta", theta), ("fixef", beta)):
+        if values is None:
+            out.append(None)
+            continue
+        try:
+            array = np.asarray(values, dtype=float).ravel()
+        except (TypeError, ValueError) as err:
+            raise GlmmteachError(f"start={name}: {name} must be numbers ({err})") from err
+        if array.size != expected[name] or not np.all(np.isfinite(array)):
+            raise GlmmteachError(f"start={name}: the model has {expected[name]} {name} values "
+                                 f"({'lme4 order' if name == 'theta' else ', '.join(design.column_names)}), "
+                                 f"got {array.size} (all must be finite)")
+        out.append(array)
+    if out[0] is not None and np.any(out[0] < covariance.lower_bounds):
+        raise GlmmteachError("start=theta: the relative standard deviations (diagonal entries of T) must be >= 0; "
+                             f"got {out[0].tolist()}")
+    return out[0], out[1]
 
 
 def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = None,
@@ -272,6 +337,8 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
         model, outcome, shape = fit_negative_binomial_glmm(model, correlated, spec.n_nodes)
         warn_bound(shape, stacklevel=stacklevel)
+    elif spec.n_nodes == 0:  # lme4's nAGQ = 0: an approximation, asked for by name
+        outcome = fit_nagq0(model, correlated, theta_start, beta_start)
     else:
         outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
     diagnosis = diagnose(outcome, model, correlated, design.column_names)

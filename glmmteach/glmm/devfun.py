@@ -315,7 +315,8 @@ def make_devfun(
     else:  # a fitted model
         data = model.model
         correlated = model.correlated if correlated is None else correlated
-        n_nodes = model.nAGQ if n_nodes is None else n_nodes
+        # (an nAGQ = 0 fit's value at its estimates is the Laplace approximation: glmmteach.glmm.nagq0)
+        n_nodes = max(model.nAGQ, 1) if n_nodes is None else n_nodes
     sign = -2.0 if deviance else 1.0
 
     def devfun(theta: np.ndarray, beta: np.ndarray) -> Any:

@@ -157,7 +157,7 @@ def _loglik_and_gradient(data: GroupedData | SparseModel, theta, beta, correlate
     return loglik_and_gradient(data, theta, beta, correlated, n_nodes, u_start, tol, min_iter)
 
 
-def _beta_information(data: GroupedData | SparseModel, state) -> np.ndarray:
+def beta_information(data: GroupedData | SparseModel, state) -> np.ndarray:
     r"""Information for :math:`\beta` with the random effects profiled out at fixed :math:`\theta`:
     :math:`X^\top W X - \sum_i B_i^\top H_i^{-1} B_i`, :math:`B_i = \sum_j w_j (T^\top z_j) x_j^\top`."""
     if isinstance(data, SparseModel):
@@ -397,7 +397,7 @@ def _fit_glmm(
         theta0, theta_information = theta0 * scale, theta_information / scale**2
         beta0 = beta0 * scale if beta_start is None else beta0
     state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
-    info = _beta_information(data, state0)
+    info = beta_information(data, state0)
     try:
         R = np.linalg.cholesky(info).T
     except np.linalg.LinAlgError:

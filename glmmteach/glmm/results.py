@@ -294,7 +294,7 @@ class GLMMResults:
     @property
     def fittedvalues(self) -> pd.Series:
         """Conditional means (probabilities for the binomial family) at the conditional modes."""
-        return pd.Series(self._conditional_mean(), index=self.design.row_index)
+        return self.design.pad(pd.Series(self._conditional_mean(), index=self.design.row_index))
 
     RESIDUAL_TYPES = ("deviance", "pearson", "response", "working")
 
@@ -324,7 +324,7 @@ class GLMMResults:
             values = y - mu
         else:
             values = (y - mu) / self.family.link.mu_eta(self._outcome.state.eta)
-        return pd.Series(values, index=self.design.row_index, name=type)
+        return self.design.pad(pd.Series(values, index=self.design.row_index, name=type))
 
     @property
     def resid_pearson(self) -> pd.Series:
@@ -355,6 +355,9 @@ class GLMMResults:
         return pd.DataFrame(rows, columns=["sd", "loglik", *self.params.index])
 
     def _require_scalar(self, what: str) -> None:
+        if self.nAGQ == 0:  # (its beta maximises the penalised likelihood, not a likelihood to profile)
+            raise GlmmteachError(f"{what} profiles the likelihood, which an nAGQ = 0 fit (an approximation) does "
+                                 "not maximise; refit with nAGQ=1 (Laplace) or more")
         if self._general:
             raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
                                  f"{len(self.terms)} random-effects terms ({', '.join(self.term_labels)})")
@@ -448,7 +451,8 @@ class GLMMResults:
             re_variance = sum(np.einsum("na,ab,nb->n", Z, T @ T.T, Z)
                               for (Z, _), T in zip(rows, self.Ts, strict=True))
             values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
-        return pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
+        out = pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
+        return self.design.pad(out) if newdata is None else out  # (na_action="exclude": NaN rows, as R)
 
     def _selected_terms(self, re_form: Any) -> list[int]:
         """Indices of the terms that ``re_form`` conditions on (None: all)."""

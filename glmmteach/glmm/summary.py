@@ -71,7 +71,7 @@ def formula_text(result: GLMMResults) -> str:
     parsed = parse_formula(result.formula)
     fixed = [re.sub(r"\s*\*\s*", " * ", t) for t in parsed.fixed_terms]
     bars = [f"({b.expr} {'|' if b.correlated else '||'} {b.group})" for b in parsed.bars]
-    return f"{parsed.response} ~ " + " + ".join(fixed + bars)
+    return f"{parsed.lhs} ~ " + " + ".join(fixed + bars)
 
 
 def groups_line(result: GLMMResults) -> str:
