@@ -171,17 +171,26 @@ def _bracket_and_solve(profile: _Profile, s0: float, lo: float, hi: float) -> tu
 def _beyond_cap(profile: _Profile, poisson: FitOutcome, cap: float) -> tuple[float, str | None]:
     r"""Where :math:`P` rises at :math:`\theta_{NB} = ` ``_THETA_CAP``: the supremum is the Poisson limit
     unless the profile there is above the Poisson GLMM's log-likelihood or :math:`P` falls towards the
-    limit (by the envelope theorem the sign of :math:`dP/d(1/\theta_{NB})` at 0 is that of the Poisson
-    fit's likelihood at a large shape minus its own). Otherwise the peak is searched beyond the cap on
-    the values (the slope there is below its numerical noise)."""
+    limit. Otherwise the peak is searched beyond the cap on the values (the slope there is below its
+    numerical noise)."""
     limit = poisson.llf
-    probe = _laplace_loglik(profile.with_shape(np.log(_LIMIT_PROBE)), poisson, profile.correlated, profile.n_nodes)
-    if profile(cap).outcome.llf <= limit + _value_tolerance(limit) and probe <= limit + _value_tolerance(limit):
+    if profile(cap).outcome.llf <= limit + _value_tolerance(limit) and not _falls_towards_limit(profile, poisson):
         return np.inf, "upper"
-    hi = np.log(THETA_MAX)
-    result = optimize.minimize_scalar(lambda s: -profile(s).outcome.llf, bounds=(cap, hi), method="bounded",
-                                      options={"xatol": 1e-6})
-    return float(result.x), None
+    return _peak_beyond_cap(profile, cap), None
+
+
+def _falls_towards_limit(profile: _Profile, poisson: FitOutcome) -> bool:
+    r"""Whether :math:`P` falls towards the Poisson limit, i.e. :math:`dP/d(1/\theta_{NB}) > 0` at 0: by the
+    envelope theorem its sign is that of the Poisson fit's likelihood at a large shape minus its own."""
+    probe = _laplace_loglik(profile.with_shape(np.log(_LIMIT_PROBE)), poisson, profile.correlated, profile.n_nodes)
+    return probe > poisson.llf + _value_tolerance(poisson.llf)
+
+
+def _peak_beyond_cap(profile: _Profile, cap: float) -> float:
+    """The maximum of the profile's values over :math:`\\theta_{NB}` from the cap to ``THETA_MAX``."""
+    result = optimize.minimize_scalar(lambda s: -profile(s).outcome.llf, bounds=(cap, np.log(THETA_MAX)),
+                                      method="bounded", options={"xatol": 1e-6})
+    return float(result.x)
 
 
 def _value_tolerance(value: float) -> float:
@@ -190,28 +199,32 @@ def _value_tolerance(value: float) -> float:
 
 
 def _verify(profile: _Profile, poisson: FitOutcome, s_hat: float, lo: float, cap: float,
-            attempts: int = 3) -> tuple[float, bool]:
+            restarts: int = 3) -> tuple[float, bool]:
     r"""Check :math:`\hat s` as a variance boundary is checked: the profile at :math:`\hat\theta_{NB}/2`
     and :math:`2\hat\theta_{NB}` is lower, and the Poisson limit is not higher. A higher neighbour
-    restarts the search from it (a spurious root of a noisy slope); a higher Poisson limit, with the
-    profile falling towards it from the large shapes, makes it the fit (``inf``). Returns the estimate
-    and whether it was verified."""
-    for _ in range(attempts):
+    restarts the search from it (a spurious root of a noisy slope); a higher Poisson limit makes it the
+    fit (``inf``) if the profile rises towards it, else the peak beyond the cap is searched. Returns the
+    estimate and whether it was verified."""
+    for attempt in range(restarts + 1):
         best = profile(s_hat).outcome.llf
         tolerance = _value_tolerance(best)
-        if poisson.llf > best + tolerance:
-            probe = _laplace_loglik(profile.with_shape(np.log(_LIMIT_PROBE)), poisson, profile.correlated,
-                                    profile.n_nodes)
-            if probe <= poisson.llf + _value_tolerance(poisson.llf):
-                return np.inf, True
-        neighbours = [s_hat - _VERIFY_STEP, s_hat + _VERIFY_STEP]
-        higher = [s for s in neighbours if profile(s).outcome.llf > best + tolerance]
-        if not higher:
+        higher = [s for s in (s_hat - _VERIFY_STEP, s_hat + _VERIFY_STEP) if profile(s).outcome.llf > best + tolerance]
+        limit_higher = poisson.llf > best + tolerance
+        if limit_higher and not _falls_towards_limit(profile, poisson):
+            return np.inf, True
+        if not higher and not limit_higher:
             return s_hat, True
+        if attempt == restarts:
+            break
+        if limit_higher:
+            s_hat = _peak_beyond_cap(profile, cap)
+            continue
         restart = max(higher, key=lambda s: profile(s).outcome.llf)
         found, bound = _bracket_and_solve(profile, float(np.clip(restart, lo, cap)), lo, cap)
-        if bound is not None:
-            return s_hat, False
+        if bound == "upper":
+            found, bound = _beyond_cap(profile, poisson, cap)
+        if bound is not None:  # a bound now that the root was not a maximum: not a verified answer
+            break
         s_hat = found
     return s_hat, False
 
