@@ -1,5 +1,5 @@
 # lme4 and glmmTMB references for the randomised negative binomial GLMM test (issue 15 item 1),
-# tests/test_negative_binomial_random.py. Data: the 48 CSV files beside this script, written by make_data.py
+# tests/test_negative_binomial_random.py. Data: the 50 CSV files beside this script, written by make_data.py
 # (cases.json gives each file's formula and the truth it was simulated from).
 #
 # Each case: the lme4 profile log-likelihood of the shape, l(theta) = logLik(glmer(formula, family =
@@ -15,7 +15,7 @@
 # differences (h = 1e-3 theta). glmmTMB's nbinom2 (its own Laplace approximation, exact Hessian) is fitted
 # as a second opinion on theta.
 #
-# Run from the repository root (about 15 minutes):
+# Run from the repository root (about 8 minutes of R on a shared 2-core machine):
 #   Rscript tests/data/negative_binomial_random/make_reference.R [output.json [case,case,...]]
 suppressMessages({library(MASS); library(lme4); library(glmmTMB); library(jsonlite)})
 dir <- "tests/data/negative_binomial_random"
