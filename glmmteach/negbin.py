@@ -38,7 +38,8 @@ THETA_MIN = 1e-6
 @dataclass(frozen=True)
 class ShapeEstimate:
     """The estimated negative binomial shape: ``theta``, its standard error ``se`` (NaN on a bound),
-    ``at_bound`` (``"upper"``: no overdispersion, the Poisson limit; ``"lower"``; or ``None``),
+    ``at_bound`` (``"upper"``: no overdispersion, the Poisson limit, where a GLMM's ``theta`` is ``inf`` and
+    its fit the Poisson GLMM; ``"lower"``; or ``None``),
     ``iterations`` of the outer alternation/optimisation and ``message`` (the warning given, if any)."""
 
     theta: float

@@ -350,10 +350,18 @@ def test_no_overdispersion_glmer_is_the_poisson_limit_with_a_clear_warning() -> 
         result = glmmteach.glmer("y ~ x + (1 | g)", data, family="negative_binomial")
         poisson = glmmteach.glmer("y ~ x + (1 | g)", data, family="poisson")  # singular, as lme4's
     texts = [str(w.message) for w in caught]
-    assert any("upper bound" in t and "no overdispersion relative to the Poisson GLMM" in t for t in texts)
+    assert any("theta = inf" in t and "no overdispersion relative to the Poisson GLMM" in t
+               and "The Poisson GLMM is the fit" in t for t in texts)
     assert {w.filename for w in caught} == {__file__}
-    assert result.nb_shape.at_bound == "upper" and result.nb_theta == pytest.approx(THETA_MAX)
-    assert result.llf == pytest.approx(poisson.llf, abs=1e-3)
+    # the supremum is the Poisson limit (issue 15): theta = inf and the fit is the Poisson GLMM itself
+    assert result.nb_shape.at_bound == "upper" and result.nb_theta == np.inf and np.isnan(result.nb_theta_se)
+    assert result.family.name == "poisson" and result.llf == poisson.llf and result.converged
+    pd.testing.assert_series_equal(result.params, poisson.params)
+    assert result.k_params == poisson.k_params + 1  # the shape was estimated (lme4's df for glmer.nb)
+    lines = str(result.summary()).splitlines()
+    assert "Negative binomial shape theta: Inf, Std. Err.: NA (profile likelihood)" in lines
+    assert any(line.startswith("Warning while fitting theta: the negative binomial shape theta is infinite")
+               for line in lines)
 
 
 @pytest.mark.parametrize("fitter", ["glm", "glmer"])

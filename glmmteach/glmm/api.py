@@ -184,7 +184,10 @@ def glmer(
     family, link
         ``"binomial"`` (logit, probit, cloglog), ``"poisson"`` (log) or ``"negative_binomial"`` (log;
         NB2, lme4's ``glmer.nb``: the shape :math:`\theta_{NB}` is estimated by maximum likelihood and
-        reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above).
+        reported as ``nb_theta``, with ``nb_theta_se``; any random-effects structure above). Where the
+        profile likelihood rises all the way to the Poisson limit, ``nb_theta`` is ``inf``, the fit is the
+        Poisson GLMM (a warning says so) and ``converged`` is that fit's; a shape that cannot be verified
+        as the profile's maximum gives a warning and ``converged=False``.
     nAGQ : int
         1: Laplace approximation; 0: lme4's ``nAGQ = 0``, an approximation (the fixed effects estimated inside
         the penalised least squares, only theta optimised; :mod:`glmmteach.glmm.nagq0`; not with an estimated

@@ -113,7 +113,10 @@ class GLMMResults:
     @property
     def nb_theta(self) -> float | None:
         r"""The negative binomial shape :math:`\theta_{NB}` (estimated, or as given); ``None`` for other
-        families. Not to be confused with ``theta``, lme4's relative covariance parameters."""
+        families. Not to be confused with ``theta``, lme4's relative covariance parameters. ``inf`` when
+        the estimate is the Poisson limit (the fit is then the Poisson GLMM; ``nb_shape.message`` says so)."""
+        if self.nb_shape is not None:
+            return self.nb_shape.theta
         return self.family.theta if self.family.is_negative_binomial else None
 
     @property

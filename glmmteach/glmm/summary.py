@@ -172,7 +172,8 @@ def _shape_lines(result: GLMMResults) -> list[str]:
     if shape is None:
         return []
     se = "NA" if not np.isfinite(shape.se) else format_r([shape.se], 4)[0]
-    line = f"Negative binomial shape theta: {format_r([shape.theta], 6)[0]}, Std. Err.: {se} (profile likelihood)"
+    value = "Inf" if shape.theta == np.inf else format_r([shape.theta], 6)[0]  # the Poisson limit, as R prints it
+    line = f"Negative binomial shape theta: {value}, Std. Err.: {se} (profile likelihood)"
     return [line] + ([f"Warning while fitting theta: {shape.message}"] if shape.message else [])
 
 
