@@ -199,6 +199,7 @@ class GLMResults:
         self.nb_shape = nb_shape
         self.family = family
         self.formula = formula
+        self.frame: pd.DataFrame | None = None  # the data frame given to glm() (set there; emmeans reads it)
         self.converged = fit.converged
         self.iterations = fit.iterations
         self.fittedvalues = pd.Series(fit.mu, index=design.row_index, name="fitted")
@@ -600,7 +601,9 @@ def glm(
             RankDeficiencyWarning,
             stacklevel=2,
         )
-    return fit_glm_design(design, fam, formula, maxit)
+    result = fit_glm_design(design, fam, formula, maxit)
+    result.frame = data
+    return result
 
 
 def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
