@@ -447,6 +447,12 @@ class GLMResults:
         unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
         return pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index)
 
+    def tidy(self, conf_int: bool = False, conf_level: float = 0.95, conf_method: str = "profile") -> pd.DataFrame:
+        """broom's ``tidy(fit)``: see :func:`glmmteach.tidy.tidy_glm`."""
+        from .tidy import tidy_glm
+
+        return tidy_glm(self, conf_int, conf_level, conf_method)
+
     # ---- display ---------------------------------------------------------------------------
     def coef_table(self) -> pd.DataFrame:
         """The coefficient table as a DataFrame (estimate, SE, statistic, p-value)."""

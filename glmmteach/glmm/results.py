@@ -544,6 +544,14 @@ class GLMMResults:
 
         return refit_response(self, new_response)
 
+    # ---- reporting --------------------------------------------------------------------------
+    def tidy(self, effects: str | list[str] = ("ran_pars", "fixed"), conf_int: bool = False,
+             conf_level: float = 0.95, conf_method: str = "Wald") -> pd.DataFrame:
+        """broom.mixed's ``tidy(fit)``: see :func:`glmmteach.tidy.tidy_glmm`."""
+        from ..tidy import tidy_glmm
+
+        return tidy_glmm(self, effects, conf_int, conf_level, conf_method)
+
     # ---- printing ---------------------------------------------------------------------------
     def summary(self) -> GLMMSummary:
         """lme4's ``summary(glmer)``: printed in its layout, shown as tables in a notebook."""
