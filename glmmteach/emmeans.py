@@ -193,8 +193,10 @@ def _fit_frame(fit: Any, data: pd.DataFrame | None) -> pd.DataFrame:
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"data must be a pandas DataFrame, got {type(frame).__name__}")
     rows = fit.design.row_index
-    if not rows.isin(frame.index).all():
-        raise DataError("data does not hold the rows the model was fitted to (its index differs)")
+    if len(rows) == len(frame) and rows.equals(frame.index):
+        return frame
+    if not frame.index.is_unique or not rows.isin(frame.index).all():
+        raise DataError("data does not hold the rows the model was fitted to (its index differs or repeats)")
     return frame.loc[rows]
 
 
