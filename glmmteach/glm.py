@@ -402,12 +402,20 @@ class GLMResults:
         type: str = "link",  # noqa: A002 - R's argument name
         offset: ArrayLike | str | None = None,
         se_fit: bool = False,
+        interval: str | None = None,
+        level: float = 0.95,
     ) -> pd.Series | pd.DataFrame:
         """Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         With ``se_fit=True`` returns a DataFrame with the prediction and its standard error (delta
         method on the response scale). Aliased coefficients contribute nothing, as in R.
+        ``interval="confidence"``: ``fit``, ``se_fit``, ``lower``, ``upper``, see
+        :func:`glmmteach.intervals.predict_interval`.
         """
+        if interval is not None:
+            from .intervals import predict_interval
+
+            return predict_interval(self, newdata, type, offset=offset, interval=interval, level=level)
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
         if newdata is None:
