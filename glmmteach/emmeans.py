@@ -98,7 +98,8 @@ def emmeans(fit: Any, specs: str | list[str], by: str | list[str] | None = None,
     """Estimated marginal means of ``specs`` (R's ``emmeans(fit, specs, by, at, type, offset)``).
 
     ``specs`` and ``by``: factor names (as in the data: ``"trt"`` for a term ``factor(trt)``), or numeric
-    covariates whose values ``at`` gives. ``at``: values of covariates (and levels of factors) for the
+    covariates whose values ``at`` gives; ``specs`` may also be emmeans' one-sided formula,
+    ``"~ trt * period"`` or ``"~ trt | period"``. ``at``: values of covariates (and levels of factors) for the
     reference grid. ``type``: ``"link"`` or ``"response"``. ``offset``: a number replacing the grid's offset
     (emmeans' ``offset=``). ``data``: the fitted data frame, for a fit that does not keep it (``fit.frame``).
     Works for :class:`~glmmteach.GLMResults` and :class:`~glmmteach.GLMMResults`; see the module docstring.
@@ -109,6 +110,8 @@ def emmeans(fit: Any, specs: str | list[str], by: str | list[str] | None = None,
         raise GlmmteachError("population_average=True averages means on the response scale: use type='response'")
     if not 0 < level < 1:
         raise GlmmteachError(f"level must be between 0 and 1, got {level!r}")
+    if isinstance(specs, str) and specs.strip().startswith("~"):
+        specs, by = _one_sided(specs, by)
     specs_t, by_t = _as_names(specs, "specs"), _as_names(by, "by")
     if set(specs_t) & set(by_t):
         raise GlmmteachError(f"{sorted(set(specs_t) & set(by_t))} is in both specs and by")
@@ -183,6 +186,16 @@ def _as_names(names: str | list[str] | None, what: str) -> tuple[str, ...]:
     if not all(isinstance(n, str) for n in out) or (what == "specs" and not out):
         raise GlmmteachError(f"{what} must be a column name or a list of column names, got {names!r}")
     return out
+
+
+def _one_sided(formula: str, by: Any) -> tuple[list[str], Any]:
+    """emmeans' ``~ a * b | c`` (or ``~ a + b``): the specs before ``|``, the by variables after it."""
+    left, _, right = formula.strip()[1:].partition("|")
+    specs = [n.strip() for n in re.split(r"[*+:]", left) if n.strip()]
+    after = [n.strip() for n in re.split(r"[*+:]", right) if n.strip()]
+    if after and by is not None:
+        raise GlmmteachError(f"specs {formula!r} has a '|' part: give the by variables there or in by=, not both")
+    return specs, (after or by)
 
 
 def _fit_frame(fit: Any, data: pd.DataFrame | None) -> pd.DataFrame:

@@ -212,3 +212,36 @@ def test_bad_requests_are_named() -> None:
         contrast(means, "trt.vs.ctrl", "tukey")
     with pytest.raises(GlmmteachError, match="population_average"):
         emmeans(fitted("crossover_glm"), "trt", type="response", population_average=True)
+
+
+def test_one_sided_formula_specs_are_emmeans_specs() -> None:
+    fit = fitted("crossover_glm")
+    pd.testing.assert_frame_equal(emmeans(fit, "~ trt | period").table, emmeans(fit, "trt", by="period").table)
+    pd.testing.assert_frame_equal(emmeans(fit, "~ trt * period").table, emmeans(fit, ["trt", "period"]).table)
+    with pytest.raises(GlmmteachError, match="not both"):
+        emmeans(fit, "~ trt | period", by="period")
+
+
+@pytest.mark.parametrize("kind", ["text", "categorical"])
+def test_text_and_categorical_factors_give_the_same_means(kind: str) -> None:
+    """A factor given as text or as a pandas Categorical (levels in the categories' order, as R's factor
+    levels) is coded by the fit's design exactly as factor(trt) of the numeric column."""
+    crossover = datasets.load_crossover()
+    labels = crossover["trt"].map({0: "placebo", 1: "drug"})
+    if kind == "categorical":
+        labels = pd.Categorical(labels, categories=["placebo", "drug"])
+    data = crossover.assign(treatment=labels)
+    reference_fit = fitted("crossover_glm")
+    formula = "outcome ~ treatment * factor(period)"
+    fit = glm(formula, data, "binomial")
+    ours = emmeans(fit, "treatment", type="response").table
+    expected = emmeans(reference_fit, "trt", type="response").table
+    order = ["placebo", "drug"] if kind == "categorical" else ["drug", "placebo"]  # text levels sort
+    assert ours["treatment"].astype(str).tolist() == order
+    by_label = ours.set_index(ours["treatment"].astype(str))
+    for code, label in ((0, "placebo"), (1, "drug")):
+        row = expected[expected["trt"] == code].iloc[0]
+        np.testing.assert_allclose(by_label.loc[label, ["estimate", "SE", "lower", "upper"]].to_numpy(dtype=float),
+                                   row[["estimate", "SE", "lower", "upper"]].to_numpy(dtype=float), rtol=1e-9)
+    pairs = contrast(emmeans(fit, "treatment", type="response"), "pairwise", "none")
+    assert pairs["contrast"].tolist() == [f"{order[0]} / {order[1]}"]
