@@ -116,10 +116,14 @@ def emmeans(fit: Any, specs: str | list[str], by: str | list[str] | None = None,
     if set(specs_t) & set(by_t):
         raise GlmmteachError(f"{sorted(set(specs_t) & set(by_t))} is in both specs and by")
     grid = _reference_grid(fit, _fit_frame(fit, data), [*specs_t, *by_t], at or {})
-    X, grid_offset = fit.design.new_fixed(grid.frame)
     weights, key_frame = _averaging(grid)
+    if offset is None:
+        X, grid_offset = fit.design.new_fixed(grid.frame)
+        off = weights @ grid_offset
+    else:  # emmeans' offset= replaces every offset (so a fit's offset given as an array needs none for the grid)
+        X, _ = fit.design.new_fixed(grid.frame, np.zeros(len(grid.frame)))
+        off = np.full(weights.shape[0], float(offset))
     L = weights @ X
-    off = weights @ grid_offset if offset is None else np.full(len(L), float(offset))
     beta, vcov = _coefficients(fit, L)
     eta = L @ beta + off
     se = np.sqrt(np.einsum("ij,jk,ik->i", L, vcov, L))

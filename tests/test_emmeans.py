@@ -245,3 +245,19 @@ def test_text_and_categorical_factors_give_the_same_means(kind: str) -> None:
                                    row[["estimate", "SE", "lower", "upper"]].to_numpy(dtype=float), rtol=1e-9)
     pairs = contrast(emmeans(fit, "treatment", type="response"), "pairwise", "none")
     assert pairs["contrast"].tolist() == [f"{order[0]} / {order[1]}"]
+
+
+def test_an_offset_argument_is_a_covariate_at_its_mean_as_an_offset_term() -> None:
+    """emmeans treats glm(..., offset = logpop) as it treats offset(logpop): at the mean log population.
+    An offset given as an array needs offset= for the grid."""
+    ohio = datasets.load_ohio_cancer()
+    fit = glm("death ~ factor(sex) + offset(logpop)", ohio, "poisson")
+    in_formula = emmeans(fit, "sex").table
+    as_column = emmeans(glm("death ~ factor(sex)", ohio, "poisson", offset="logpop"), "sex").table
+    pd.testing.assert_frame_equal(in_formula, as_column, rtol=1e-12)
+    assert in_formula["estimate"].iloc[0] == pytest.approx(fit.params.iloc[0] + ohio["logpop"].mean(), rel=1e-12)
+    as_array = glm("death ~ factor(sex)", ohio, "poisson", offset=ohio["logpop"].to_numpy())
+    with pytest.raises(GlmmteachError, match="offset="):
+        emmeans(as_array, "sex")
+    rates = emmeans(as_array, "sex", offset=0.0).table
+    np.testing.assert_allclose(rates["estimate"], in_formula["estimate"] - ohio["logpop"].mean(), rtol=1e-12)
