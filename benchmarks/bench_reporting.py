@@ -103,7 +103,7 @@ def python_side(repeats: int) -> tuple[float, float, float]:
 
 def _relative(ours, theirs) -> tuple[float, float]:
     """Largest relative difference of the estimates, SEs, interval ends and z; largest absolute one of p
-    (a p-value's accuracy is absolute: R's ptukey is good to about 1e-12 near 0)."""
+    (a p-value's accuracy is absolute: R's Tukey tail, 1 - ptukey(), cancels below about 1e-11)."""
     worst = 0.0
     for column in ("estimate", "SE", "lower", "upper", "z"):
         if column in theirs.columns:

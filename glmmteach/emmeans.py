@@ -131,22 +131,30 @@ def emmeans(fit: Any, specs: str | list[str], by: str | list[str] | None = None,
     q = _quantile(1 - (1 - level) / 2, df)
     link = fit.family.link
     if type == "link":
-        est, lower, upper = eta, eta - q * se, eta + q * se
+        est, se_out, lower, upper = eta, se, eta - q * se, eta + q * se
     elif population_average:
-        variance = _re_variance(fit, grid, weights)
-        est, slope = _population_mean(eta, variance, link)
-        # the population mean increases with eta: the link interval's ends map to the interval's ends
-        lower = _population_mean(eta - q * se, variance, link)[0]
-        upper = _population_mean(eta + q * se, variance, link)[0]
-        se = slope * se
+        est, se_out, lower, upper = _population_scale(eta, se, q, link, _re_variance(fit, grid, weights))
     else:
-        est = link.linkinv(eta)
-        ends = np.sort(np.column_stack([link.linkinv(eta - q * se), link.linkinv(eta + q * se)]), axis=1)
-        lower, upper = ends[:, 0], ends[:, 1]
-        se = np.abs(link.mu_eta(eta)) * se
-    table = key_frame.assign(estimate=est, SE=se, lower=lower, upper=upper)
+        est, se_out, lower, upper = _response_scale(eta, se, q, link)
+    table = key_frame.assign(estimate=est, SE=se_out, lower=lower, upper=upper)
     labels = tuple(_labels(key_frame, specs_t))
     return MarginalMeans(table, specs_t, by_t, L, off, beta, vcov, link, type, df, level, labels, population_average)
+
+
+def _response_scale(eta: np.ndarray, se: np.ndarray, q: float, link: Any) -> tuple[np.ndarray, ...]:
+    """Back-transformed estimate, delta-method SE, back-transformed link interval (ends sorted)."""
+    ends = np.sort(np.column_stack([link.linkinv(eta - q * se), link.linkinv(eta + q * se)]), axis=1)
+    return link.linkinv(eta), np.abs(link.mu_eta(eta)) * se, ends[:, 0], ends[:, 1]
+
+
+def _population_scale(eta: np.ndarray, se: np.ndarray, q: float, link: Any,
+                      variance: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The population-averaged mean, its delta-method SE (the covariance held at its estimate) and the link
+    interval's ends mapped through it (the averaged mean increases with eta)."""
+    est, slope = _population_mean(eta, variance, link)
+    lower = _population_mean(eta - q * se, variance, link)[0]
+    upper = _population_mean(eta + q * se, variance, link)[0]
+    return est, slope * se, lower, upper
 
 
 def contrast(means: MarginalMeans, method: str = "pairwise", adjust: str = "tukey",
@@ -157,10 +165,11 @@ def contrast(means: MarginalMeans, method: str = "pairwise", adjust: str = "tuke
     3 − 2, …) or ``"trt.vs.ctrl"`` (each level against the first). ``adjust``: ``"tukey"`` (studentized
     range over the group's means; pairwise families only), ``"holm"``, ``"bonferroni"``, ``"sidak"`` or
     ``"none"``, within each ``by`` group. Holm adjusts p-values only: its intervals are Bonferroni's, as
-    emmeans does. Columns ``contrast``, the ``by`` columns, ``estimate``, ``SE``, ``lower``, ``upper``, ``z``,
-    ``p``. For means on the response scale of a log or logit link the estimate is a ratio (labelled
-    ``a / b``) with SE by the delta method and the back-transformed interval; ``z`` and ``p`` are those of
-    the log-scale difference (the null ratio is 1). Other links compare on the link scale.
+    emmeans does. Columns ``contrast``, the ``by`` columns, ``estimate``, ``SE``, ``lower``, ``upper``, ``z``
+    (``t`` for a gaussian glm, on its residual df), ``p``. For means on the response scale of a log or logit
+    link the estimate is a ratio (labelled ``a / b``) with SE by the delta method and the back-transformed
+    interval; ``z`` and ``p`` are those of the log-scale difference (the null ratio is 1). Other links
+    compare on the link scale.
     """
     if not isinstance(means, MarginalMeans):
         raise GlmmteachError(f"contrast needs the result of glmmteach.emmeans, got {type(means).__name__}")
@@ -411,7 +420,7 @@ def _group_contrasts(means: MarginalMeans, rows: np.ndarray, by_values: dict, me
                              upper=np.exp(est + q * se))
     else:
         frame = frame.assign(estimate=est, SE=se, lower=est - q * se, upper=est + q * se)
-    return frame.assign(z=z, p=p)
+    return frame.assign(**{"z" if np.isinf(means.df) else "t": z, "p": p})
 
 
 def _adjusted(z: np.ndarray, m: int, k: int, df: float, adjust: str, level: float) -> tuple[np.ndarray, float]:

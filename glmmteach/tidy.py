@@ -69,7 +69,7 @@ def tidy_glm(fit: Any, conf_int: bool = False, conf_level: float = 0.95, conf_me
         method = conf_method.lower()
         if method not in ("profile", "wald"):
             raise GlmmteachError(f"conf_method must be 'profile' or 'wald', got {conf_method!r}")
-        bounds = fit.conf_int(alpha=1 - conf_level, method=method).to_numpy()
+        bounds = fit.conf_int(alpha=1 - conf_level, method=method).loc[fit.params.index].to_numpy()
         table = table.assign(**{"conf.low": bounds[:, 0], "conf.high": bounds[:, 1]})
     return table
 
@@ -92,7 +92,8 @@ def _fixed(fit: Any, conf_int: bool, conf_level: float) -> pd.DataFrame:
                           "std.error": fit.bse.to_numpy(), "statistic": fit.zvalues.to_numpy(),
                           "p.value": fit.pvalues.to_numpy()})
     if conf_int:
-        bounds = fit.conf_int(alpha=1 - conf_level).to_numpy()
+        # rows by name: an interval table may also hold the random-effect parameters (lme4's confint order)
+        bounds = fit.conf_int(alpha=1 - conf_level).loc[fit.params.index].to_numpy()
         table = table.assign(**{"conf.low": bounds[:, 0], "conf.high": bounds[:, 1]})
     return table
 

@@ -82,6 +82,14 @@ cases$crossover_glm <- c(fit_info(c_fit), list(
                  trt_period_link = means(emmeans(c_fit, ~ trt * period))),
   contrasts = list(trt_odds_ratio = contrasts_of(emmeans(c_fit, ~ trt, type = "response"), "revpairwise", "none"),
                    cells_pairwise_tukey = contrasts_of(emmeans(c_fit, ~ trt * period), "pairwise", "tukey"))))
+cases$crossover_glm$contrasts$cells_pairwise_sidak <- contrasts_of(emmeans(c_fit, ~ trt * period), "pairwise", "sidak")
+ticks$logTICKS <- log(ticks$TICKS + 1)  # a gaussian glm: emmeans' t intervals on the residual df
+g_fit <- glm(logTICKS ~ factor(YEAR) + cHEIGHT, data = ticks, family = gaussian)
+cases$ticks_gaussian_glm <- c(fit_info(g_fit), list(
+  formula = "logTICKS ~ factor(YEAR) + cHEIGHT", family = "gaussian", kind = "glm", df_resid = g_fit$df.residual,
+  emmeans = list(year_link = means(emmeans(g_fit, ~ YEAR))),
+  contrasts = list(year_pairwise_tukey = contrasts_of(emmeans(g_fit, ~ YEAR), "pairwise", "tukey"),
+                   year_trt_vs_ctrl_sidak = contrasts_of(emmeans(g_fit, ~ YEAR), "trt.vs.ctrl", "sidak"))))
 q_fit <- glm(death ~ offset(logpop) + factor(sex) * factor(race), data = ohio, family = quasipoisson)
 cases$ohio_quasipoisson_glm <- c(fit_info(q_fit), list(
   formula = "death ~ offset(logpop) + factor(sex) * factor(race)", family = "quasipoisson", kind = "glm",
