@@ -1,10 +1,11 @@
 """Reporting functions against their R counterparts, side by side in one run (issue 16's benchmark rows).
 
-Row ``emmeans``: the marginal means and contrasts of tests/data/emmeans/reference.json (14 tables of means, 11
-of contrasts, 6 models) computed by glmmteach.emmeans / glmmteach.contrast on R's own coefficients and
-covariance; reported are the largest relative difference from R emmeans over every number, and the time of
-glmmteach against R emmeans for the same calls on the same fits (each side's fits excluded: glmmteach's
-fitted once, R's fitted by tests/data/emmeans/make_reference.R's models before its clock starts).
+Row ``emmeans``: the marginal means and contrasts of tests/data/emmeans/reference.json (15 tables of means, 14
+of contrasts, 7 models; R runs the same 29 calls) computed by glmmteach.emmeans / glmmteach.contrast on R's own
+coefficients and covariance; reported are the largest relative difference from R emmeans (estimates, SEs,
+interval ends, statistics), the largest absolute difference of the p-values, and the time of glmmteach against
+R emmeans for the same calls (each side's fits excluded: glmmteach's fitted once before its clock starts, R's
+fitted, as in tests/data/emmeans/make_reference.R, before its own).
 Profile-interval and bootstrap rows join this table when those functions exist.
 
 Usage: ``python benchmarks/bench_reporting.py [--repeats N]`` (R's column needs ``Rscript`` with lme4, MASS,
@@ -36,6 +37,8 @@ b <- glmer(death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | cou
 c_fit <- glm(outcome ~ factor(trt) * factor(period), data = crossover, family = binomial)
 q_fit <- glm(death ~ offset(logpop) + factor(sex) * factor(race), data = ohio, family = quasipoisson)
 d_fit <- glm.nb(TICKS ~ factor(YEAR) + cHEIGHT, data = ticks)
+ticks$logTICKS <- log(ticks$TICKS + 1)
+g_fit <- glm(logTICKS ~ factor(YEAR) + cHEIGHT, data = ticks, family = gaussian)
 e_fit <- suppressWarnings(glmer(TICKS ~ factor(YEAR) * cHEIGHT + (1 | LOCATION), data = ticks, family = poisson,
                                 control = control))
 calls <- function() {
@@ -54,6 +57,9 @@ calls <- function() {
   confint(emmeans(c_fit, ~ trt, type = "response")); confint(emmeans(c_fit, ~ trt * period))
   s(contrast(emmeans(c_fit, ~ trt, type = "response"), "revpairwise", adjust = "none"))
   s(contrast(emmeans(c_fit, ~ trt * period), "pairwise", adjust = "tukey"))
+  s(contrast(emmeans(c_fit, ~ trt * period), "pairwise", adjust = "sidak"))
+  confint(emmeans(g_fit, ~ YEAR)); s(contrast(emmeans(g_fit, ~ YEAR), "pairwise", adjust = "tukey"))
+  s(contrast(emmeans(g_fit, ~ YEAR), "trt.vs.ctrl", adjust = "sidak"))
   confint(emmeans(q_fit, ~ sex * race, type = "response", offset = 0))
   s(contrast(emmeans(q_fit, ~ race | sex, type = "response", offset = 0), "pairwise", adjust = "none"))
   confint(emmeans(d_fit, ~ YEAR, type = "response")); confint(emmeans(d_fit, ~ YEAR))
@@ -69,7 +75,7 @@ cat(median(times), "\n")
 """
 
 
-def python_side(repeats: int) -> tuple[float, float, float]:
+def python_side(repeats: int) -> tuple[int, float, float, float]:
     """Largest relative difference from R emmeans (on R's coefficients), largest absolute difference of the
     p-values, and the median time of all calls."""
     import test_emmeans as t
@@ -98,7 +104,7 @@ def python_side(repeats: int) -> tuple[float, float, float]:
         start = time.perf_counter()
         calls()
         times.append(time.perf_counter() - start)
-    return worst, worst_p, float(np.median(times))
+    return len(t.MEANS) + len(t.CONTRASTS), worst, worst_p, float(np.median(times))
 
 
 def _relative(ours, theirs) -> tuple[float, float]:
@@ -125,14 +131,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    worst, worst_p, ours = python_side(args.repeats)
+    calls, worst, worst_p, ours = python_side(args.repeats)
     theirs = r_side(args.repeats)
     print(f"load average {' '.join(f'{v:.2f}' for v in __import__('os').getloadavg())}")
     print(f"{'row':<10} {'calls':>5} {'max rel. diff.':>15} {'max abs. diff. p':>17} {'glmmteach (s)':>14} "
           f"{'R (s)':>8} {'ratio':>7}")
     r_text = "n/a" if theirs is None else f"{theirs:.3f}"
     ratio = "n/a" if theirs is None else f"{theirs / ours:.1f}x"
-    print(f"{'emmeans':<10} {25:>5} {worst:>15.2e} {worst_p:>17.2e} {ours:>14.3f} {r_text:>8} {ratio:>7}")
+    print(f"{'emmeans':<10} {calls:>5} {worst:>15.2e} {worst_p:>17.2e} {ours:>14.3f} {r_text:>8} {ratio:>7}")
 
 
 if __name__ == "__main__":
