@@ -178,8 +178,8 @@ def test_default_offset_is_the_mean_log_population_and_offset_zero_gives_rates_p
 
 def test_population_average_is_exact_and_emmeans_bias_adjustment_is_its_taylor_approximation() -> None:
     """Ohio (log link): the population mean exp(eta + tau^2/2) exactly; emmeans' bias.adjust gives
-    exp(eta)(1 + tau^2/2), its second-order expansion. The crossover (logit): quadrature against a
-    direct Monte-Carlo-free check, the integral by a fine trapezoid rule."""
+    exp(eta)(1 + tau^2/2), its second-order expansion. The crossover (logit): emmeans' expansion, and the
+    exact average (adaptive quadrature) checked by a fine trapezoid rule."""
     fit = WithCoefficients(fitted("ohio"), reference()["ohio"])
     tau = reference()["ohio"]["tau"]
     conditional = emmeans(fit, "race", type="response", offset=np.log(1e5)).table["estimate"].to_numpy()
@@ -191,6 +191,16 @@ def test_population_average_is_exact_and_emmeans_bias_adjustment_is_its_taylor_a
     # the two differ by the higher-order terms: exp(v/2) - (1 + v/2) ~ v^2/8 of the mean
     gap = averaged["estimate"].to_numpy() / r_bias - 1
     np.testing.assert_allclose(gap, np.exp(fit_tau**2 / 2) / (1 + tau**2 / 2) - 1, rtol=1e-4)
+
+    # logit: emmeans' expansion is p + (v/2) p(1-p)(1-2p); with the crossover's tau (23.5 under Laplace) it is
+    # useless (1e-4 and 0.036) where the population-averaged probabilities are 0.26 and 0.35
+    stored = reference()["crossover"]
+    r_fit = WithCoefficients(fitted("crossover"), stored)
+    p = 1 / (1 + np.exp(-emmeans(r_fit, "trt").table["estimate"].to_numpy()))
+    r_bias = r_table(stored["emmeans"]["trt_response_bias_adjusted"])["estimate"].to_numpy()
+    np.testing.assert_allclose(r_bias, p + stored["tau"] ** 2 / 2 * p * (1 - p) * (1 - 2 * p), rtol=1e-6)
+    exact = emmeans(r_fit, "trt", type="response", population_average=True).table["estimate"].to_numpy()
+    assert np.all(exact > 0.25) and np.all(r_bias < 0.04)
 
     cross = fitted("crossover")
     means = emmeans(cross, "trt", type="response", population_average=True).table

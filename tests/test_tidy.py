@@ -64,7 +64,7 @@ def assert_tidy(ours: pd.DataFrame, theirs: pd.DataFrame, rtol: dict[str, float]
             assert ours[column].astype(str).tolist() == theirs[column].astype(str).tolist(), column
 
 
-MIXED = ["ohio", "crossed", "slope", "nb"]
+MIXED = ["ohio", "crossed", "slope", "slope_uncorrelated", "nb"]
 SE_RTOL = {"std.error": 2e-4, "statistic": 2e-4, "p.value": 2e-3, "conf.low": 1e-4, "conf.high": 1e-4}
 
 

@@ -38,6 +38,10 @@ f_slope <- "y ~ x + (1 + x | a) + (1 | b)"
 cases$slope <- mixed_case(glmer(as.formula(f_slope), data = slope, family = poisson, control = control),
                           f_slope, "poisson", "lme4_structures/crossed_slope.csv")
 
+f_indep <- "y ~ x + (1 + x || a) + (1 | b)"  # uncorrelated: lme4's groups a and a.1
+cases$slope_uncorrelated <- mixed_case(glmer(as.formula(f_indep), data = slope, family = poisson, control = control),
+                                       f_indep, "poisson", "lme4_structures/crossed_slope.csv")
+
 nb <- read.csv("tests/data/negative_binomial/nb_crossed.csv")
 f_nb <- "y ~ x + (1 | a) + (1 | b)"
 nb_raw <- glmer.nb(as.formula(f_nb), data = nb, control = control)
