@@ -279,3 +279,17 @@ def test_an_offset_argument_is_a_covariate_at_its_mean_as_an_offset_term() -> No
         emmeans(as_array, "sex")
     rates = emmeans(as_array, "sex", offset=0.0).table
     np.testing.assert_allclose(rates["estimate"], in_formula["estimate"] - ohio["logpop"].mean(), rtol=1e-12)
+
+
+def test_population_average_with_a_random_slope_uses_the_variance_at_each_covariate_value() -> None:
+    """(1 + x | a) + (1 | b), log link: v(x) = (1, x) Sigma_a (1, x)' + sigma_b^2 and the mean exp(eta + v/2)."""
+    data = pd.read_csv(Path(__file__).parent / "data" / "lme4_structures" / "crossed_slope.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmer("y ~ x + (1 + x | a) + (1 | b)", data, "poisson")
+    values = [-1.0, 0.0, 1.5]
+    eta = emmeans(fit, "x", at={"x": values}).table["estimate"].to_numpy()
+    averaged = emmeans(fit, "x", at={"x": values}, type="response", population_average=True).table
+    sigma_a, sigma_b = fit.cov_re["a"].to_numpy(), fit.cov_re["b"].to_numpy()[0, 0]
+    variance = np.array([np.array([1.0, x]) @ sigma_a @ np.array([1.0, x]) + sigma_b for x in values])
+    np.testing.assert_allclose(averaged["estimate"], np.exp(eta + variance / 2), rtol=1e-12)
