@@ -130,7 +130,8 @@ def _uncorrelated_labels(fit: Any, first: str, r: int) -> list[str]:
 
 def _ran_vals(fit: Any) -> pd.DataFrame:
     """Conditional modes and SDs, by grouping factor, effect and level (broom.mixed's order)."""
-    frames = fit.ranef if isinstance(fit.ranef, dict) else {fit.group_name: fit.ranef}
+    ranef = fit.ranef  # (a property that computes the modes' covariances: read once)
+    frames = ranef if isinstance(ranef, dict) else {fit.group_name: ranef}
     parts = []
     for group, frame in frames.items():
         levels = [str(v) for v in frame.index]
