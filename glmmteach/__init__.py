@@ -6,8 +6,12 @@ nested models by likelihood-ratio tests, :func:`bootstrap_lrt` by a parametric b
 """
 
 from .compare import BootstrapLRT, anova, bootstrap_lrt, compare_ic
+from .emmeans import MarginalMeans, contrast, emmeans
+from .exceptions import GlmmteachError
 from .glm import GLMResults, glm
 from .glmm import GLMMResults, glmer
+from .tidy import tidy_glm, tidy_glmm
 
-__all__ = ["BootstrapLRT", "GLMMResults", "GLMResults", "anova", "bootstrap_lrt", "compare_ic", "glm", "glmer"]
+__all__ = ["BootstrapLRT", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "anova", "bootstrap_lrt",
+           "compare_ic", "contrast", "emmeans", "glm", "glmer", "tidy_glm", "tidy_glmm"]
 __version__ = "0.1.0"

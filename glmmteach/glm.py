@@ -201,6 +201,7 @@ class GLMResults:
         self.nb_shape = nb_shape
         self.family = family
         self.formula = formula
+        self.frame: pd.DataFrame | None = None  # the data frame given to glm() (set there; emmeans reads it)
         self.converged = fit.converged
         self.iterations = fit.iterations
         self.fittedvalues = design.pad(pd.Series(fit.mu, index=design.row_index, name="fitted"))
@@ -410,12 +411,20 @@ class GLMResults:
         type: str = "link",  # noqa: A002 - R's argument name
         offset: ArrayLike | str | None = None,
         se_fit: bool = False,
+        interval: str | None = None,
+        level: float = 0.95,
     ) -> pd.Series | pd.DataFrame:
         """Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         With ``se_fit=True`` returns a DataFrame with the prediction and its standard error (delta
         method on the response scale). Aliased coefficients contribute nothing, as in R.
+        ``interval="confidence"``: ``fit``, ``se_fit``, ``lower``, ``upper``, see
+        :func:`glmmteach.intervals.predict_interval`.
         """
+        if interval is not None:
+            from .intervals import predict_interval
+
+            return predict_interval(self, newdata, type, offset=offset, interval=interval, level=level)
         if type not in ("link", "response"):
             raise ValueError(f"type must be 'link' or 'response', got {type!r}")
         pad = self.design.pad if newdata is None else (lambda values: values)
@@ -455,6 +464,12 @@ class GLMResults:
         y = proportions(d)
         unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
         return d.pad(pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index))
+
+    def tidy(self, conf_int: bool = False, conf_level: float = 0.95, conf_method: str = "profile") -> pd.DataFrame:
+        """broom's ``tidy(fit)``: see :func:`glmmteach.tidy.tidy_glm`."""
+        from .tidy import tidy_glm
+
+        return tidy_glm(self, conf_int, conf_level, conf_method)
 
     # ---- display ---------------------------------------------------------------------------
     def coef_table(self) -> pd.DataFrame:
@@ -631,7 +646,9 @@ def glm(
             RankDeficiencyWarning,
             stacklevel=2,
         )
-    return fit_glm_design(design, fam, formula, maxit)
+    result = fit_glm_design(design, fam, formula, maxit)
+    result.frame = data
+    return result
 
 
 def proportions(design: Design) -> np.ndarray:

@@ -400,7 +400,7 @@ class GLMMResults:
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
                 n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False,
-                re_form: Any = None) -> pd.Series:
+                re_form: Any = None, interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         ``conditional=True``: given the estimated random effects,
@@ -418,8 +418,16 @@ class GLMMResults:
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
         Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
         was given ``offset=`` as an array (a column name is looked up in ``newdata``).
+        ``interval="confidence"`` (population-level predictions: ``re_form=[]`` or ``conditional=False``):
+        a DataFrame with ``fit``, ``se_fit``, ``lower``, ``upper`` at ``level``, see
+        :func:`glmmteach.intervals.predict_interval`.
         """
         from ..predict import population_average_mean
+
+        if interval is not None:
+            from ..intervals import predict_interval
+
+            return predict_interval(self, newdata, type, conditional, re_form, offset, interval, level, n_nodes)
 
         if type not in ("link", "response"):
             raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
@@ -550,6 +558,14 @@ class GLMMResults:
         from .api import refit_response
 
         return refit_response(self, new_response)
+
+    # ---- reporting --------------------------------------------------------------------------
+    def tidy(self, effects: str | list[str] = ("ran_pars", "fixed"), conf_int: bool = False,
+             conf_level: float = 0.95, conf_method: str = "Wald") -> pd.DataFrame:
+        """broom.mixed's ``tidy(fit)``: see :func:`glmmteach.tidy.tidy_glmm`."""
+        from ..tidy import tidy_glmm
+
+        return tidy_glmm(self, effects, conf_int, conf_level, conf_method)
 
     # ---- printing ---------------------------------------------------------------------------
     def summary(self) -> GLMMSummary:
