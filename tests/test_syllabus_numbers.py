@@ -45,7 +45,7 @@ def recording_tolerance(value: float, digits: int) -> float:
 # Laplace fit of the crossover GLMM: lme4 stops its inner iterations early (tolPwrss 1e-7);
 # the converged optimum (reference nAGQ_1_tolPwrss_1e12) differs in the 4th significant digit.
 SHORT_OF_OPTIMUM = (
-    "the syllabus table prints 2.78 (2.02), from a fit stopped short of the optimum 2.772 (2.015)"
+    "the syllabus table prints 2.78 (2.02), not reproduced: the converged fit gives 2.772 (2.015)"
 )
 ROUNDED_OHIO = "the syllabus computes -7.79 -/+ 1.96 x 0.204 from rounded inputs (-8.195, -7.395 unrounded)"
 LAPLACE = "lme4's printed Laplace fit stopped early; the converged optimum differs in the 4th digit"
@@ -126,7 +126,7 @@ SYLLABUS = [
     Printed("07_crossover_glmm", "agq_inter", -3.32, 5e-3),
     Printed("07_crossover_glmm", "agq_inter_se", 3.27, 5e-3),
     Printed("07_crossover_glmm", "agq_tau", 4.92, 1e-2,
-            "the syllabus prints 4.92 from a fit stopped short; the optimum is 4.915"),
+            "the syllabus prints 4.92, not reproduced; the optimum is 4.915"),
     # Lesson 10: summary(fit_poisson) and its interpretation (coding corrected, see errata).
     Printed("10_ohio_glmm", "ohio_b0", -7.7949302, 5e-6),
     Printed("10_ohio_glmm", "ohio_b0_se", 0.0234154, 5e-6),
