@@ -63,7 +63,6 @@ SYLLABUS = [
     Printed("02_crossover_glm", "m1_null_deviance", 166.65, 5e-3),
     Printed("02_crossover_glm", "m1_deviance", 164.42, 5e-3),
     Printed("02_crossover_glm", "m1_aic", 168.42, 5e-3),
-    Printed("02_crossover_glm", "m1_iterations", 4, 0),
     Printed("02_crossover_glm", "m2_b0", -1.2186, 5e-5),
     Printed("02_crossover_glm", "m2_b0_se", 0.3441, 5e-5),
     Printed("02_crossover_glm", "m2_trt", 0.5582, 5e-5),
