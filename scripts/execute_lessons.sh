@@ -6,7 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 for lesson in "$@"; do
     start=$(date +%s)
-    PYTHONHASHSEED=0 .venv/bin/jupyter nbconvert --to notebook --execute --inplace \
-        --ExecutePreprocessor.timeout=1800 --log-level=WARN "$lesson"
+    PYTHONHASHSEED=0 .venv/bin/jupyter execute --inplace --timeout=1800 "$lesson"
     echo "$lesson: executed in $(( $(date +%s) - start )) s"
 done
