@@ -578,7 +578,7 @@ class RandomTerm:
             return np.ones((len(newdata), 1))
         _require_columns(newdata, _variables(self.expr), "newdata")
         try:
-            Z, _, _ = _split_offsets(self._common.evaluate_new_data(newdata))
+            Z, _, _ = _split_offsets(_evaluate_new_data(self._common, newdata))
             fitted = self._common.common if isinstance(self._common, _DeferredModel) else self._common
             order = _r_column_order(fitted, by_degree=False)
         except Exception as err:  # formulae raises many types; name the cause
@@ -637,7 +637,7 @@ class Design:
             frame[placeholder] = 1.0
         _require_columns(frame, _fixed_variables(self.parsed, self._logical_bars), "newdata")
         try:
-            common = self._common.evaluate_new_data(frame)
+            common = _evaluate_new_data(self._common, frame)
             order = self._common.column_order if isinstance(self._common, _DeferredModel) else self._column_order
         except Exception as err:  # formulae raises many types; name the cause
             raise DataError(f"cannot build the model matrix for newdata: {err}") from err
@@ -647,6 +647,17 @@ class Design:
         if isinstance(extra, np.ndarray | list | pd.Series) and offset is None:
             raise DataError("the model was fitted with offset= given as an array; pass offset= for the new rows too")
         return X, formula_offset + _numeric_vector(frame, extra, "offset", len(frame), default=0.0)
+
+
+def _evaluate_new_data(model: Any, frame: pd.DataFrame) -> Any:
+    """formulae's model matrices of new rows, without pandas 3's deprecation warning about formulae's code.
+
+    formulae codes a factor of new rows with ``pd.Categorical(x, categories=levels)``, which pandas 3 warns
+    about; it is formulae's internals, not the user's data (levels the fit did not see raise, and are named).
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Constructing a Categorical with a dtype and values")
+        return model.evaluate_new_data(frame)
 
 
 def _check_frame(data: Any, what: str = "data") -> pd.DataFrame:
