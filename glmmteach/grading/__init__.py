@@ -4,7 +4,8 @@ Modules: :mod:`~glmmteach.grading.notebooks` (source notebooks, student and solu
 :mod:`~glmmteach.grading.sandbox` (the bubblewrap sandbox), :mod:`~glmmteach.grading.runner` (executing a
 notebook and collecting its answers), :mod:`~glmmteach.grading.child` (the program that runs the cells, and the
 format in which answers are recorded), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
-:mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions).
+:mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions),
+:mod:`~glmmteach.grading.export` (the files grading writes: CSVs safe to open in a spreadsheet, feedback).
 The command line is :mod:`glmmteach.cli`.
 
 **Instructor source notebooks** (``exercises/*.ipynb``) mark their cells:
@@ -54,7 +55,8 @@ unless given ``sandbox=False`` (``--no-sandbox``), and every status in the grade
 """
 
 from .errors import GradingError, ReleaseError
-from .gradebook import STATUS_TEXT, grade, write_feedback, write_gradebook
+from .export import STATUS_TEXT, write_feedback, write_gradebook
+from .gradebook import grade
 from .notebooks import (
     PLACEHOLDER,
     SETUP_TAG,
