@@ -24,6 +24,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import re
+import time
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
@@ -221,6 +222,12 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     rows: list[GradeRow] = []
 
     def run(student: str, exercise: Exercise) -> GradeRow:
+        started = time.monotonic()
+        row = grade_one(student, exercise)
+        row.seconds = time.monotonic() - started  # the whole row, reading the submission included
+        return row
+
+    def grade_one(student: str, exercise: Exercise) -> GradeRow:
         path = submissions_dir / student / exercise.filename
         try:
             key, seed = key_of(exercise, owner_of(exercise, student))
@@ -246,7 +253,7 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             row = future.result()
             rows.append(row)
-            log(f"[{done}/{len(futures)}] {row.student}/{row.notebook}: {row.status}, "
+            log(f"[{done}/{len(futures)}] {printable(row.student)}/{row.notebook}: {row.status}, "
                 f"{format_points(row.total)}/{format_points(row.max_points)} ({row.seconds:.1f} s)")
     rows.sort(key=lambda r: (r.student, r.notebook))
     warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks)
