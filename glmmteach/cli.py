@@ -1,7 +1,7 @@
 """The ``glmmteach`` command: ``release`` exercise notebooks to students, ``grade`` their submissions,
 and ``copy-course`` (the lessons, exercises and data into a folder of the reader's)::
 
-    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR] [--secret-file FILE]
+    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR] [--secret-file FILE] [--force]
     glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR]
         [--student ID] [--marks marks.csv] [--timeout SECONDS] [--jobs N] [--no-sandbox]
     glmmteach copy-course DIR [--force]
@@ -53,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "student's own data for exercises with variants")
     rel.add_argument("--keys", type=Path, metavar="KEYS_DIR",
                      help="private key store, outside OUT_DIR (default: OUT_DIR-keys beside it)")
+    rel.add_argument("--force", action="store_true",
+                     help="overwrite an earlier release in OUT_DIR (its key store is reused unless --keys)")
     rel.add_argument("--secret-file", type=Path, metavar="FILE",
                      help="a new key store's secret (64 hex digits) from FILE instead of a random one, so that the "
                      "students' data can be reproduced (e.g. in tests); keep FILE as private as the key store")
@@ -91,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "release":
             secret = read_secret(args.secret_file) if args.secret_file is not None else None
             written = release(args.source_dir, args.out_dir, timeout=args.timeout, jobs=args.jobs, log=log,
-                              roster=args.students, keys_dir=args.keys, secret=secret)
+                              roster=args.students, keys_dir=args.keys, secret=secret, force=args.force)
             log(f"released {len(written)} notebook(s) to {args.out_dir}")
         else:
             rows = grade(args.source_dir, args.submissions_dir, args.out, timeout=args.timeout, jobs=args.jobs,
