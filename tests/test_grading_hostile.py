@@ -26,7 +26,7 @@ from grading_helpers import FIXTURE, RIGHT, WRONG, skip_security_test, submissio
 
 from glmmteach.grading import release
 from glmmteach.grading.export import read_records
-from glmmteach.grading.sandbox import sandbox_problem
+from glmmteach.grading.runner import sandbox_problem
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 

@@ -70,8 +70,8 @@ from .notebooks import (
     student_notebook,
 )
 from .release import Released, leaked_values, prepare_release, release
-from .runner import Execution, execute_notebook
-from .sandbox import Sandbox, sandbox_available
+from .runner import Execution, execute_notebook, sandbox_available
+from .sandbox import Sandbox
 from .scoring import GradeRow, compute_key, grade_submission, score_answer
 
 __all__ = [

@@ -55,7 +55,8 @@ from .export import (
 )
 from .keys import DEFAULT, KeyStore, check_student_id
 from .notebooks import Exercise, load_exercises, setup_source
-from .sandbox import Sandbox, check_hidden, claimed_uid, sandbox_problem
+from .runner import sandbox_problem
+from .sandbox import Sandbox, check_hidden, claimed_uid
 from .scoring import GradeRow, compute_key, grade_submission
 
 _COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|\s*-\s*copy(\s*\d+)?|\s+copy(\s*\d+)?)$", re.I)

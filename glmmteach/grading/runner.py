@@ -14,6 +14,7 @@ process left behind cannot change anything afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from .sandbox import (
     CHILD,
     Sandbox,
     bwrap_command,
+    claimed_uid,
     kill_group,
     kill_uid,
     private_folder,
@@ -387,3 +389,17 @@ def probe_sandbox(sandbox: Sandbox) -> str | None:
         return None
     return f"a trial run in bubblewrap failed ({run.status}: {'; '.join(run.errors)[:400]})"
 
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why no sandbox can be used here (bwrap missing or failing a trial run), or None when it works."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (`bwrap`) is not installed"
+    with contextlib.ExitStack() as stack:
+        sandbox = Sandbox(stack.enter_context(claimed_uid()) if os.geteuid() == 0 else None)
+        return probe_sandbox(sandbox)
+
+
+def sandbox_available() -> bool:
+    """True when submissions can run in bubblewrap on this machine (see :func:`sandbox_problem`)."""
+    return sandbox_problem() is None
