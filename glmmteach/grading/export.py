@@ -24,11 +24,16 @@ import os
 import re
 import tempfile
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..checks import MANUAL_KINDS, Feedback
 from .notebooks import Exercise
 from .scoring import GradeRow
+
+if TYPE_CHECKING:  # late.py reads its CSVs with this module's reader
+    from .late import Course
 
 UNSANDBOXED = " (no sandbox)"  # appended to the status of every row graded with --no-sandbox
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -171,9 +176,28 @@ def mark_feedback(rows: list[GradeRow], exercises: list[Exercise],
                                                f.max_points)
 
 
-def write_records(records: list[dict[str, str]], exercises: list[Exercise], path: Path) -> None:
-    """Write gradebook records (sorted by student and notebook) as the gradebook CSV."""
-    header = ["student", "notebook", *columns(exercises), "total", "max", "status"]
+def apply_late(records: list[dict[str, str]], exercises: list[Exercise], course: Course,
+               times: dict[tuple[str, str], datetime]) -> None:
+    """Late penalties: each record's ``submitted``, ``late_days``, ``late_penalty`` (points taken off: the
+    policy's fraction of the set's maximum, never below zero) and ``total`` after it (``raw_total`` before)."""
+    maxima = {ex.name: sum(s.points for s in ex.specs) for ex in exercises}
+    for record in records:
+        stem, student = Path(record["notebook"]).stem, record["student"]
+        submitted = times.get((student, record["notebook"]))
+        days = course.late_days(stem, student, submitted)
+        raw = float(record["total"] or 0)
+        penalty = min(raw, course.penalty(days) * maxima.get(stem, 0.0))
+        record.update(submitted="" if submitted is None else submitted.isoformat(), late_days=str(days),
+                      late_penalty=format_points(round(penalty, 9)), raw_total=format_points(raw),
+                      total=format_points(round(raw - penalty, 9)))
+
+
+def write_records(records: list[dict[str, str]], exercises: list[Exercise], path: Path, *,
+                  late: bool = False) -> None:
+    """Write gradebook records (sorted by student and notebook) as the gradebook CSV (with the late columns of
+    :func:`apply_late` when ``late``)."""
+    header = ["student", "notebook", *columns(exercises),
+              *(["raw_total", "submitted", "late_days", "late_penalty"] if late else []), "total", "max", "status"]
     if has_manual(exercises):
         header.append("to_mark")
     write_table(path, header, sorted(records, key=lambda r: (r["student"], r["notebook"])))
@@ -185,8 +209,12 @@ def write_gradebook(rows: list[GradeRow], exercises: list[Exercise], path: Path)
 
 
 def write_totals(records: list[dict[str, str]], exercises: list[Exercise], folder: Path,
-                 roster: list[dict[str, str]]) -> list[Path]:
-    """``totals.csv`` (one row per student) and the LMS imports ``lms-canvas.csv`` and ``lms-moodle.csv``."""
+                 roster: list[dict[str, str]], course: Course | None = None) -> list[Path]:
+    """``totals.csv`` (one row per student) and the LMS imports ``lms-canvas.csv`` and ``lms-moodle.csv``.
+
+    With a ``course``, only its graded sets count, and ``percent`` weighs each set's share by its weight."""
+    if course is not None:
+        exercises = [ex for ex in exercises if course.graded(ex.name)]
     notebooks = [ex.name for ex in exercises]
     maxima = {ex.name: sum(s.points for s in ex.specs) for ex in exercises}
     people = {row["student"]: row for row in roster}
@@ -200,10 +228,18 @@ def write_totals(records: list[dict[str, str]], exercises: list[Exercise], folde
     paths = [folder / "totals.csv", folder / "lms-canvas.csv", folder / "lms-moodle.csv"]
     per = {s: [format_points(totals[s].get(n, 0.0)) for n in notebooks] for s in students}
     grand = {s: sum(totals[s].get(n, 0.0) for n in notebooks) for s in students}
+    weights = {n: 1.0 if course is None else course.sets[n].weight for n in notebooks}
+    weighed = sum(weights[n] for n in notebooks if maxima[n])
+
+    def percent(student: str) -> str:
+        if course is None:
+            return f"{100 * grand[student] / grand_max:.1f}" if grand_max else ""
+        shares = sum(weights[n] * totals[student].get(n, 0.0) / maxima[n] for n in notebooks if maxima[n])
+        return f"{100 * shares / weighed:.1f}" if weighed else ""
+
     write_atomic(paths[0], csv_text(
         ["student", *notebooks, "total", "max", "percent"],
-        [[s, *per[s], format_points(grand[s]), format_points(grand_max),
-          f"{100 * grand[s] / grand_max:.1f}" if grand_max else ""] for s in students]))
+        [[s, *per[s], format_points(grand[s]), format_points(grand_max), percent(s)] for s in students]))
     canvas_lines = [["Points Possible", "", "", "", "", *(format_points(maxima[n]) for n in notebooks)]]
     for s in students:
         person = people.get(s, {})

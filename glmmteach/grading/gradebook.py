@@ -27,6 +27,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from ..checks import Feedback, make_public_key
 from .errors import GradingError
 from .export import (
     UNSANDBOXED,
+    apply_late,
     apply_marks,
     feedback_name,
     format_points,
@@ -54,6 +56,7 @@ from .export import (
     write_totals,
 )
 from .keys import DEFAULT, KeyStore, check_student_id
+from .late import TIMES_FILE, Course, read_course, read_times
 from .notebooks import Exercise, load_exercises, setup_source
 from .runner import sandbox_problem
 from .sandbox import Sandbox, check_hidden, claimed_uid
@@ -160,7 +163,8 @@ def survey_submissions(submissions_dir: Path, exercises: list[Exercise], roster:
 
 def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float = 300, jobs: int = 1,
           sandbox: bool = True, log: Callable[[str], None] = print, keys_dir: Path | None = None,
-          student: str | None = None, marks: Path | None = None) -> list[GradeRow]:
+          student: str | None = None, marks: Path | None = None, course: Path | None = None,
+          times: Path | None = None) -> list[GradeRow]:
     """Grade every student's notebooks (or only ``student``'s, updating the files of an earlier run).
 
     Keys come from the key store ``keys_dir`` written by ``release`` (required for exercises with variants);
@@ -172,6 +176,15 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     status.
     """
     exercises = load_exercises(source_dir)
+    policy = read_course(course) if course is not None else None
+    if policy is not None:
+        unknown = sorted(set(policy.sets) - {ex.name for ex in exercises})
+        if unknown:
+            raise GradingError(f"course file {course}: no source notebook for set(s) {unknown} in {source_dir}")
+    times_path = times if times is not None else submissions_dir / TIMES_FILE
+    if times is not None and not times.is_file():
+        raise GradingError(f"submission times file {times} does not exist")
+    submitted = read_times(times_path) if policy is not None and times_path.is_file() else {}
     with_variants = [ex.filename for ex in exercises if ex.variants]
     if keys_dir is None and with_variants:
         # without the release's key store every student would be graded on the course data, not their own
@@ -257,7 +270,8 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             log(f"[{done}/{len(futures)}] {printable(row.student)}/{row.notebook}: {row.status}, "
                 f"{format_points(row.total)}/{format_points(row.max_points)} ({row.seconds:.1f} s)")
     rows.sort(key=lambda r: (r.student, r.notebook))
-    warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks)
+    late = None if policy is None else (policy, submitted)
+    warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks, late=late)
     write_atomic(folder / "warnings.txt", "".join(f"{w}\n" for w in warnings))
     for warning in warnings:
         log(f"warning: {warning}")
@@ -265,7 +279,8 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
 
 
 def write_outputs(rows: list[GradeRow], exercises: list[Exercise], out: Path, *, roster: list[dict[str, str]],
-                  student: str | None, marks: Path | None) -> list[str]:
+                  student: str | None, marks: Path | None,
+                  late: tuple[Course, dict[tuple[str, str], datetime]] | None = None) -> list[str]:
     """Write the gradebook and the files beside it (merging an earlier run's rows when grading one
     ``student``, and the instructor's marks); return warnings about the marks and about files not written.
 
@@ -292,8 +307,10 @@ def write_outputs(rows: list[GradeRow], exercises: list[Exercise], out: Path, *,
     for line in answers:
         mark = mark_values.get((line["student"], Path(line["notebook"]).stem, line["question"]))
         line["points"] = "" if mark is None else format_points(mark)
-    write_records(records, exercises, out)
-    write_totals(records, exercises, folder, roster)
+    if late is not None:
+        apply_late(records, exercises, *late)
+    write_records(records, exercises, out, late=late is not None)
+    write_totals(records, exercises, folder, roster, None if late is None else late[0])
     if has_manual(exercises):
         write_table(folder / "manual-answers.csv", ["student", "notebook", "question", "max", "answer", "points"],
                     sorted(answers, key=lambda r: (r["student"], r["notebook"], r["question"])))
