@@ -5,7 +5,9 @@ Modules: :mod:`~glmmteach.grading.notebooks` (source notebooks, student and solu
 notebook and collecting its answers), :mod:`~glmmteach.grading.child` (the program that runs the cells, and the
 format in which answers are recorded), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
 :mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions),
-:mod:`~glmmteach.grading.export` (the files grading writes: CSVs safe to open in a spreadsheet, feedback).
+:mod:`~glmmteach.grading.export` (the files grading writes: CSVs safe to open in a spreadsheet, feedback),
+:mod:`~glmmteach.grading.late` (the course file and late penalties), :mod:`~glmmteach.grading.collect`
+(an LMS bulk download into one folder per student).
 The command line is :mod:`glmmteach.cli`.
 
 **Instructor source notebooks** (``exercises/*.ipynb``) mark their cells:

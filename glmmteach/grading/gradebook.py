@@ -3,14 +3,17 @@
 Files written beside the gradebook ``OUT`` (e.g. ``grades/gradebook.csv``):
 
 * ``gradebook.csv``: one row per student and notebook, points per question (``notebook:question``), total,
-  maximum and status (plus ``to_mark``, the free-text answers still to mark, when a notebook has any);
+  maximum and status (plus ``to_mark``, the free-text answers still to mark, when a notebook has any, and
+  the late columns of :func:`~glmmteach.grading.export.apply_late` with a course file,
+  :mod:`~glmmteach.grading.late`);
 * ``totals.csv``: one row per student, the total of each notebook, the total, the maximum and the percentage;
 * ``lms-canvas.csv`` (Canvas gradebook import: ``Student, ID, SIS User ID, SIS Login ID, Section``, a column
   per notebook and a ``Points Possible`` row) and ``lms-moodle.csv`` (Moodle CSV import: ``ID number``,
   ``Email address`` and a column per notebook, mapped in Moodle's import dialog);
 * ``manual-answers.csv``: the free-text answers (``text`` questions) with a ``points`` column; copy it to
   ``marks.csv`` (or pass ``--marks``), fill in the points and grade again (or ``--student ID``) to merge them;
-* ``warnings.txt``: misnamed or misplaced submissions, hidden folders, students not on the roster;
+* ``warnings.txt``: misnamed or misplaced submissions, hidden folders, students not on the roster, folder
+  names an LMS would confuse or that are not UTF-8, files not written;
 * ``feedback/<student>.md`` and ``feedback/<student>.html`` (the same feedback, escaped HTML), and
   ``executed/<student>/<notebook>``.
 
