@@ -16,7 +16,7 @@ from grading_helpers import FIXTURE
 from glmmteach.checks import Feedback
 from glmmteach.grading import GradeRow, load_exercise
 from glmmteach.grading import export as ex
-from glmmteach.grading.gradebook import name_warnings
+from glmmteach.grading.gradebook import name_warnings, write_student_files
 from glmmteach.grading.runner import parse_outputs
 from glmmteach.grading.scoring import MAX_CELLS, read_submission
 
@@ -143,3 +143,13 @@ def test_the_grader_refuses_huge_deep_and_odd_files_before_doing_work_on_them(tm
     good = tmp_path / "good.ipynb"
     good.write_text(_notebook_with_cells(3))
     assert read_submission(good)[1] == "" and len(read_submission(good)[0].cells) == 3
+
+
+def test_a_student_whose_files_cannot_be_written_gets_it_as_status_and_the_others_are_written(tmp_path):
+    rows = [_row("alice"), _row("bob"), _row("carol")]
+    (tmp_path / "feedback" / "bob.md").mkdir(parents=True)  # a folder where bob's feedback file goes
+    warnings = write_student_files(rows, tmp_path)
+    assert [row.status for row in rows] == ["ok", "ok (files not written)", "ok"]
+    assert len(warnings) == 1 and warnings[0].startswith("student 'bob': feedback or executed notebook not written")
+    assert (tmp_path / "feedback" / "alice.md").is_file() and (tmp_path / "feedback" / "carol.html").is_file()
+    assert ex.status_text(rows[1].status) == ex.STATUS_TEXT["ok"]

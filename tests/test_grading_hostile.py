@@ -414,3 +414,13 @@ def test_the_status_is_the_runners_and_student_text_is_escaped_in_feedback(hosti
     executed = nbformat.read(hostile["out"].parent / "executed" / "surrogate" / "tiny.ipynb", 4)
     printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
     assert "\ufffd <img src=x onerror=alert(1)>" in printed  # the executed notebook is the instructor's to read
+
+
+def test_a_security_test_fails_rather_than_skips_where_root_useradd_and_bwrap_are_present(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    with pytest.raises(pytest.fail.Exception, match="must run, not skip"):
+        skip_security_test("cannot prepare an ordinary user here")
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "bwrap" else f"/usr/bin/{tool}")
+    with pytest.raises(pytest.skip.Exception, match=r"\(this machine has no bwrap\)"):
+        skip_security_test("no sandbox here")
