@@ -1,9 +1,12 @@
-"""The ``glmmteach`` command: ``release`` exercise notebooks to students, ``grade`` their submissions,
+"""The ``glmmteach`` command: ``release`` exercise notebooks to students, ``collect`` an LMS download,
+``grade`` their submissions,
 and ``copy-course`` (the lessons, exercises and data into a folder of the reader's)::
 
-    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR] [--secret-file FILE]
+    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR] [--secret-file FILE] [--force]
     glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR]
-        [--student ID] [--marks marks.csv] [--timeout SECONDS] [--jobs N] [--no-sandbox]
+        [--student ID] [--marks marks.csv] [--course course.toml] [--times times.csv]
+        [--timeout SECONDS] [--jobs N] [--no-sandbox]
+    glmmteach collect LMS_DOWNLOAD.zip SUBMISSIONS_DIR [--students roster.csv]
     glmmteach copy-course DIR [--force]
 
 Exit status 0 on success, 1 when a release is refused or grading cannot start, 2 on bad arguments.
@@ -19,7 +22,8 @@ from pathlib import Path
 
 from .course import add_subcommand as add_copy_course
 from .grading import GradingError, grade, release
-from .grading.keys import read_secret
+from .grading.collect import collect
+from .grading.keys import read_roster, read_secret
 
 
 def _positive_float(text: str) -> float:
@@ -53,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "student's own data for exercises with variants")
     rel.add_argument("--keys", type=Path, metavar="KEYS_DIR",
                      help="private key store, outside OUT_DIR (default: OUT_DIR-keys beside it)")
+    rel.add_argument("--force", action="store_true",
+                     help="overwrite an earlier release in OUT_DIR (its key store is reused unless --keys)")
     rel.add_argument("--secret-file", type=Path, metavar="FILE",
                      help="a new key store's secret (64 hex digits) from FILE instead of a random one, so that the "
                      "students' data can be reproduced (e.g. in tests); keep FILE as private as the key store")
@@ -72,9 +78,21 @@ def build_parser() -> argparse.ArgumentParser:
     gra.add_argument("--student", metavar="ID", help="regrade this student only, updating the gradebook")
     gra.add_argument("--marks", type=Path, metavar="MARKS_CSV",
                      help="instructor's marks of free-text answers (default: marks.csv beside the gradebook)")
+    gra.add_argument("--course", type=Path, metavar="COURSE_TOML",
+                     help="course file: graded sets, weights, deadlines, late policy, extensions (practice sets "
+                     "stay out of totals and LMS files)")
+    gra.add_argument("--times", type=Path, metavar="TIMES_CSV",
+                     help="submission times (student, notebook, submitted) for --course's late policy (default: "
+                     "SUBMISSIONS_DIR/submission-times.csv, written by collect)")
     gra.add_argument("--no-sandbox", action="store_true",
                      help="run submissions unconfined, as your user, when no sandbox (bubblewrap) is "
                      "available; every gradebook status then says '(no sandbox)'")
+    col = commands.add_parser("collect", help="unpack an LMS bulk download (Canvas, Moodle) into one folder "
+                              "per student")
+    col.add_argument("archive", type=Path, help="the zip the LMS gave")
+    col.add_argument("submissions_dir", type=Path, help="folder to fill: SUBMISSIONS_DIR/<student>/<notebook>")
+    col.add_argument("--students", type=Path, metavar="ROSTER_CSV",
+                     help="roster mapping the LMS's ids to student ids (canvas_id and name columns)")
     add_copy_course(commands)
     return parser
 
@@ -91,12 +109,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "release":
             secret = read_secret(args.secret_file) if args.secret_file is not None else None
             written = release(args.source_dir, args.out_dir, timeout=args.timeout, jobs=args.jobs, log=log,
-                              roster=args.students, keys_dir=args.keys, secret=secret)
+                              roster=args.students, keys_dir=args.keys, secret=secret, force=args.force)
             log(f"released {len(written)} notebook(s) to {args.out_dir}")
+        elif args.command == "collect":
+            placed, problems = collect(args.archive, args.submissions_dir,
+                                       roster=read_roster(args.students) if args.students else None)
+            for problem in problems:
+                log(f"not placed: {problem}")
+            log(f"placed {len(placed)} notebook(s) in {args.submissions_dir} ({sum(p.late for p in placed)} marked "
+                f"late by the LMS); {len(problems)} not placed")
         else:
             rows = grade(args.source_dir, args.submissions_dir, args.out, timeout=args.timeout, jobs=args.jobs,
                          sandbox=not args.no_sandbox, log=log, keys_dir=args.keys, student=args.student,
-                         marks=args.marks)
+                         marks=args.marks, course=args.course, times=args.times)
             log(f"graded {len(rows)} notebook(s); gradebook {args.out}, feedback in {args.out.parent / 'feedback'}")
     except GradingError as exc:
         log(f"glmmteach {args.command}: {exc}")

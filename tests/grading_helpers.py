@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from glmmteach.grading import PLACEHOLDER
 
@@ -14,6 +17,27 @@ FIXTURE = Path(__file__).parent / "grading_fixtures" / "source"
 # students' resamples now and then give answers within tolerance of each other (a chance event, not a leak),
 # and their "copied numbers earn nothing" checks would fail at random.
 TEST_RELEASE_SECRET = hashlib.sha256(b"glmmteach test release").hexdigest()
+
+# Where these are all present (CI installs bubblewrap and runs as root), a security test that cannot run is
+# a failure, not a skip: the hostile-submission tests as root and as an ordinary user are what the grader's
+# promise rests on, and a skip there would hide a broken set-up.
+SECURITY_TOOLS = ("root", "useradd", "bwrap")
+
+
+def security_tools_missing() -> list[str]:
+    """Which of root, ``useradd`` and ``bwrap`` this machine lacks (empty: every security test must run)."""
+    missing = [] if os.geteuid() == 0 else ["root"]
+    return missing + [tool for tool in SECURITY_TOOLS[1:] if shutil.which(tool) is None]
+
+
+def skip_security_test(reason: str) -> None:
+    """Skip a security test for ``reason`` when root, useradd or bubblewrap is missing here; else fail."""
+    missing = security_tools_missing()
+    if missing:
+        pytest.skip(f"{reason} (this machine has no {', '.join(missing)})")
+    pytest.fail(f"{reason}; root, useradd and bubblewrap are all present here, so this security test must "
+                "run, not skip", pytrace=False)
+
 
 # Student answers, as code that replaces each `raise NotImplementedError()` placeholder (in question order).
 RIGHT = [

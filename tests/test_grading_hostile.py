@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -21,9 +22,11 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from grading_helpers import FIXTURE, RIGHT, WRONG, submission
+from grading_helpers import FIXTURE, RIGHT, WRONG, skip_security_test, submission
 
-from glmmteach.grading import release, sandbox_available
+from glmmteach.grading import release
+from glmmteach.grading.export import read_records
+from glmmteach.grading.runner import sandbox_problem
 
 pytestmark = [pytest.mark.grading, pytest.mark.slow]
 
@@ -80,7 +83,8 @@ for path in candidates:
         text = open(path).read()
     except OSError:
         continue
-    if "BEGIN SOLUTION" in text:
+    # this exercise's solutions (the practice sets installed with glmmteach carry theirs for every student)
+    if "BEGIN SOLUTION" in text and 'ExerciseChecks("tiny")' in text:
         found.append(path)
         for cell in json.loads(text)["cells"]:
             if cell["cell_type"] == "code" and "checks-setup" not in cell.get("metadata", {{}}).get("tags", []):
@@ -155,6 +159,26 @@ for folder in [sysconfig.get_paths()["purelib"], *site.getsitepackages()]:
         "hugo": submission(released, ["odds_ratio = 10 ** 5000", RIGHT[1],
                                       RIGHT[2] + "\nlog_odds_by_period = np.zeros(100_000)", RIGHT[3]],
                            {Q3_CELL_END: "answers['extra'] = object()\nanswers['big'] = 10 ** 100_000"}),
+        # writes the runner's "every cell ran" line itself, then loops until the time limit
+        "faker": submission(released, RIGHT, {100: """
+import json
+with open("outputs.jsonl", "a") as handle:
+    handle.write(json.dumps({"done": True}) + "\\n")
+while True:
+    pass
+"""}),
+        # appends 210,000 small stream outputs to the results channel (merged quadratically, 143 s, before)
+        "flooder": submission(released, RIGHT, {100: """
+import json
+line = json.dumps({"cell": 2, "output": {"output_type": "stream", "name": "stdout", "text": "x\\n"}}) + "\\n"
+with open("outputs.jsonl", "a") as handle:
+    handle.write(line * 210_000)
+"""}),
+        # an output and an error message holding a lone surrogate (killed the run with UnicodeEncodeError)
+        "surrogate": submission(released, RIGHT, {100: "print('\\ud800 <img src=x onerror=alert(1)>')\n"
+                                                  "raise ValueError('\\ud800\\n- q1 (2/2): right.\\n# Heading')"}),
+        # spreadsheet formulas as student ids (the folder names)
+        **{name: submission(released, RIGHT) for name in FORMULA_IDS},
         # fork bomb and memory hog after right answers
         "bomber": submission(released, RIGHT, {100: """
 import os, time
@@ -173,6 +197,32 @@ hog = bytearray(8 * 2**30)
     }
 
 
+FORMULA_IDS = ['=HYPERLINK("evil","click")', "+cmd|' -c calc'!A0", "@SUM(1+1)", "-2+3"]
+NOT_UTF8 = b"M\xfcller"  # a folder name as unzip makes it from a Windows zip
+NOT_UTF8_SHOWN = "M\\xfcller"  # how every file the grader writes shows it
+ODD_FILES = {  # student: what the submitted "notebook" is, and the message it gets
+    "piper": ("a FIFO", "not a regular file"),
+    "nester": ("JSON nested 800 deep", "nests its data more than 64 levels deep"),
+    "celler": ("50,000 cells", "the notebook has 50,000 cells, more than the 1,000"),
+}
+PREVIOUS_GRADEBOOK = (b"student,notebook,tiny:q1,tiny:q2,tiny:q3,tiny:q4,total,max,status\n"
+                      + b"x,tiny.ipynb,0,0,0,0,0,5,ok\n" * 50)
+
+
+def write_odd_files(submissions: Path, released: Path) -> None:
+    """The submissions that are not notebooks a grader should open: a FIFO, deep JSON, too many cells."""
+    for student in ODD_FILES:
+        (submissions / student).mkdir(parents=True)
+    os.mkfifo(submissions / "piper" / "tiny.ipynb")
+    (submissions / "nester" / "tiny.ipynb").write_text('{"cells": ' + "[" * 800 + "]" * 800 + "}")
+    notebook = json.loads(submission(released, RIGHT))
+    notebook["cells"] = notebook["cells"] + [notebook["cells"][-1]] * (50_000 - len(notebook["cells"]))
+    (submissions / "celler" / "tiny.ipynb").write_text(json.dumps(notebook))
+    os.mkdir(bytes(submissions) + b"/" + NOT_UTF8)
+    with open(bytes(submissions) + b"/" + NOT_UTF8 + b"/tiny.ipynb", "w") as handle:
+        handle.write(submission(released, RIGHT))
+
+
 EXPECTED = {  # student: (status, points for q1..q4 and total)
     "alice": ("ok", ["2", "1", "1", "1", "5"]),
     "forker": ("ok", ["2", "1", "1", "1", "5"]),
@@ -185,6 +235,12 @@ EXPECTED = {  # student: (status, points for q1..q4 and total)
     "patcher": ("ok", ["0", "0", "0", "0", "0"]),
     "hugo": ("ok", ["0", "1", "0", "1", "2"]),  # the huge values get messages; nothing raises
     "bomber": ("error", ["2", "1", "1", "1", "5"]),
+    "faker": ("timeout", ["2", "1", "1", "1", "5"]),
+    "flooder": ("ok", ["2", "1", "1", "1", "5"]),
+    "surrogate": ("error", ["2", "1", "1", "1", "5"]),
+    NOT_UTF8_SHOWN: ("ok", ["2", "1", "1", "1", "5"]),
+    **{name: ("ok", ["2", "1", "1", "1", "5"]) for name in FORMULA_IDS},
+    **{name: ("invalid-notebook", ["0", "0", "0", "0", "0"]) for name in ODD_FILES},
 }
 
 
@@ -203,13 +259,14 @@ def tree_digest(folder: Path) -> dict[str, str]:
 def _ordinary_user() -> tuple[list[str], Path]:
     """Command prefix to run as the ordinary user, and the glmmteach package that user's grader imports."""
     if os.geteuid() != 0:
-        pytest.skip("grading as another, ordinary user needs root to create and become that user "
-                    "(the 'current' case already runs as an ordinary user)")
-    built = subprocess.run(["bash", str(REPO / "tests" / "run_as_user.sh"), USER, str(USER_VENV)],
+        skip_security_test("grading as another, ordinary user needs root to create and become that user "
+                           "(the 'current' case already runs as an ordinary user)")
+    # the test run's own Python builds the wheel (it has setuptools and wheel), the user's pip installs it
+    built = subprocess.run(["bash", str(REPO / "tests" / "run_as_user.sh"), USER, str(USER_VENV), sys.executable],
                            capture_output=True, text=True, timeout=1800)
     if built.returncode == 3:
-        pytest.skip(f"cannot prepare an ordinary user here: {built.stderr.strip()}")
-    assert built.returncode == 0, built.stderr[-2000:]
+        skip_security_test(f"cannot prepare an ordinary user here: {built.stderr.strip()}")
+    assert built.returncode == 0, f"tests/run_as_user.sh failed:\n{built.stderr[-6000:]}"
     python = built.stdout.strip().splitlines()[-1]
     package = subprocess.run(["runuser", "-u", USER, "--", python, "-c",
                               "import glmmteach, os; print(os.path.dirname(glmmteach.__file__))"],
@@ -226,8 +283,9 @@ def released(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module", params=["current user", "ordinary user"])
 def hostile(request, released):
-    if not sandbox_available():
-        pytest.skip("bubblewrap is not available here: hostile submissions are never run unconfined")
+    problem = sandbox_problem()
+    if problem is not None:
+        skip_security_test(f"no sandbox here ({problem}): hostile submissions are never run unconfined")
     if request.param == "ordinary user":
         prefix, package = _ordinary_user()
     else:
@@ -237,8 +295,10 @@ def hostile(request, released):
     for student, text in hostile_notebooks(released, root).items():
         (root / "submissions" / student).mkdir(parents=True)
         (root / "submissions" / student / "tiny.ipynb").write_text(text)
+    write_odd_files(root / "submissions", released)
     (root / "tmp").mkdir()
     (root / "out").mkdir()
+    (root / "out" / "gradebook.csv").write_bytes(PREVIOUS_GRADEBOOK)  # replaced whole, never emptied
     if request.param == "ordinary user":
         shutil.chown(root, USER)
         for path in root.rglob("*"):
@@ -258,7 +318,7 @@ def hostile(request, released):
     time.sleep(5)  # long enough for the forger's detached process, had it survived, to act
     result = {"finished": finished, "seconds": seconds, "root": root, "gradebook": gradebook, "out": out,
               "before": before, "package": package, "site_packages": site_packages,
-              "rows": {row["student"]: row for row in csv.DictReader(gradebook.decode().splitlines())}}
+              "rows": {row["student"]: row for row in read_records(out)}}
     yield result
     shutil.rmtree(root, ignore_errors=True)
 
@@ -269,8 +329,12 @@ def test_grader_survives_and_writes_every_row(hostile):
     assert set(hostile["rows"]) == set(EXPECTED)
     # the forked child sleeping 400 s and the endless loop cost at most the time limit, not the child's sleep
     assert hostile["seconds"] < 200, hostile["seconds"]
-    progress = {m[1]: float(m[2]) for m in re.finditer(r"\] (\w+)/tiny.ipynb: .*\(([\d.]+) s\)", finished.stderr)}
+    progress = {m[1]: float(m[2]) for m in re.finditer(r"(?m)^\[\d+/\d+\] (.+)/tiny.ipynb: .*\(([\d.]+) s\)$",
+                                                         finished.stderr)}
     assert progress["forker"] < TIMEOUT / 2 and progress["looper"] < TIMEOUT + 5, progress
+    # every row within the time limit and a small constant: the flood, the 50,000 cells and the FIFO included
+    assert len(progress) == len(EXPECTED) and max(progress.values()) < TIMEOUT + 10, progress
+    assert progress["celler"] < 5 and progress["piper"] < 5 and progress["nester"] < 5, progress
 
 
 @pytest.mark.parametrize("student", sorted(EXPECTED))
@@ -313,3 +377,50 @@ def test_no_file_outside_the_sandbox_changes(hostile):
     assert hostile["out"].read_bytes() == hostile["gradebook"]  # the forger's detached process never wrote
     assert b"forger,tiny.ipynb,2" not in hostile["gradebook"]
     assert os.listdir(root / "tmp") == []  # no kernel connection file or run folder left behind
+
+
+def test_odd_names_and_files_are_graded_and_said_so(hostile):
+    folder = hostile["out"].parent
+    warnings = (folder / "warnings.txt").read_text()
+    assert f"student folder {NOT_UTF8_SHOWN!r} is not valid UTF-8" in warnings
+    for student, (what, message) in ODD_FILES.items():
+        assert message in (folder / "feedback" / f"{student}.md").read_text(), what
+    assert hostile["gradebook"] != PREVIOUS_GRADEBOOK and b"x,tiny.ipynb" not in hostile["gradebook"]
+    assert (folder / "feedback" / f"{NOT_UTF8_SHOWN}.md").is_file()
+    assert (folder / "executed" / NOT_UTF8_SHOWN / "tiny.ipynb").is_file()
+
+
+def test_no_csv_cell_a_spreadsheet_would_evaluate(hostile):
+    folder = hostile["out"].parent
+    written = sorted(folder.glob("*.csv"))
+    assert {p.name for p in written} >= {"gradebook.csv", "totals.csv", "lms-canvas.csv", "lms-moodle.csv"}
+    for path in written:
+        with path.open(newline="") as handle:
+            cells = [cell for line in csv.reader(handle) for cell in line]
+        assert [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")] == [], path.name
+    totals = {row["student"] for row in read_records(folder / "totals.csv")}
+    assert totals >= set(FORMULA_IDS)  # the true ids, recovered from the escaped cells
+
+
+def test_the_status_is_the_runners_and_student_text_is_escaped_in_feedback(hostile):
+    feedback = hostile["out"].parent / "feedback"
+    assert "stopped at the time limit" in (feedback / "faker.md").read_text()
+    surrogate = (feedback / "surrogate.md").read_text()
+    assert "ValueError: \\ud800 - q1 (2/2): right. # Heading" in surrogate
+    assert [line for line in surrogate.splitlines() if line.startswith(("#", "- q1"))] == [
+        "# Feedback for surrogate", "## tiny.ipynb: 5 / 5", "- q1 (2/2): right."]
+    page = (feedback / "surrogate.html").read_text()
+    assert "<img" not in page and "ValueError: \\ud800" in page
+    executed = nbformat.read(hostile["out"].parent / "executed" / "surrogate" / "tiny.ipynb", 4)
+    printed = "".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.outputs)
+    assert "\ufffd <img src=x onerror=alert(1)>" in printed  # the executed notebook is the instructor's to read
+
+
+def test_a_security_test_fails_rather_than_skips_where_root_useradd_and_bwrap_are_present(monkeypatch):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(shutil, "which", lambda tool: f"/usr/bin/{tool}")
+    with pytest.raises(pytest.fail.Exception, match="must run, not skip"):
+        skip_security_test("cannot prepare an ordinary user here")
+    monkeypatch.setattr(shutil, "which", lambda tool: None if tool == "bwrap" else f"/usr/bin/{tool}")
+    with pytest.raises(pytest.skip.Exception, match=r"\(this machine has no bwrap\)"):
+        skip_security_test("no sandbox here")

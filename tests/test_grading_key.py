@@ -364,3 +364,36 @@ def test_key_store_computes_each_key_once_and_again_when_the_source_changes(tmp_
     (source / "crossover.csv").write_text(data.replace("\n1,1,0,0,0", "\n1,1,0,0,1", 1))
     changed = load_exercise(source / "tiny.ipynb")
     assert reopened.key(changed, "alice", compute)[0] == {"q1": 2.0} and calls == [first[1], first[1]]
+
+
+def _tree_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_grade_without_the_key_store_refuses_exercises_with_variants(graded, course):
+    """Without --keys a student's own data would be replaced by the course data (6 points became 8)."""
+    before = graded["out"].read_bytes()
+    for extra in ([], ["--student", "alice"]):
+        refused = _cli("grade", str(course["source"]), str(graded["submissions"]), "--out", str(graded["out"]),
+                       "--timeout", str(TIMEOUT), *extra)
+        assert refused.returncode == 1, refused.stderr
+        assert "tiny.ipynb in" in refused.stderr and "give each student their own data: pass --keys KEYS_DIR" \
+            in refused.stderr
+    assert graded["out"].read_bytes() == before
+
+
+def test_release_again_is_refused_without_force_and_reuses_the_recorded_keys(course, graded):
+    released = _tree_bytes(course["release"])
+    store = (course["keys"] / "keys.json").read_bytes()
+    arguments = ["release", str(course["source"]), str(course["release"]), "--students",
+                 str(course["root"] / "roster.csv"), "--jobs", "2", "--timeout", "120"]
+    refused = _cli(*arguments)  # no --keys: the first release's store was --keys elsewhere
+    assert refused.returncode == 1
+    assert f"{course['release']} already holds a release" in refused.stderr and "pass --force" in refused.stderr
+    assert f"(the key store {course['keys'].resolve()} is reused)" in refused.stderr
+    assert _tree_bytes(course["release"]) == released
+    forced = _cli(*arguments, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert _tree_bytes(course["release"]) == released  # the same seeds: every student keeps their data
+    assert (course["keys"] / "keys.json").read_bytes() == store
+    assert not (course["release"].parent / "release-keys").exists()  # no new store with a new secret

@@ -4,7 +4,10 @@ Modules: :mod:`~glmmteach.grading.notebooks` (source notebooks, student and solu
 :mod:`~glmmteach.grading.sandbox` (the bubblewrap sandbox), :mod:`~glmmteach.grading.runner` (executing a
 notebook and collecting its answers), :mod:`~glmmteach.grading.child` (the program that runs the cells, and the
 format in which answers are recorded), :mod:`~glmmteach.grading.scoring` (the key, scoring one submission),
-:mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions).
+:mod:`~glmmteach.grading.release` and :mod:`~glmmteach.grading.gradebook` (grading a folder of submissions),
+:mod:`~glmmteach.grading.export` (the files grading writes: CSVs safe to open in a spreadsheet, feedback),
+:mod:`~glmmteach.grading.late` (the course file and late penalties), :mod:`~glmmteach.grading.collect`
+(an LMS bulk download into one folder per student).
 The command line is :mod:`glmmteach.cli`.
 
 **Instructor source notebooks** (``exercises/*.ipynb``) mark their cells:
@@ -54,7 +57,8 @@ unless given ``sandbox=False`` (``--no-sandbox``), and every status in the grade
 """
 
 from .errors import GradingError, ReleaseError
-from .gradebook import STATUS_TEXT, grade, write_feedback, write_gradebook
+from .export import STATUS_TEXT, write_feedback, write_gradebook
+from .gradebook import grade
 from .notebooks import (
     PLACEHOLDER,
     SETUP_TAG,
@@ -68,8 +72,8 @@ from .notebooks import (
     student_notebook,
 )
 from .release import Released, leaked_values, prepare_release, release
-from .runner import Execution, execute_notebook
-from .sandbox import Sandbox, sandbox_available
+from .runner import Execution, execute_notebook, sandbox_available
+from .sandbox import Sandbox
 from .scoring import GradeRow, compute_key, grade_submission, score_answer
 
 __all__ = [

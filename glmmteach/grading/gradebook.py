@@ -3,245 +3,67 @@
 Files written beside the gradebook ``OUT`` (e.g. ``grades/gradebook.csv``):
 
 * ``gradebook.csv``: one row per student and notebook, points per question (``notebook:question``), total,
-  maximum and status (plus ``to_mark``, the free-text answers still to mark, when a notebook has any);
+  maximum and status (plus ``to_mark``, the free-text answers still to mark, when a notebook has any, and
+  the late columns of :func:`~glmmteach.grading.export.apply_late` with a course file,
+  :mod:`~glmmteach.grading.late`);
 * ``totals.csv``: one row per student, the total of each notebook, the total, the maximum and the percentage;
 * ``lms-canvas.csv`` (Canvas gradebook import: ``Student, ID, SIS User ID, SIS Login ID, Section``, a column
   per notebook and a ``Points Possible`` row) and ``lms-moodle.csv`` (Moodle CSV import: ``ID number``,
   ``Email address`` and a column per notebook, mapped in Moodle's import dialog);
 * ``manual-answers.csv``: the free-text answers (``text`` questions) with a ``points`` column; copy it to
   ``marks.csv`` (or pass ``--marks``), fill in the points and grade again (or ``--student ID``) to merge them;
-* ``warnings.txt``: misnamed or misplaced submissions, hidden folders, students not on the roster;
-* ``feedback/<student>.md`` and ``executed/<student>/<notebook>``.
+* ``warnings.txt``: misnamed or misplaced submissions, hidden folders, students not on the roster, folder
+  names an LMS would confuse or that are not UTF-8, files not written;
+* ``feedback/<student>.md`` and ``feedback/<student>.html`` (the same feedback, escaped HTML), and
+  ``executed/<student>/<notebook>``.
+
+This module runs a grading (which students, which keys, the sandboxed runs, in what order files are
+written); :mod:`~glmmteach.grading.export` writes the files, safely (atomic, escaped, no spreadsheet
+formula).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
-import csv
-import io
 import os
 import re
+import time
+import unicodedata
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from ..checks import MANUAL_KINDS, Feedback, make_public_key
+from ..checks import Feedback, make_public_key
 from .errors import GradingError
+from .export import (
+    UNSANDBOXED,
+    apply_late,
+    apply_marks,
+    feedback_name,
+    format_points,
+    gradebook_records,
+    has_manual,
+    manual_answers,
+    mark_feedback,
+    printable,
+    read_marks,
+    read_records,
+    without_surrogates,
+    write_atomic,
+    write_records,
+    write_student_feedback,
+    write_table,
+    write_totals,
+)
 from .keys import DEFAULT, KeyStore, check_student_id
+from .late import TIMES_FILE, Course, read_course, read_times
 from .notebooks import Exercise, load_exercises, setup_source
-from .sandbox import Sandbox, check_hidden, claimed_uid, sandbox_problem
+from .runner import sandbox_problem
+from .sandbox import Sandbox, check_hidden, claimed_uid
 from .scoring import GradeRow, compute_key, grade_submission
-
-
-def _format_points(points: float) -> str:
-    return f"{points:g}"
-
-
-def _columns(exercises: list[Exercise]) -> list[str]:
-    return [f"{ex.name}:{s.id}" for ex in exercises for s in ex.specs]
-
-
-def _has_manual(exercises: list[Exercise]) -> bool:
-    return any(s.kind in MANUAL_KINDS for ex in exercises for s in ex.specs)
-
-
-def gradebook_records(rows: list[GradeRow], exercises: list[Exercise]) -> list[dict[str, str]]:
-    """The gradebook rows as dicts; free-text questions stay blank (see :func:`apply_marks`)."""
-    manual = {(ex.name, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
-    records = []
-    for row in rows:
-        stem = Path(row.notebook).stem
-        record = {"student": row.student, "notebook": row.notebook}
-        for f in row.feedback:
-            record[f"{stem}:{f.question}"] = "" if (stem, f.question) in manual else _format_points(f.points)
-        record.update(max=_format_points(row.max_points), status=row.status)
-        records.append(record)
-    return apply_marks(records, exercises, [], {})
-
-
-def apply_marks(records: list[dict[str, str]], exercises: list[Exercise], answers: list[dict[str, str]],
-                marks: dict[tuple[str, str, str], float]) -> list[dict[str, str]]:
-    """Put the instructor's marks in the free-text columns and recompute ``total`` (and ``to_mark``: the
-    free-text answers given but not yet marked) of every record."""
-    manual = [(ex.name, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS]
-    given = {(a["student"], Path(a["notebook"]).stem, a["question"]) for a in answers if a.get("answer")}
-    for record in records:
-        stem = Path(record["notebook"]).stem
-        to_mark = 0
-        for name, question in manual:
-            if name != stem:
-                continue
-            mark = marks.get((record["student"], stem, question))
-            record[f"{stem}:{question}"] = "" if mark is None else _format_points(mark)
-            to_mark += mark is None and (record["student"], stem, question) in given
-        columns = [c for c in record if c.startswith(f"{stem}:")]
-        record["total"] = _format_points(sum(float(record[c] or 0) for c in columns))
-        if manual:
-            record["to_mark"] = str(to_mark)
-    return records
-
-
-def mark_feedback(rows: list[GradeRow], exercises: list[Exercise],
-                  marks: dict[tuple[str, str, str], float]) -> None:
-    """Put the instructor's marks of free-text answers into the rows' feedback (so that the feedback files'
-    totals are the gradebook's)."""
-    manual = {(ex.filename, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
-    for row in rows:
-        for index, f in enumerate(row.feedback):
-            mark = marks.get((row.student, Path(row.notebook).stem, f.question))
-            if (row.notebook, f.question) in manual and mark is not None:
-                row.feedback[index] = Feedback(f.question, mark == f.max_points, "marked by the instructor.", mark,
-                                               f.max_points)
-
-
-def write_records(records: list[dict[str, str]], exercises: list[Exercise], path: Path) -> None:
-    """Write gradebook records (sorted by student and notebook) as the gradebook CSV."""
-    header = ["student", "notebook", *_columns(exercises), "total", "max", "status"]
-    if _has_manual(exercises):
-        header.append("to_mark")
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    for record in sorted(records, key=lambda r: (r["student"], r["notebook"])):
-        writer.writerow([record.get(column, "") for column in header])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(buffer.getvalue())
-
-
-UNSANDBOXED = " (no sandbox)"  # appended to the status of every row graded with --no-sandbox
-
-def write_gradebook(rows: list[GradeRow], exercises: list[Exercise], path: Path) -> None:
-    """CSV with one row per student and notebook; question columns are ``notebook:question``."""
-    write_records(gradebook_records(rows, exercises), exercises, path)
-
-
-def read_records(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="") as handle:
-        return list(csv.DictReader(handle))
-
-
-def write_totals(records: list[dict[str, str]], exercises: list[Exercise], folder: Path,
-                 roster: list[dict[str, str]]) -> list[Path]:
-    """``totals.csv`` (one row per student) and the LMS imports ``lms-canvas.csv`` and ``lms-moodle.csv``."""
-    notebooks = [ex.name for ex in exercises]
-    maxima = {ex.name: sum(s.points for s in ex.specs) for ex in exercises}
-    people = {row["student"]: row for row in roster}
-    totals: dict[str, dict[str, float]] = {}
-    for record in records:
-        totals.setdefault(record["student"], {})[Path(record["notebook"]).stem] = float(record["total"] or 0)
-    for student in people:
-        totals.setdefault(student, {})
-    grand_max = sum(maxima.values())
-
-    def table(header: list[str], lines: list[list[str]]) -> str:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(lines)
-        return buffer.getvalue()
-
-    students = sorted(totals)
-    paths = [folder / "totals.csv", folder / "lms-canvas.csv", folder / "lms-moodle.csv"]
-    per = {s: [_format_points(totals[s].get(n, 0.0)) for n in notebooks] for s in students}
-    grand = {s: sum(totals[s].get(n, 0.0) for n in notebooks) for s in students}
-    paths[0].write_text(table(
-        ["student", *notebooks, "total", "max", "percent"],
-        [[s, *per[s], _format_points(grand[s]), _format_points(grand_max),
-          f"{100 * grand[s] / grand_max:.1f}" if grand_max else ""] for s in students]))
-    canvas_lines = [["Points Possible", "", "", "", "", *(_format_points(maxima[n]) for n in notebooks)]]
-    for s in students:
-        person = people.get(s, {})
-        canvas_lines.append([person.get("name") or s, person.get("canvas_id", ""), person.get("sis_id") or s,
-                             person.get("sis_login_id", ""), person.get("section", ""), *per[s]])
-    paths[1].write_text(table(["Student", "ID", "SIS User ID", "SIS Login ID", "Section",
-                               *(f"{n} ({_format_points(maxima[n])} points)" for n in notebooks)], canvas_lines))
-    paths[2].write_text(table(["ID number", "Email address", *notebooks],
-                              [[s, people.get(s, {}).get("email", ""), *per[s]] for s in students]))
-    return paths
-
-
-def read_marks(path: Path, exercises: list[Exercise]) -> tuple[dict[tuple[str, str, str], float], list[str]]:
-    """The instructor's marks of free-text answers (columns ``student``, ``notebook``, ``question``,
-    ``points``; blank points are unmarked), with a warning per unusable line."""
-    maxima = {(ex.name, s.id): s.points for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
-    marks: dict[tuple[str, str, str], float] = {}
-    problems = []
-    for number, line in enumerate(read_records(path), start=2):
-        stem = Path(line.get("notebook") or "").stem
-        where = f"{path.name}, line {number}"
-        text = (line.get("points") or "").strip()
-        if not text:
-            continue
-        if (stem, line.get("question")) not in maxima:
-            problems.append(f"{where}: no free-text question {line.get('question')!r} in {stem!r}")
-            continue
-        try:
-            points = float(text)
-        except ValueError:
-            problems.append(f"{where}: points {text!r} is not a number")
-            continue
-        if not 0 <= points <= maxima[(stem, line["question"])]:
-            problems.append(f"{where}: points {text} outside 0..{_format_points(maxima[(stem, line['question'])])}")
-            continue
-        marks[(line.get("student") or "", stem, line["question"])] = points
-    return marks, problems
-
-
-def manual_answers(rows: list[GradeRow], exercises: list[Exercise]) -> list[dict[str, str]]:
-    """The free-text answers of ``rows`` (one line per student and question) for the instructor to mark."""
-    manual = {(ex.filename, s.id) for ex in exercises for s in ex.specs if s.kind in MANUAL_KINDS}
-    maxima = {(ex.filename, s.id): s.points for ex in exercises for s in ex.specs}
-    lines = []
-    for row in rows:
-        for f in row.feedback:
-            if (row.notebook, f.question) in manual:
-                answer = row.answers.get(f.question)
-                lines.append({"student": row.student, "notebook": row.notebook, "question": f.question,
-                              "max": _format_points(maxima[(row.notebook, f.question)]),
-                              "answer": answer if isinstance(answer, str) else "", "points": ""})
-    return lines
-
-
-STATUS_TEXT = {
-    "ok": "ran without errors",
-    "incomplete": "ran; some questions still raise NotImplementedError",
-    "error": "a cell raised an error, or the notebook's process died; the answers recorded before that were graded",
-    "timeout": "stopped at the time limit; answers recorded before that were graded",
-    "missing": "not submitted",
-    "invalid-notebook": "the file is not a valid notebook",
-}
-
-
-def _status_text(status: str) -> str:
-    return STATUS_TEXT.get(status.removesuffix(UNSANDBOXED), status)
-
-
-def write_feedback(rows: list[GradeRow], folder: Path) -> list[Path]:
-    """One Markdown feedback file per student."""
-    folder.mkdir(parents=True, exist_ok=True)
-    by_student: dict[str, list[GradeRow]] = {}
-    for row in sorted(rows, key=lambda r: (r.student, r.notebook)):
-        by_student.setdefault(row.student, []).append(row)
-    paths = []
-    for student, student_rows in by_student.items():
-        lines = [f"# Feedback for {student}", ""]
-        for row in student_rows:
-            lines += [f"## {row.notebook}: {_format_points(row.total)} / {_format_points(row.max_points)}", "",
-                      f"Status: {row.status} ({_status_text(row.status)}).", ""]
-            lines += [f"- {f.question} ({_format_points(f.points)}/{_format_points(f.max_points)}): {f.message}"
-                      for f in row.feedback]
-            if row.errors:
-                distinct = list(dict.fromkeys(row.errors))[:10]
-                heading = "Note:" if row.status.startswith("missing") else "Errors:"
-                lines += ["", heading, *(f"- `{e}`" for e in distinct)]
-            lines.append("")
-        path = folder / f"{student}.md"
-        path.write_text("\n".join(lines))
-        paths.append(path)
-    return paths
-
 
 _COPY_SUFFIX = re.compile(r"(\s*\(\d+\)|\s*-\s*copy(\s*\d+)?|\s+copy(\s*\d+)?)$", re.I)
 
@@ -256,6 +78,36 @@ def _normalised(name: str) -> str:
     if stem.lower().startswith("copy of "):
         stem = stem[len("copy of "):]
     return re.sub(r"[\s_-]+", "_", stem.lower())
+
+
+def name_warnings(folders: list[str]) -> list[str]:
+    """Warnings about student folder names: bytes that are not UTF-8 (written escaped), spaces or control
+    characters, names outside the usual id alphabet, and names that differ only by case or Unicode
+    normalisation (``café`` written two ways, ``Alice``/``alice``), which an LMS would take for one student."""
+    warnings = []
+    for name in folders:
+        shown = printable(name)
+        if shown != name:
+            warnings.append(f"student folder {shown!r} is not valid UTF-8 (as unzip makes from a Windows zip): "
+                            f"graded, and written as {shown!r} (bytes as \\xNN) in every file")
+        if name != name.strip() or any(unicodedata.category(c).startswith("C") for c in shown):
+            warnings.append(f"student folder {shown!r} holds a leading or trailing space, a newline, a tab or "
+                            "another control character: graded, but an LMS will not match it; rename the folder")
+            continue
+        try:
+            check_student_id(shown)
+        except GradingError:
+            warnings.append(f"student folder {shown!r}: unusual name (graded, but LMS imports may not match it)")
+    groups: dict[str, list[str]] = {}
+    for name in folders:
+        groups.setdefault(unicodedata.normalize("NFKC", printable(name)).casefold().strip(), []).append(name)
+    for similar in groups.values():
+        if len(similar) > 1:
+            shown = " and ".join(repr(printable(n)) for n in similar)
+            warnings.append(f"student folders {shown} differ only by case, spaces or Unicode normalisation: "
+                            "graded as different students, but they may be one (an LMS or a spreadsheet may "
+                            "merge them); check and merge or rename the folders")
+    return warnings
 
 
 def survey_submissions(submissions_dir: Path, exercises: list[Exercise], roster: list[str]
@@ -282,11 +134,7 @@ def survey_submissions(submissions_dir: Path, exercises: list[Exercise], roster:
         elif entry.name.lower().endswith(".ipynb"):
             warnings.append(f"{entry.name!r} lies outside any student folder and is not graded (put it in "
                             "submissions/<student>/)")
-    for name in folders:
-        try:
-            check_student_id(name)
-        except GradingError:
-            warnings.append(f"student folder {name!r}: unusual name (graded, but LMS imports may not match it)")
+    warnings += name_warnings(folders)
     if roster:
         strangers = sorted(set(folders) - set(roster))
         if strangers:
@@ -318,7 +166,8 @@ def survey_submissions(submissions_dir: Path, exercises: list[Exercise], roster:
 
 def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float = 300, jobs: int = 1,
           sandbox: bool = True, log: Callable[[str], None] = print, keys_dir: Path | None = None,
-          student: str | None = None, marks: Path | None = None) -> list[GradeRow]:
+          student: str | None = None, marks: Path | None = None, course: Path | None = None,
+          times: Path | None = None) -> list[GradeRow]:
     """Grade every student's notebooks (or only ``student``'s, updating the files of an earlier run).
 
     Keys come from the key store ``keys_dir`` written by ``release`` (required for exercises with variants);
@@ -330,6 +179,21 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     status.
     """
     exercises = load_exercises(source_dir)
+    policy = read_course(course) if course is not None else None
+    if policy is not None:
+        unknown = sorted(set(policy.sets) - {ex.name for ex in exercises})
+        if unknown:
+            raise GradingError(f"course file {course}: no source notebook for set(s) {unknown} in {source_dir}")
+    times_path = times if times is not None else submissions_dir / TIMES_FILE
+    if times is not None and not times.is_file():
+        raise GradingError(f"submission times file {times} does not exist")
+    submitted = read_times(times_path) if policy is not None and times_path.is_file() else {}
+    with_variants = [ex.filename for ex in exercises if ex.variants]
+    if keys_dir is None and with_variants:
+        # without the release's key store every student would be graded on the course data, not their own
+        raise GradingError(f"{', '.join(with_variants)} in {source_dir} give each student their own data: pass "
+                           "--keys KEYS_DIR, the key store `glmmteach release` wrote (by default RELEASE-keys "
+                           "beside the release folder; its last line says where)")
     if not submissions_dir.is_dir():
         raise GradingError(f"submissions folder {submissions_dir} does not exist")
     if marks is not None and not marks.is_file():
@@ -347,9 +211,6 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
             f"the gradebook's status column says {UNSANDBOXED!r}")
     store = KeyStore.open(keys_dir, create=False) if keys_dir is not None else KeyStore.open(folder / "keys",
                                                                                           create=True)
-    if keys_dir is None and any(ex.variants for ex in exercises):
-        log("warning: no key store from `release` (--keys): exercises with variants are graded on the course "
-            "data, which is right only if they were released without a roster")
     roster = store.students
     students, notes, warnings = survey_submissions(submissions_dir, exercises, roster)
     if student is not None:
@@ -378,6 +239,12 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
     rows: list[GradeRow] = []
 
     def run(student: str, exercise: Exercise) -> GradeRow:
+        started = time.monotonic()
+        row = grade_one(student, exercise)
+        row.seconds = time.monotonic() - started  # the whole row, reading the submission included
+        return row
+
+    def grade_one(student: str, exercise: Exercise) -> GradeRow:
         path = submissions_dir / student / exercise.filename
         try:
             key, seed = key_of(exercise, owner_of(exercise, student))
@@ -403,56 +270,76 @@ def grade(source_dir: Path, submissions_dir: Path, out: Path, *, timeout: float 
         for done, future in enumerate(concurrent.futures.as_completed(futures), start=1):
             row = future.result()
             rows.append(row)
-            log(f"[{done}/{len(futures)}] {row.student}/{row.notebook}: {row.status}, "
-                f"{_format_points(row.total)}/{_format_points(row.max_points)} ({row.seconds:.1f} s)")
+            log(f"[{done}/{len(futures)}] {printable(row.student)}/{row.notebook}: {row.status}, "
+                f"{format_points(row.total)}/{format_points(row.max_points)} ({row.seconds:.1f} s)")
     rows.sort(key=lambda r: (r.student, r.notebook))
-    warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks)
-    (folder / "warnings.txt").write_text("".join(f"{w}\n" for w in warnings))
+    late = None if policy is None else (policy, submitted)
+    warnings += write_outputs(rows, exercises, out, roster=store.roster, student=student, marks=marks, late=late)
+    write_atomic(folder / "warnings.txt", "".join(f"{w}\n" for w in warnings))
     for warning in warnings:
         log(f"warning: {warning}")
     return rows
 
 
 def write_outputs(rows: list[GradeRow], exercises: list[Exercise], out: Path, *, roster: list[dict[str, str]],
-                  student: str | None, marks: Path | None) -> list[str]:
+                  student: str | None, marks: Path | None,
+                  late: tuple[Course, dict[tuple[str, str], datetime]] | None = None) -> list[str]:
     """Write the gradebook and the files beside it (merging an earlier run's rows when grading one
-    ``student``, and the instructor's marks); return warnings about the marks."""
+    ``student``, and the instructor's marks); return warnings about the marks and about files not written.
+
+    Each student's own files come first, each in its own ``try``: a failure there is that student's status
+    (``... (files not written)``), and the gradebook written after them says so. Every file is replaced
+    atomically, so a run that fails before the end leaves the previous gradebook as it was.
+    """
     folder = out.parent
     warnings: list[str] = []
-    records = gradebook_records(rows, exercises)
     answers = manual_answers(rows, exercises)
+    marks_path = marks if marks is not None else folder / "marks.csv"
+    mark_values: dict[tuple[str, str, str], float] = {}
+    if marks_path.is_file():
+        mark_values, warnings = read_marks(marks_path, exercises)
+    mark_feedback(rows, exercises, mark_values)
+    warnings += write_student_files(rows, folder)
+    records = gradebook_records(rows, exercises)
     if student is not None:  # keep everyone else's rows from the earlier run
         records = [r for r in read_records(out) if r["student"] != student] + records
         answers_path = folder / "manual-answers.csv"
         if answers_path.is_file():
             answers = [r for r in read_records(answers_path) if r["student"] != student] + answers
-    marks_path = marks if marks is not None else folder / "marks.csv"
-    mark_values: dict[tuple[str, str, str], float] = {}
-    if marks_path.is_file():
-        mark_values, problems = read_marks(marks_path, exercises)
-        warnings = problems
     records = apply_marks(records, exercises, answers, mark_values)
-    mark_feedback(rows, exercises, mark_values)
     for line in answers:
         mark = mark_values.get((line["student"], Path(line["notebook"]).stem, line["question"]))
-        line["points"] = "" if mark is None else _format_points(mark)
-    write_records(records, exercises, out)
-    write_totals(records, exercises, folder, roster)
-    if _has_manual(exercises):
+        line["points"] = "" if mark is None else format_points(mark)
+    if late is not None:
+        apply_late(records, exercises, *late)
+    write_records(records, exercises, out, late=late is not None)
+    write_totals(records, exercises, folder, roster, None if late is None else late[0])
+    if has_manual(exercises):
         write_table(folder / "manual-answers.csv", ["student", "notebook", "question", "max", "answer", "points"],
                     sorted(answers, key=lambda r: (r["student"], r["notebook"], r["question"])))
-    write_feedback(rows, folder / "feedback")
-    for row in rows:  # what each submission printed, for the instructor to look into
-        if row.executed is not None:
-            target = folder / "executed" / row.student / row.notebook
-            target.parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(row.executed, target)
     return warnings
 
 
-def write_table(path: Path, header: list[str], records: list[dict[str, str]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    writer.writerows(records)
-    path.write_text(buffer.getvalue())
+NOT_WRITTEN = " (files not written)"
+
+
+def write_student_files(rows: list[GradeRow], folder: Path) -> list[str]:
+    """Each student's feedback and executed notebooks; a student whose files fail gets a warning and
+    ``(files not written)`` in their rows' status, and the others are written all the same."""
+    warnings = []
+    by_student: dict[str, list[GradeRow]] = {}
+    for row in rows:
+        by_student.setdefault(row.student, []).append(row)
+    for student, student_rows in sorted(by_student.items()):
+        try:
+            for row in student_rows:  # what each submission printed, for the instructor to look into
+                if row.executed is not None:
+                    target = folder / "executed" / feedback_name(student) / row.notebook
+                    write_atomic(target, without_surrogates(nbformat.writes(row.executed)))
+            write_student_feedback(student, student_rows, folder / "feedback")
+        except Exception as exc:  # noqa: BLE001 - one student's files never stop the others' or the gradebook
+            for row in student_rows:
+                row.status += NOT_WRITTEN
+            warnings.append(f"student {printable(student)!r}: feedback or executed notebook not written "
+                            f"({printable(repr(exc))[:300]})")
+    return warnings

@@ -9,6 +9,7 @@ student gets a folder of notebooks; an exercise with variants draws that student
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from nbformat import NotebookNode
 
 from ..checks import MANUAL_KINDS, make_public_key
 from .errors import GradingError, ReleaseError
+from .export import write_atomic
 from .keys import DEFAULT, KeyStore, read_roster
 from .notebooks import Exercise, load_exercises, solution_lines, solution_notebook, student_notebook
 from .runner import execute_notebook
@@ -104,9 +106,44 @@ def default_keys_folder(out_dir: Path) -> Path:
     return out_dir.parent / f"{out_dir.name}-keys"
 
 
+def release_record(out_dir: Path) -> Path:
+    """Where a release into ``out_dir`` records its key store: ``.OUT.glmmteach-release.json`` beside ``OUT``
+    (not inside it, so that nothing of it reaches the students)."""
+    return out_dir.parent / f".{out_dir.name}.glmmteach-release.json"
+
+
+def recorded_keys(out_dir: Path) -> Path | None:
+    """The key store an earlier release into ``out_dir`` used, or None."""
+    try:
+        folder = json.loads(release_record(out_dir).read_text()).get("keys")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return Path(folder) if isinstance(folder, str) else None
+
+
+def _choose_keys(out_dir: Path, keys_dir: Path | None, targets: list[Path], force: bool,
+                 log: Callable[[str], None]) -> Path:
+    """The key store of this release; refuses to overwrite an earlier release unless ``force``.
+
+    Releasing again with a new key store would draw new data seeds and overwrite every student's notebook
+    with other data, so an earlier release's store (recorded by :func:`release_record`) is reused."""
+    earlier = recorded_keys(out_dir)
+    existing = [path for path in targets if path.exists()]
+    if existing and not force:
+        raise GradingError(f"{out_dir} already holds a release ({existing[0].relative_to(out_dir)} and "
+                           f"{len(existing) - 1} more): releasing again overwrites the students' notebooks; pass "
+                           "--force to do it" + (f" (the key store {earlier} is reused)" if earlier else ""))
+    if keys_dir is None:
+        return earlier or default_keys_folder(out_dir)
+    if existing and earlier is not None and earlier.resolve() != keys_dir.resolve():
+        log(f"warning: {out_dir} was released with the key store {earlier}; this release uses {keys_dir} "
+            "and its students' data seeds")
+    return keys_dir
+
+
 def release(source_dir: Path, out_dir: Path, *, timeout: float = 600, jobs: int = 1,
             log: Callable[[str], None] = print, roster: Path | None = None,
-            keys_dir: Path | None = None, secret: str | None = None) -> list[Path]:
+            keys_dir: Path | None = None, secret: str | None = None, force: bool = False) -> list[Path]:
     """Check every solution notebook, then write the student notebooks (all or nothing) and store the keys.
 
     Without a roster the notebooks go to ``out_dir`` (every exercise on the course data); with one, to
@@ -115,12 +152,16 @@ def release(source_dir: Path, out_dir: Path, *, timeout: float = 600, jobs: int 
     its secret, so releasing again (e.g. to a late student) gives everyone the same data. ``secret`` (hex, see
     :func:`~glmmteach.grading.keys.read_secret`) is a new store's secret instead of a random one: the students'
     data are then reproducible from it (a test's release, or one rebuilt on another machine).
+
+    A release into a folder that already holds released notebooks is refused unless ``force``; without
+    ``keys_dir`` it then reuses the key store the earlier release recorded (:func:`release_record`).
     """
     exercises = load_exercises(source_dir)
-    keys_dir = keys_dir or default_keys_folder(out_dir)
+    students = read_roster(roster) if roster is not None else []
+    folders = [out_dir / row["student"] for row in students] or [out_dir]
+    keys_dir = _choose_keys(out_dir, keys_dir, [f / ex.filename for f in folders for ex in exercises], force, log)
     if keys_dir.resolve().is_relative_to(out_dir.resolve()) or out_dir.resolve().is_relative_to(keys_dir.resolve()):
         raise GradingError(f"the key store {keys_dir} must lie outside the release folder {out_dir}")
-    students = read_roster(roster) if roster is not None else []
     if secret is not None and (keys_dir / "keys.json").is_file():
         KeyStore.open(keys_dir, create=False, secret=secret)  # a store with another secret: refuse before the work
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
@@ -169,5 +210,6 @@ def release(source_dir: Path, out_dir: Path, *, timeout: float = 600, jobs: int 
             for path in exercise.data_files:
                 shutil.copyfile(path, folder / path.name)
             written.append(target)
+    write_atomic(release_record(out_dir), json.dumps({"keys": str(keys_dir.resolve())}) + "\n")
     log(f"keys stored in {keys_dir} (keep it private; pass it to `glmmteach grade --keys`)")
     return written

@@ -14,6 +14,7 @@ process left behind cannot change anything afterwards.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -36,6 +37,7 @@ from .sandbox import (
     CHILD,
     Sandbox,
     bwrap_command,
+    claimed_uid,
     kill_group,
     kill_uid,
     private_folder,
@@ -205,9 +207,15 @@ def parse_outputs(data: bytes, code_cells: set[int]) -> _Progress:
                 previous = cell[-1] if cell else None
                 if (previous is not None and output.get("output_type") == "stream"
                         and previous.get("output_type") == "stream" and previous.get("name") == output.get("name")):
-                    previous["text"] += output["text"]
+                    previous["text"].append(output["text"])  # joined once below: `+=` here is quadratic
                 else:
+                    if output.get("output_type") == "stream":
+                        output["text"] = [output["text"]]
                     cell.append(output)
+    for cell in progress.outputs.values():
+        for output in cell:
+            if output.get("output_type") == "stream":
+                output["text"] = "".join(output["text"])
     return progress
 
 
@@ -341,7 +349,8 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
         finally:
             _stop(process, pid1, sandbox)
         # From here on no process of the notebook exists: what the files hold is final.
-        answers, problems, results = parse_answers(_read_untrusted(workdir / ANSWERS_FILE, MAX_ANSWERS_BYTES)[0])
+        recorded, answers_cut = _read_untrusted(workdir / ANSWERS_FILE, MAX_ANSWERS_BYTES)
+        answers, problems, results = parse_answers(recorded)
         data, cut = _read_untrusted(workdir / OUTPUTS_FILE, MAX_OUTPUT_BYTES + 2**20)
         progress = parse_outputs(data, set(cells))
         executed = nbformat.from_dict(json.loads(nbformat.writes(notebook)))
@@ -350,7 +359,9 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
             executed.cells[index].execution_count = progress.counts.get(index)
         errors = _collect_errors(executed)
         stopped = ""
-        if progress.done:
+        # The runner decides whether the notebook finished: not timed out and its process exited normally.
+        # The notebook's own code can write a "done" line too, so that line alone proves nothing.
+        if progress.done and not timed_out and process.returncode == 0:
             status = "ok" if not errors else (
                 "incomplete" if all(e.startswith("NotImplementedError") for e in errors) else "error")
         else:
@@ -362,6 +373,8 @@ def execute_notebook(notebook: NotebookNode, *, timeout: float, data_files: Iter
                 errors.append("the sandbox did not start: " + log.decode(errors="replace").strip()[-300:])
         if progress.truncated or cut:
             errors.append(f"outputs beyond {MAX_OUTPUT_BYTES // 2**20} MB were dropped")
+        if answers_cut:
+            errors.append(f"recorded answers beyond {MAX_ANSWERS_BYTES // 2**20} MB were not read")
         return Execution(status, answers, results, errors, time.monotonic() - started, executed, problems, stopped)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -376,3 +389,17 @@ def probe_sandbox(sandbox: Sandbox) -> str | None:
         return None
     return f"a trial run in bubblewrap failed ({run.status}: {'; '.join(run.errors)[:400]})"
 
+
+@functools.cache
+def sandbox_problem() -> str | None:
+    """Why no sandbox can be used here (bwrap missing or failing a trial run), or None when it works."""
+    if shutil.which("bwrap") is None:
+        return "bubblewrap (`bwrap`) is not installed"
+    with contextlib.ExitStack() as stack:
+        sandbox = Sandbox(stack.enter_context(claimed_uid()) if os.geteuid() == 0 else None)
+        return probe_sandbox(sandbox)
+
+
+def sandbox_available() -> bool:
+    """True when submissions can run in bubblewrap on this machine (see :func:`sandbox_problem`)."""
+    return sandbox_problem() is None

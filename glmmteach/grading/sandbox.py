@@ -27,7 +27,8 @@ no user namespace and keeps only ``CAP_SETUID``/``CAP_SETGID``, which the notebo
 become an unused uid of its own (:func:`claimed_uid`), losing every capability: an extra layer, whose process
 count is the sandbox's alone, and every process of that uid is killed after the run.
 
-:func:`sandbox_problem` probes the whole set-up once; where bwrap is missing or fails, grading refuses to run
+:func:`glmmteach.grading.runner.sandbox_problem` probes the whole set-up once (with the runner, which uses this
+module; this module imports nothing of the runner's); where bwrap is missing or fails, grading refuses to run
 unless the instructor passes ``--no-sandbox``.
 """
 
@@ -35,11 +36,9 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import importlib.util
 import os
 import pwd
-import shutil
 import signal
 import sys
 import tempfile
@@ -154,21 +153,6 @@ def sandbox_limits(timeout: float) -> dict[str, int]:
             "RLIMIT_CORE": 0, "RLIMIT_CPU": int(timeout) + 30}
 
 
-@functools.cache
-def sandbox_problem() -> str | None:
-    """Why no sandbox can be used here (bwrap missing or failing a trial run), or None when it works."""
-    if shutil.which("bwrap") is None:
-        return "bubblewrap (`bwrap`) is not installed"
-    from .runner import probe_sandbox  # the trial run uses the runner's own set-up
-
-    with contextlib.ExitStack() as stack:
-        sandbox = Sandbox(stack.enter_context(claimed_uid()) if os.geteuid() == 0 else None)
-        return probe_sandbox(sandbox)
-
-
-def sandbox_available() -> bool:
-    """True when submissions can run in bubblewrap on this machine (see :func:`sandbox_problem`)."""
-    return sandbox_problem() is None
 
 
 def kill_group(pid: int) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +27,8 @@ from .runner import Execution, execute_notebook
 from .sandbox import Sandbox
 
 MAX_SUBMISSION_BYTES = 50 * 2**20
+MAX_CELLS = 1000  # the course's notebooks have fewer than 50
+MAX_JSON_DEPTH = 64  # a notebook's JSON nests about 6 levels (a widget's state a few more)
 
 
 def _answer_problems(exercise: Exercise, answers: dict[str, Any]) -> list[str]:
@@ -99,21 +104,14 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
         # a link could point at the instructor's source, which the grader (not the kernel) would read
         return GradeRow(student, exercise.filename, "invalid-notebook",
                         zero("the submission is a symbolic link, not a notebook file."), ["symbolic link"])
-    if not path.is_file():
+    if not os.path.lexists(path):
         if note:  # said once, under the questions, rather than on every question
             return GradeRow(student, exercise.filename, "missing", zero("not submitted (see the note below)."),
                             [note])
         return GradeRow(student, exercise.filename, "missing", zero("not submitted."))
-    if path.stat().st_size > MAX_SUBMISSION_BYTES:
-        return GradeRow(student, exercise.filename, "invalid-notebook",
-                        zero(f"the notebook file is larger than {MAX_SUBMISSION_BYTES // 2**20} MB."),
-                        ["file too large"])
-    try:
-        notebook = nbformat.read(path, as_version=4)
-        nbformat.validate(notebook)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file is an invalid notebook
-        return GradeRow(student, exercise.filename, "invalid-notebook",
-                        zero("the notebook file could not be read as a notebook."), [str(exc)[:300]])
+    notebook, problem = read_submission(path)
+    if notebook is None:
+        return GradeRow(student, exercise.filename, "invalid-notebook", zero(f"{problem}."), [problem])
     for cell in notebook.cells:  # outputs in a submission are never trusted; run from a clean slate
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
@@ -123,6 +121,55 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
     feedback = [_score_recorded(s, key[s.id], run) for s in exercise.specs]
     return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook,
                     run.answers)
+
+
+def _depth(document: Any) -> int:
+    """How deeply JSON data nest (iteratively: a deep document must not exhaust the grader's stack)."""
+    deepest, stack = 0, [(document, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_JSON_DEPTH:
+            children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
+def read_submission(path: Path) -> tuple[NotebookNode | None, str]:
+    """A submitted notebook, or None and why it cannot be graded (in words for the student).
+
+    The size, the kind of file, the nesting and the number of cells are checked before any work that grows
+    with them (nbformat's validation is slow on huge notebooks), so that no submission costs the grader much
+    time before its sandbox starts."""
+    try:  # O_NONBLOCK: a FIFO must not block the grader; O_NOFOLLOW: no link to the instructor's files
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        return None, f"the notebook file could not be opened ({exc.strerror})"
+    with os.fdopen(descriptor, "rb") as handle:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            return None, "the submission is not a regular file (a pipe, a device or a folder), so not a notebook"
+        if info.st_size > MAX_SUBMISSION_BYTES:
+            return None, f"the notebook file is larger than {MAX_SUBMISSION_BYTES // 2**20} MB"
+        data = handle.read(MAX_SUBMISSION_BYTES + 1)
+    try:
+        document = json.loads(data)
+    except RecursionError:
+        return None, f"the notebook file nests its data more than {MAX_JSON_DEPTH} levels deep: it is not a notebook"
+    except ValueError as exc:
+        return None, f"the notebook file could not be read as a notebook (not valid JSON: {str(exc)[:200]})"
+    if _depth(document) > MAX_JSON_DEPTH:
+        return None, f"the notebook file nests its data more than {MAX_JSON_DEPTH} levels deep: it is not a notebook"
+    cells = document.get("cells") if isinstance(document, dict) else None
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:
+        return None, (f"the notebook has {len(cells):,} cells, more than the {MAX_CELLS:,} the grader accepts; "
+                      "submit the released notebook with your answers")
+    try:
+        notebook = nbformat.reads(data.decode("utf-8"), as_version=4)
+        nbformat.validate(notebook)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is an invalid notebook
+        return None, f"the notebook file could not be read as a notebook ({str(exc)[:200]})"
+    return notebook, ""
 
 
 def _score_recorded(spec: QuestionSpec, expected: Any, run: Execution) -> Feedback:
