@@ -1,4 +1,5 @@
-"""The numbers of lessons 13-15 (fitting by hand, simulation studies, effect sizes), checked independently.
+"""The numbers of lessons 13-16 (fitting by hand, simulation studies, effect sizes, model checking) and one of
+lesson 7, checked independently.
 
 Each lesson records the values its text quotes with ``glmmteach.booktools.record``; the stored notebook holds
 them as ``application/papermill.record/text/plain`` outputs (what ``pytest --nbval`` proves equal to a fresh
@@ -27,6 +28,21 @@ def value(lesson: str, name: str) -> float:
     values = recorded_values(LESSONS / f"{lesson}.ipynb")
     assert name in values, f"{lesson} does not record {name!r}"
     return float(values[name])
+
+
+# ---- lesson 7: the syllabus's period effect and tau, not reproduced ----------------------------------
+
+
+def test_lesson7_25_node_fit_is_lme4s(reference):
+    """Lesson 7 quotes its 25-node fit beside the syllabus's 2.78 (2.02) and 4.92, saying lme4 gives the same."""
+    lme4 = reference["crossover"]["glmm"]["nAGQ_25"]
+    lesson = "07_crossover_glmm"
+    for name, ref in [("period_k25", lme4["fixef"]["period"]), ("period_se_k25", lme4["se"]["period"]),
+                      ("tau_k25", lme4["varcorr"][0]["sdcor"])]:
+        # lme4 stops about 1e-4 from the optimum along the flat ridge; recorded to SE_DIGITS
+        assert value(lesson, name) == pytest.approx(ref, abs=5e-4 + rounding(ref, SE_DIGITS)), name
+    # the syllabus's numbers are not those of the 25-node fit
+    assert abs(value(lesson, "tau_k25") - 4.92) > 0.01
 
 
 # ---- lesson 13: fitting by hand --------------------------------------------------------------------
