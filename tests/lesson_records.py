@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 from functools import cache
 from pathlib import Path
 
@@ -30,3 +31,13 @@ def recorded_values(notebook: Path) -> dict[str, object]:
             text = "".join(text) if isinstance(text, list) else text
             values[name] = ast.literal_eval(text)
     return values
+
+
+def rounding(value: float, digits: int) -> float:
+    """The most that keeping ``value`` to ``digits`` significant digits (``record(..., digits=...)``) moves it.
+
+    A test comparing a recorded value holds it to this much more than its own tolerance, never less.
+    """
+    if value == 0 or not math.isfinite(value):
+        return 0.0
+    return 0.5 * 10.0 ** (math.floor(math.log10(abs(value))) - digits + 1)
