@@ -38,3 +38,9 @@ test: book
 
 clean:
 	rm -rf _build _mathjax_dist
+
+# The whole book as one PDF (_build/pdf/glmmteach-course.pdf): a single-page HTML build from the stored
+# outputs (no lesson runs again), printed by headless Chromium; see scripts/build_pdf.sh.
+.PHONY: pdf
+pdf: env
+	bash scripts/build_pdf.sh

@@ -14,4 +14,6 @@ from .tidy import tidy_glm, tidy_glmm
 
 __all__ = ["BootstrapLRT", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "anova", "bootstrap_lrt",
            "compare_ic", "contrast", "emmeans", "glm", "glmer", "tidy_glm", "tidy_glmm"]
-__version__ = "0.1.0"
+# The one place the version is written: pyproject.toml reads it (dynamic), the book shows it in its
+# footer (glmmteach.bookbuild), CITATION.cff and CHANGELOG.md name it (tests/test_publication.py checks).
+__version__ = "0.3.0.dev0"

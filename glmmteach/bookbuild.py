@@ -13,6 +13,13 @@ environment variable ``GLMMTEACH_GRADED_SOLUTIONS``, which wins) decides what th
 
 Practice sets always show their solutions.
 
+In the single-page HTML build of ``make pdf`` every extension's nodes keep their HTML handlers (see
+``_single_page_handlers``).
+
+The book shows the package's version: ``{version}`` in the footer text (``html: extra_footer`` in
+``_config.yml``) becomes ``glmmteach.__version__``, which is also Sphinx's ``version`` and ``release``, so the
+version is written in one place only.
+
 While the book builds (quietly: ``jupyter-book build -q`` keeps Sphinx's status lines out), each notebook gets
 one progress line on standard error when its execution starts and its time when it is done, so a long lesson
 does not leave the build silent.
@@ -96,6 +103,34 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
             copy.unlink()
 
 
+def _show_version(app: Any, config: Any) -> None:
+    """Put glmmteach's version into Sphinx's version, release and the footer's ``{version}``."""
+    from glmmteach import __version__
+
+    config.version = config.release = __version__
+    options = dict(config.html_theme_options or {})
+    footer = options.get("extra_footer")
+    if isinstance(footer, str) and "{version}" in footer:
+        options["extra_footer"] = footer.replace("{version}", __version__)
+        config.html_theme_options = options
+
+
+def _single_page_handlers(app: Any) -> None:
+    """Give the single-page HTML builder (``make pdf``) the HTML handlers of every extension's nodes.
+
+    Sphinx uses a builder's own handlers when an extension registers any for its name, and the HTML
+    (format) handlers only otherwise. sphinx-exercise registers ``singlehtml`` handlers for its nodes, so the
+    other extensions' nodes (sphinx-proof's definitions, ...) would have none in that build; they get their
+    ``html`` handlers, which work unchanged on one page.
+    """
+    if app.builder.name != "singlehtml":
+        return
+    handlers = app.registry.translation_handlers
+    single = handlers.setdefault("singlehtml", {})
+    for node_name, visit_depart in handlers.get("html", {}).items():
+        single.setdefault(node_name, visit_depart)
+
+
 _started: dict[str, float] = {}
 
 
@@ -113,6 +148,8 @@ def _progress_done(app: Any, doctree: Any) -> None:
 
 def setup(app: Any) -> dict[str, Any]:
     app.add_config_value(SETTING, "hide", "env")
+    app.connect("config-inited", _show_version)
+    app.connect("builder-inited", _single_page_handlers)
     app.connect("source-read", _source_read)
     app.connect("source-read", _progress_start)
     app.connect("doctree-read", _progress_done)
