@@ -131,6 +131,31 @@ def _single_page_handlers(app: Any) -> None:
         single.setdefault(node_name, visit_depart)
 
 
+def _register_round_citations() -> None:
+    """Register sphinxcontrib-bibtex's author-year style with round brackets, "(Agresti, 2013)", as
+    ``author_year_round`` (its own ``author_year`` uses square ones); the plugin interface is the one its
+    documentation gives for custom styles."""
+    from dataclasses import dataclass, field
+
+    import sphinxcontrib.bibtex.plugin
+    from sphinxcontrib.bibtex.style.referencing import BracketStyle
+    from sphinxcontrib.bibtex.style.referencing.author_year import AuthorYearReferenceStyle
+
+    def round_brackets() -> BracketStyle:
+        return BracketStyle(left="(", right=")")
+
+    @dataclass
+    class RoundAuthorYear(AuthorYearReferenceStyle):
+        bracket_parenthetical: BracketStyle = field(default_factory=round_brackets)
+        bracket_textual: BracketStyle = field(default_factory=round_brackets)
+        bracket_author: BracketStyle = field(default_factory=round_brackets)
+        bracket_label: BracketStyle = field(default_factory=round_brackets)
+        bracket_year: BracketStyle = field(default_factory=round_brackets)
+
+    sphinxcontrib.bibtex.plugin.register_plugin(
+        "sphinxcontrib.bibtex.style.referencing", "author_year_round", RoundAuthorYear)
+
+
 _started: dict[str, float] = {}
 
 
@@ -149,6 +174,7 @@ def _progress_done(app: Any, doctree: Any) -> None:
 def setup(app: Any) -> dict[str, Any]:
     app.add_config_value(SETTING, "hide", "env")
     app.connect("config-inited", _show_version)
+    _register_round_citations()
     app.connect("builder-inited", _single_page_handlers)
     app.connect("source-read", _source_read)
     app.connect("source-read", _progress_start)
