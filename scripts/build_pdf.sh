@@ -48,7 +48,8 @@ echo "single-page HTML built in $(( $(date +%s) - start )) s: _build/singlehtml/
 # styles, figures and MathJax.
 ROOT_DOC=$("$BIN/python" -c 'import yaml; print(yaml.safe_load(open("_toc.yml", encoding="utf-8"))["root"])')
 PAGE="_build/singlehtml/glmmteach-course.html"
-cp "_build/singlehtml/$ROOT_DOC.html" "$PAGE"
+# Citations link to the page's own file ("lessons/intro.html#id8"): in the PDF they become links within it.
+sed "s|href=\"$ROOT_DOC.html#|href=\"#|g" "_build/singlehtml/$ROOT_DOC.html" > "$PAGE"
 
 start=$(date +%s)
 PROFILE="$(mktemp -d)"

@@ -408,3 +408,22 @@ def test_no_horizontal_scrolling_at_1200px(docname: str, overflow: dict[str, dic
     assert not measured["wide"], (
         f"{docname}: at {PAGE_WIDTH} px these scroll or spill sideways:\n" + "\n".join(measured["wide"])
     )
+
+
+def test_glossary_references_and_version(html_dir: Path) -> None:
+    """The publication pages (issue 17 D): glossary terms are link targets, the References page lists every
+    work of references.bib, each citation in a page links to an entry there, and the footer names the version."""
+    import pybtex.database
+
+    from glmmteach import __version__
+
+    glossary = (html_dir / "lessons" / "glossary.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'<dt id="term-', glossary)) >= 25, "the glossary page lists fewer than 25 terms"
+    references = (html_dir / "lessons" / "references.html").read_text(encoding="utf-8")
+    entries = set(re.findall(r'<div class="citation" id="([^"]+)"', references))
+    assert len(entries) == len(pybtex.database.parse_file(BOOK_ROOT / "references.bib").entries)
+    for docname in _docnames():
+        page = (html_dir / f"{docname}.html").read_text(encoding="utf-8")
+        for target in re.findall(r'href="(?:[\w./]*/)?references\.html#([^"]+)"', page):
+            assert target in entries, f"{docname}: a citation links to #{target}, not an entry of the References"
+        assert f"glmmteach {__version__}" in page, f"{docname}: the footer does not name version {__version__}"
