@@ -103,7 +103,7 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
             copy.unlink()
 
 
-def _show_version(app: Any, config: Any) -> None:
+def show_version(app: Any, config: Any) -> None:
     """Put glmmteach's version into Sphinx's version, release and the footer's ``{version}``."""
     from glmmteach import __version__
 
@@ -173,7 +173,7 @@ def _progress_done(app: Any, doctree: Any) -> None:
 
 def setup(app: Any) -> dict[str, Any]:
     app.add_config_value(SETTING, "hide", "env")
-    app.connect("config-inited", _show_version)
+    app.connect("config-inited", show_version)
     _register_round_citations()
     app.connect("builder-inited", _single_page_handlers)
     app.connect("source-read", _source_read)

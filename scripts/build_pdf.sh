@@ -41,7 +41,7 @@ PY
 
 start=$(date +%s)
 "$BIN/jupyter-book" build . -q --builder singlehtml --config "$CONFIG" --warningiserror --keep-going
-echo "single-page HTML built in $(( $(date +%s) - start )) s: _build/singlehtml/index.html"
+echo "single-page HTML built in $(( $(date +%s) - start )) s (_build/singlehtml)"
 
 # Sphinx writes the single page at the root document's path (lessons/intro.html) but makes every link in it
 # relative to the output folder itself (_static/, _images/, mathjax/): a copy at the top prints with its

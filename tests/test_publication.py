@@ -73,14 +73,14 @@ def test_installed_metadata_has_the_version() -> None:
 def test_book_footer_names_the_version() -> None:
     footer = SPHINX["html_theme_options"]["extra_footer"]
     assert "{version}" in footer and "glmmteach.bookbuild" in SPHINX["extensions"]
-    from glmmteach.bookbuild import _show_version
+    from glmmteach.bookbuild import show_version
 
     class Config:
         version = release = ""
         html_theme_options = {"extra_footer": footer}
 
     config = Config()
-    _show_version(None, config)
+    show_version(None, config)
     assert glmmteach.__version__ in config.html_theme_options["extra_footer"]
     assert config.version == config.release == glmmteach.__version__
 
