@@ -2,12 +2,17 @@
 
 GLMs are fitted by Fisher scoring (:func:`glm`), GLMMs by maximum likelihood with the Laplace
 approximation or adaptive Gauss–Hermite quadrature (:func:`glmer`); :func:`anova` compares
-nested models by likelihood-ratio tests, :func:`bootstrap_lrt` by a parametric bootstrap.
+nested models by likelihood-ratio tests, :func:`bootstrap_lrt` by a parametric bootstrap;
+:func:`bootstrap` is lme4's ``bootMer`` (on local processes or a Dask cluster).
 """
 
+from .bootstrap import BootstrapResult, bootstrap
 from .compare import BootstrapLRT, anova, bootstrap_lrt, compare_ic
 from .glm import GLMResults, glm
 from .glmm import GLMMResults, glmer
 
-__all__ = ["BootstrapLRT", "GLMMResults", "GLMResults", "anova", "bootstrap_lrt", "compare_ic", "glm", "glmer"]
+__all__ = [
+    "BootstrapLRT", "BootstrapResult", "GLMMResults", "GLMResults", "anova", "bootstrap", "bootstrap_lrt", "compare_ic",
+    "glm", "glmer",
+]
 __version__ = "0.1.0"
