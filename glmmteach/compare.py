@@ -238,8 +238,8 @@ def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None, n_jo
     result = run_replicates(LikelihoodRatioJob(small, big), nsim, seed, n_jobs, client)
     boot = result.values[result.succeeded, 0]
     if len(boot) == 0:
-        raise GlmmteachError(f"all {len(result.succeeded)} bootstrap refits failed: no reference distribution; the first: "
-                             f"{result.failures['reason'].iloc[0]}")
+        raise GlmmteachError(f"all {len(result.succeeded)} bootstrap refits failed: no reference distribution; the "
+                             f"first: {result.failures['reason'].iloc[0]}")
     pvalue = (1.0 + float(np.sum(boot >= statistic))) / (len(boot) + 1.0)
     return BootstrapLRT(statistic, boot, pvalue, len(result.failures), len(result.succeeded), df,
                         (small.formula, big.formula), result.failures)
