@@ -78,11 +78,15 @@ def _covariance_parameters(fit: Any, groups: list[str]) -> pd.Series:
 
 def fixef_and_covariance(fit: Any) -> pd.Series:
     """The default statistic (lme4's ``confint(method = "boot")``): the covariance parameters of
-    :func:`covariance_parameters`, then the fixed effects by name (a ``glm`` fit: its coefficients)."""
-    params = fit.params.astype(float)
-    if not hasattr(fit, "varcorr"):
-        return params
-    return pd.concat([covariance_parameters(fit), params])
+    :func:`covariance_parameters`, then the fixed effects by name (a ``glm`` fit: its coefficients), then, for
+    a negative binomial fit whose shape was estimated (and is estimated again in each refit), ``nb_theta``
+    (lme4 leaves the shape out; named as the fit's attribute)."""
+    parts = [fit.params.astype(float)]
+    if hasattr(fit, "varcorr"):
+        parts.insert(0, covariance_parameters(fit))
+    if getattr(fit, "nb_shape", None) is not None:
+        parts.append(pd.Series({"nb_theta": float(fit.nb_theta)}))
+    return pd.concat(parts) if len(parts) > 1 else parts[0]
 
 
 # ---- replicates: seeds, jobs and where they run -------------------------------------------------------------

@@ -112,6 +112,16 @@ def test_default_statistic_has_lme4s_confint_names_and_order(case: str) -> None:
         assert stat["cor_x.(Intercept)|g"] == pytest.approx(vc["Corr (Intercept)"].iloc[1], rel=1e-12)
 
 
+def test_an_estimated_negative_binomial_shape_is_bootstrapped_too() -> None:
+    data = pd.read_csv(DATA / "negative_binomial" / "nb_crossed.csv")
+    fit = quiet_glmer("y ~ x + (1 | a) + (1 | b)", data, "negative_binomial")
+    boot = bootstrap(fit, nsim=3, seed=1)
+    assert list(boot.observed.index) == ["sd_(Intercept)|a", "sd_(Intercept)|b", "(Intercept)", "x", "nb_theta"]
+    assert boot.observed["nb_theta"] == fit.nb_theta
+    # each refit estimates the shape again: the replicates differ from the fit's shape and from each other
+    assert boot.replicates["nb_theta"].nunique() == 3 and not (boot.replicates["nb_theta"] == fit.nb_theta).any()
+
+
 def test_a_correlation_with_a_zero_sd_is_undefined_not_zero() -> None:
     fit = quiet_glmer("y ~ x + offset(logexpo) + (1 + x | g)", slope_data(), "poisson")
     T = fit.Ts[0].copy()
