@@ -326,6 +326,12 @@ class GLMResults:
         draws = draw_responses(self.family.name, mean, trials, as_generator(seed), self.family.theta)
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
 
+    def simulated_residuals(self, nsim: int = 250, seed: Any = 123) -> Any:
+        """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
+        from .residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed)
+
     def refit(self, new_response: Any) -> GLMResults:
         """The same model fitted to a new response (e.g. a column of :meth:`simulate`): one value per
         fitted row, in the response's units."""
