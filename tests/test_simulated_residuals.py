@@ -190,6 +190,11 @@ def test_tests_on_fitted_models_are_not_anticonservative():
         p.append((res.test_uniformity().p_value, res.test_dispersion().p_value, res.test_zero_inflation().p_value))
     rates = (np.asarray(p) <= 0.05).mean(axis=0)
     assert np.all(rates <= band(n_sets, 0.05)[1]), rates
+    assert np.all(np.mean(p, axis=0) > 0.5)  # p-values pushed up: conservative
+    # DHARMa in R (simulateResiduals on lme4 fits of the same design) is conservative in the same way
+    dharma = reference()["calibration"]
+    assert np.all(np.asarray(dharma["rejection_rate"]) <= band(dharma["n_sets"], 0.05)[1])
+    assert np.all(np.asarray(dharma["mean_p"]) > 0.5)
 
 
 def test_ohio_poisson_glmm_is_overdispersed():
@@ -200,6 +205,29 @@ def test_ohio_poisson_glmm_is_overdispersed():
     assert res.test_dispersion("greater").p_value < 0.025
     assert res.test_uniformity().p_value < 0.05
     assert res.test_zero_inflation().statistic > 1  # more zeros than the Poisson model expects
+
+
+def test_ohio_dispersion_statistic_agrees_with_dharma_on_lme4():
+    """DHARMa's own simulateResiduals on lme4's Ohio fit (six seeds, stored) and glmmteach's (six seeds) estimate the
+    same limit var(y - mu0) / E var(Y* - mu0), computed exactly from each fit: the limits agree to 1e-5, every
+    Monte Carlo statistic lies within 4 of its standard errors of the limit, and every p-value is below 0.05
+    (R's six are 0; glmmteach's 0 or 0.008)."""
+    fit = ohio_fit()
+    ref = reference()["ohio"]
+    y, mu = fit.design.y, fit.fittedvalues.to_numpy()
+    mu0 = fit.predict(type="response", re_form=[]).to_numpy()
+    shift = mu - mu0
+    expected = (np.sum(mu) * (1 - 1 / len(y)) + np.sum((shift - shift.mean()) ** 2)) / (len(y) - 1)
+    limit = np.var(y - mu0, ddof=1) / expected
+    assert limit == pytest.approx(ref["limit"], rel=1e-5)
+    for seed in range(6):
+        dispersion = fit.simulated_residuals(250, seed=seed).test_dispersion()
+        simulated = dispersion.simulated
+        se = limit * simulated.std(ddof=1) / np.sqrt(len(simulated)) / simulated.mean()  # delta method, about 0.003
+        assert abs(dispersion.statistic - limit) < 4 * se
+        assert abs(ref["dispersion"][seed] - limit) < 4 * se
+        assert dispersion.p_value < 0.05 and ref["dispersion_p"][seed] < 0.05
+    assert max(ref["ks_p"]) < 0.001
 
 
 def test_overdispersed_and_zero_inflated_glms_are_flagged():

@@ -7,7 +7,9 @@
 # fitted population-level mean and the simulations; createDHARMa gets exactly that matrix.
 suppressPackageStartupMessages({library(jsonlite); library(lme4)})
 src <- Sys.getenv("DHARMA_SRC")
-for (f in c("DHARMa.R", "helper.R", "tests.R", "compatibility.R", "random.R")) source(file.path(src, f))
+for (f in c("DHARMa.R", "helper.R", "tests.R", "compatibility.R", "random.R", "simulateResiduals.R")) {
+  source(file.path(src, f))
+}
 
 cases <- c(grouseticks_poisson = TRUE, crossover_binomial = TRUE, glm_small_poisson = TRUE, continuous = FALSE)
 out <- list()
@@ -42,5 +44,30 @@ g <- read.csv("data/grouseticks.csv")
 fit <- glmer(TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD), g, poisson,
              control = glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10), tolPwrss = 1e-12))
 out$grouseticks_poisson$lme4_fitted <- unname(predict(fit, type = "response", re.form = ~0))
+# DHARMa itself (simulateResiduals: lme4's conditional simulations) on lme4's Ohio Poisson GLMM, six seeds; and the
+# limit of its dispersion statistic as nsim grows, var(y - mu0) / E var(Y* - mu0) with Y*_i ~ Poisson(mu_i)
+ohio <- read.csv("data/ohio_cancer.csv")
+tight <- glmerControl(optimizer = "bobyqa", optCtrl = list(rhoend = 1e-10), tolPwrss = 1e-12)
+fit <- glmer(death ~ offset(log(pop)) + factor(sex) + factor(race) + year + (1 | county), ohio, poisson, control = tight)
+runs <- t(sapply(1:6, function(s) {
+  res <- simulateResiduals(fit, n = 250, seed = s)
+  c(dispersion = unname(testDispersion(res, plot = FALSE)$statistic), dispersion_p = testDispersion(res, plot = FALSE)$p.value,
+    ks_p = testUniformity(res, plot = FALSE)$p.value, zero_ratio = unname(testZeroInflation(res, plot = FALSE)$statistic))
+}))
+y <- ohio$death; mu <- fitted(fit); mu0 <- predict(fit, type = "response", re.form = ~0); n <- length(y)
+expected <- (sum(mu) * (1 - 1/n) + sum((mu - mu0 - mean(mu - mu0))^2)) / (n - 1)
+out$ohio <- c(as.list(as.data.frame(runs)), list(limit = var(y - mu0) / expected))
+
+# DHARMa's calibration on correctly specified, fitted Poisson GLMMs (the design of the Python test): 100 data sets
+set.seed(16)
+p <- t(replicate(100, {
+  g <- rep(1:25, each = 6); x <- rnorm(150); eta <- 0.5 + 0.4 * x + rnorm(25, sd = 0.6)[g]
+  f <- glmer(y ~ x + (1 | g), data.frame(y = rpois(150, exp(eta)), x = x, g = g), poisson)
+  r <- simulateResiduals(f, n = 100, seed = NULL)
+  c(testUniformity(r, plot = FALSE)$p.value, testDispersion(r, plot = FALSE)$p.value,
+    testZeroInflation(r, plot = FALSE)$p.value)
+}))
+out$calibration <- list(tests = c("uniformity", "dispersion", "zero_inflation"), rejection_rate = unname(colMeans(p <= 0.05)),
+                        mean_p = unname(colMeans(p)), n_sets = nrow(p))
 out$dharma_version <- "DHARMa source commit 746f969 (DESCRIPTION 0.5.0)"
 write_json(out, "tests/data/dharma/reference.json", digits = NA, auto_unbox = TRUE, pretty = FALSE)
