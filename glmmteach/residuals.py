@@ -221,5 +221,6 @@ def simulated_residuals(fit: Any, nsim: int = 250, seed: Any = 123,
     if getattr(getattr(fit, "spec", None), "proportion", False):
         # proportions with weights: the design holds successes out of trials; simulate gives proportions
         sims_values = np.rint(sims_values * np.asarray(design.trials, dtype=float)[:, None])
-    fitted_values = fitted.loc[design.row_index].to_numpy() if len(fitted) != len(observed) else fitted.to_numpy()
-    return from_simulations(sims_values, observed, fitted_values, rng)
+    # a fit with na_action="exclude" pads its per-row values with the dropped rows (NaN): keep the fitted rows
+    fitted_values = fitted.loc[design.row_index] if len(fitted) != len(observed) else fitted
+    return from_simulations(sims_values, observed, fitted_values.to_numpy(), rng)

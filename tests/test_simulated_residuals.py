@@ -347,7 +347,9 @@ def test_rows_dropped_for_missing_values_and_other_models():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fits = (gt.glmer("TICKS ~ cHEIGHT + (1 | BROOD)", holes, "poisson"),
-                gt.glm("TICKS ~ cHEIGHT", holes, "poisson"))
+                gt.glmer("TICKS ~ cHEIGHT + (1 | BROOD)", holes, "poisson", na_action="exclude"),
+                gt.glm("TICKS ~ cHEIGHT", holes, "poisson"), gt.glm("TICKS ~ cHEIGHT", holes, "poisson",
+                                                                     na_action="exclude"))
     for fit in fits:
         res = fit.simulated_residuals(20, seed=1)
         assert list(res.residuals.index) == [i for i in holes.index if i not in (3, 10)]
