@@ -205,9 +205,14 @@ def simulated_residuals(fit: Any, nsim: int = 250, seed: Any = 123,
         raise GlmmteachError(f"scaled residuals need nsim >= 2 simulations, got {nsim}")
     if simulate_re not in SIMULATE_RE:
         raise GlmmteachError(f"simulate_re must be one of {', '.join(map(repr, SIMULATE_RE))}, got {simulate_re!r}")
+    from .glm import GLMResults
+    from .glmm.results import GLMMResults
+
+    if not isinstance(fit, GLMMResults | GLMResults):
+        raise GlmmteachError(f"simulated_residuals needs a fitted glmer or glm model, got {type(fit).__name__}")
     rng = as_generator(seed)
     design = fit.design
-    if hasattr(fit, "ranef_cov"):  # a GLMM
+    if isinstance(fit, GLMMResults):
         sims = fit.simulate(nsim, seed=rng, use_u=simulate_re == "conditional")
         fitted = fit.predict(type="response", re_form=[])
     else:

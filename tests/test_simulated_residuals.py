@@ -294,6 +294,8 @@ def test_bad_inputs_are_named():
     data = pd.DataFrame({"y": [2.0, 5.0, 4.0, 9.0, 3.0], "x": [1.0, 2.0, 3.0, 4.0, 5.0], "w": [5, 2, 5, 10, 1]})
     with pytest.raises(GlmmteachError, match="prior weights"):
         gt.glm("y ~ x", data, "poisson", weights="w").simulated_residuals(10)
+    with pytest.raises(GlmmteachError, match="needs a fitted glmer or glm model, got DataFrame"):
+        gt.simulated_residuals(data)
     with pytest.raises(GlmmteachError, match="gaussian"):
         gt.glm("y ~ x", data, "gaussian").simulated_residuals(10)
 
