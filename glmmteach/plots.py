@@ -192,7 +192,8 @@ def plot_caterpillar(
 
     Given a fitted GLMM (lme4's ``dotplot(ranef(fit, condVar = TRUE))``): for the grouping factor ``term``
     (a key of ``fit.ranef``; may be omitted with one factor), one panel per random effect (column) with the
-    conditional modes and the intervals mode ± z·(conditional SD) at ``level`` (lme4's condVar, the
+    conditional modes and the intervals mode ± z·(conditional SD) at ``level`` (z = 1.959964 at 0.95, where lme4's
+    panel function types 1.96; the conditional SDs are lme4's condVar, the
     ``_sd`` columns of :attr:`~glmmteach.GLMMResults.ranef`), the levels sorted by the first effect in every
     panel as lme4 sorts them, and a line at 0. ``ax``: one Axes per panel, or None. Returns the list of Axes.
     """
