@@ -12,10 +12,27 @@ from .emmeans import MarginalMeans, contrast, emmeans
 from .exceptions import GlmmteachError
 from .glm import GLMResults, glm
 from .glmm import GLMMResults, glmer
+from .residuals import SimulatedResiduals, simulated_residuals
 from .tidy import tidy_glm, tidy_glmm
 
 __all__ = [
-    "BootstrapLRT", "BootstrapResult", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "anova",
-    "bootstrap", "bootstrap_lrt", "compare_ic", "contrast", "emmeans", "glm", "glmer", "tidy_glm", "tidy_glmm",
+    "BootstrapLRT",
+    "BootstrapResult",
+    "GLMMResults",
+    "GLMResults",
+    "GlmmteachError",
+    "MarginalMeans",
+    "SimulatedResiduals",
+    "anova",
+    "bootstrap",
+    "bootstrap_lrt",
+    "compare_ic",
+    "contrast",
+    "emmeans",
+    "glm",
+    "glmer",
+    "simulated_residuals",
+    "tidy_glm",
+    "tidy_glmm",
 ]
 __version__ = "0.1.0"

@@ -321,10 +321,17 @@ class GLMResults:
         if np.any(self.design.weights != 1):
             warnings.warn("prior weights are ignored when simulating (as R does): each row is simulated from "
                           "its fitted distribution", GlmmteachWarning, stacklevel=2)
-        mean = np.repeat(self.fittedvalues.to_numpy()[:, None], nsim, axis=1)
+        # the fitted rows only (fittedvalues is padded with NaN rows under na_action="exclude")
+        mean = np.repeat(self._fit.mu[:, None], nsim, axis=1)
         trials = self.design.trials if self.design.has_trials else None
         draws = draw_responses(self.family.name, mean, trials, as_generator(seed), self.family.theta)
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def simulated_residuals(self, nsim: int = 250, seed: Any = 123) -> Any:
+        """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
+        from .residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed)
 
     def refit(self, new_response: Any) -> GLMResults:
         """The same model fitted to a new response (e.g. a column of :meth:`simulate`): one value per

@@ -556,6 +556,12 @@ class GLMMResults:
             eta[:, k] = eta0 + model.Au(state.A, u)
         return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng, self.family.theta)
 
+    def simulated_residuals(self, nsim: int = 250, seed: Any = 123, simulate_re: str = "conditional") -> Any:
+        """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
+        from ..residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed, simulate_re)
+
     def refit(self, new_response: Any) -> GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
         :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
