@@ -9,9 +9,12 @@ from .compare import BootstrapLRT, anova, bootstrap_lrt, compare_ic
 from .emmeans import MarginalMeans, contrast, emmeans
 from .exceptions import GlmmteachError
 from .glm import GLMResults, glm
-from .glmm import GLMMResults, glmer
+from .glmm import GLMMResults, glmer, priors
+from .glmm.allfit import AllFit, all_fit
+from .glmm.bglmer import bglmer
 from .tidy import tidy_glm, tidy_glmm
 
-__all__ = ["BootstrapLRT", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "anova", "bootstrap_lrt",
-           "compare_ic", "contrast", "emmeans", "glm", "glmer", "tidy_glm", "tidy_glmm"]
+__all__ = ["AllFit", "BootstrapLRT", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "all_fit", "anova",
+           "bglmer", "bootstrap_lrt", "compare_ic", "contrast", "emmeans", "glm", "glmer", "priors", "tidy_glm",
+           "tidy_glmm"]
 __version__ = "0.1.0"
