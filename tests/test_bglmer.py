@@ -1,7 +1,8 @@
 """bglmer (blme's maximum a posteriori GLMM) against R blme 1.0.5 with the same priors.
 
 References: tests/data/bglmer/make_reference.R -> reference.json (the crossover, where Laplace's tau-hat runs to
-23; a singular fit; uncorrelated and correlated slopes; separated outcomes, separated.csv).
+23; lesson 14's trial 130, whose ML tau is infinite; a singular fit; uncorrelated and correlated slopes;
+separated outcomes, separated.csv).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ REFERENCE = json.loads((DATA / "bglmer" / "reference.json").read_text())["cases"
 COV_PRIORS = {
     "wishart": "wishart", "invwishart": "invwishart", "NULL": None,
     'gamma(shape = 2, rate = 0.5, posterior.scale = "sd")': priors.gamma(shape=2, rate=0.5),
+    "gamma(shape = 2, rate = 0.5)": priors.gamma(shape=2, rate=0.5),
     'invgamma(shape = 1, scale = 2, posterior.scale = "var")': priors.invgamma(shape=1, scale=2,
                                                                                posterior_scale="var"),
     "wishart(df = 4, scale = 0.5)": priors.wishart(df=4, scale=0.5),
@@ -43,6 +45,8 @@ def load(name: str) -> pd.DataFrame:
         return load_crossover()
     if name == "separated":
         return pd.read_csv(DATA / "bglmer" / "separated.csv")
+    if name == "crossover_sim130":
+        return pd.read_csv(DATA / "runaway" / "crossover_sim130.csv")
     return pd.read_csv(DATA / "boundary" / f"{name}.csv")
 
 
@@ -54,24 +58,33 @@ def fit_case(case: dict) -> tuple[glmmteach.GLMMResults, list[warnings.WarningMe
     return fit, list(caught)
 
 
+# The runaway trial's posterior is nearly flat in tau at 65-210: blme's bobyqa stops 1.03e-4 (relative) short in
+# tau under the default prior (glmmteach's posterior is higher: the objective check below), and R's
+# finite-difference Hessian there is 2.5% off the analytic-gradient one, so those SEs are not compared.
+THETA_RTOL = {"runaway_default": 2e-4}
+PENALTY_ABS = {"runaway_default": 5e-4}  # -3 log tau: 3 x the 1.03e-4 relative difference in tau
+NO_SE = {"runaway_default", "runaway_t"}
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCE))
 def test_posterior_mode_equals_blme(name: str) -> None:
     case = REFERENCE[name]
     fit, _ = fit_case(case)
-    np.testing.assert_allclose(fit.theta, np.atleast_1d(case["theta"]), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(fit.theta, np.atleast_1d(case["theta"]), rtol=THETA_RTOL.get(name, 1e-4), atol=1e-6)
     np.testing.assert_allclose(fit.params.to_numpy(), list(case["fixef"].values()), rtol=1e-4, atol=1e-6)
     # the likelihood at the mode (blme's logLik) and blme's penalty (-2 log prior): 1e-4 apart at most, more
     # only where blme stops short on a flat ridge (crossover_gamma: 1.5e-4 and 2.7e-4, glmmteach's posterior
     # 1.5e-5 higher); evaluated at blme's own estimates both agree exactly, so the difference is where R stopped
     assert fit.llf == pytest.approx(case["loglik"], abs=2e-4)
-    assert -2 * fit.log_prior == pytest.approx(case["penalty"], abs=3e-4)
+    assert -2 * fit.log_prior == pytest.approx(case["penalty"], abs=PENALTY_ABS.get(name, 3e-4))
     assert -2 * (fit.llf + fit.log_prior) <= case["objective"] + 1e-6
     theta_r, beta_r = np.atleast_1d(case["theta"]), np.array(list(case["fixef"].values()))
     # (lme4's own evaluation there is 1.6e-5 off in crossover_gamma, tau 12.9: its PIRLS, within 2e-8 elsewhere)
     assert make_devfun(fit, tol=1e-13)(theta_r, beta_r) == pytest.approx(case["loglik"], abs=3e-5)
     log_prior = fit.spec.prior.log_density(fit.model, fit.correlated)
     assert -2 * log_prior(theta_r, beta_r)[0] == pytest.approx(case["penalty"], abs=1e-8)
-    np.testing.assert_allclose(fit.bse.to_numpy(), case["se"][-len(fit.params):], rtol=1e-3)  # posterior curvature
+    if name not in NO_SE:  # the curvature of the log posterior, as blme's vcov
+        np.testing.assert_allclose(fit.bse.to_numpy(), case["se"][-len(fit.params):], rtol=1e-3)
 
 
 def test_crossover_prior_keeps_tau_finite_and_converged() -> None:
@@ -80,6 +93,15 @@ def test_crossover_prior_keeps_tau_finite_and_converged() -> None:
     fit, caught = fit_case(REFERENCE["crossover_default"])
     assert fit.converged and fit.sd_re.iloc[0] == pytest.approx(28.2721, rel=1e-4)
     assert not any("converged" in str(w.message) for w in caught)
+
+
+def test_runaway_trial_needs_a_proper_prior() -> None:
+    """Trial 130 of lesson 14 (ML tau infinite): blme's default prior (improper, rising as tau^1.5) only moves the
+    Laplace mode to tau 210.7; a proper gamma(2, 0.5) prior on the SD gives 16.2 (both as R blme)."""
+    default, _ = fit_case(REFERENCE["runaway_default"])
+    proper, _ = fit_case(REFERENCE["runaway_gamma"])
+    assert default.sd_re.iloc[0] > 200 and proper.sd_re.iloc[0] == pytest.approx(16.199, rel=1e-4)
+    assert default.converged and proper.converged
 
 
 def test_singular_fit_moves_off_the_boundary() -> None:

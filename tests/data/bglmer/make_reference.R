@@ -1,5 +1,6 @@
 # blme bglmer references (maximum a posteriori with blme's priors): Rscript make_reference.R -> reference.json
-# Data: the course's crossover trial, lme4 boundary cases (../boundary), and separated.csv (made here).
+# Data: the course's crossover trial, lme4 boundary cases (../boundary), lesson 14's runaway trial (../runaway),
+# and separated.csv (made here).
 suppressPackageStartupMessages({library(lme4); library(blme); library(jsonlite)})
 ctrl <- glmerControl(optimizer = "bobyqa", tolPwrss = 1e-12, optCtrl = list(rhoend = 1e-10, maxfun = 1e5))
 # lme4's first PIRLS (nAGQ = 0: beta inside, no prior yet) diverges on separated data: start those at nAGQ = 1
@@ -40,6 +41,15 @@ cases <- list(
                                   cov = quote(wishart(df = 4, scale = c(1, 0.5))), fixef = NULL, nAGQ = 1),
   correlated_invwishart = list(data = "bin_corr_19", formula = "y ~ x + (1 + x | g)", cov = quote(invwishart),
                                fixef = NULL, nAGQ = 1),
+  # lesson 14's simulated trial 130: every discordant pair of each sequence goes one way, the ML tau is infinite
+  runaway_default = list(data = "crossover_sim130", formula = "outcome ~ trt * period + (1 | ID)",
+                         cov = quote(wishart), fixef = NULL, nAGQ = 1),
+  runaway_t = list(data = "crossover_sim130", formula = "outcome ~ trt * period + (1 | ID)",
+                   cov = quote(wishart), fixef = quote(t), nAGQ = 1),
+  runaway_gamma = list(data = "crossover_sim130", formula = "outcome ~ trt * period + (1 | ID)",
+                       cov = quote(gamma(shape = 2, rate = 0.5)), fixef = NULL, nAGQ = 1),
+  runaway_gamma_t = list(data = "crossover_sim130", formula = "outcome ~ trt * period + (1 | ID)",
+                         cov = quote(gamma(shape = 2, rate = 0.5)), fixef = quote(t), nAGQ = 1),
   separated_normal = list(data = "separated", formula = "y ~ x + z + (1 | g)", cov = quote(wishart),
                           fixef = quote(normal), nAGQ = 1),
   separated_t = list(data = "separated", formula = "y ~ x + z + (1 | g)", cov = quote(wishart),
@@ -51,7 +61,8 @@ cases <- list(
 out <- list()
 for (name in names(cases)) {
   case <- cases[[name]]
-  d <- switch(case$data, crossover = crossover, separated = sep, boundary(case$data))
+  d <- switch(case$data, crossover = crossover, separated = sep,
+              crossover_sim130 = read.csv("../runaway/crossover_sim130.csv"), boundary(case$data))
   cat(name, "\n")
   family <- if (startsWith(case$data, "pois")) "poisson" else "binomial"
   fit <- eval(bquote(bglmer(as.formula(.(case$formula)), data = d, family = .(family), nAGQ = .(case$nAGQ),
