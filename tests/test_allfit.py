@@ -77,3 +77,15 @@ def test_a_glm_is_refused() -> None:
     fit = glmmteach.glm("outcome ~ trt", load_crossover(), family="binomial")
     with pytest.raises(GlmmteachError, match="needs a fitted GLMM"):
         glmmteach.all_fit(fit)
+
+
+def test_crossed_terms_are_refitted_by_the_general_engine() -> None:
+    """Several terms (the sparse engine): grouseticks' (1 | BROOD) + (1 | LOCATION) from L-BFGS-B and COBYQA."""
+    from glmmteach.datasets import load_grouseticks
+
+    fit = quiet(glmmteach.glmer, "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)", load_grouseticks(),
+                "poisson")
+    fits = glmmteach.all_fit(fit, optimizers=("L-BFGS-B", "COBYQA"))
+    assert fits.table["converged"].all() and list(fits.theta.columns) == fit.theta_names
+    spread = fits.spread()
+    assert spread["logLik"] < 1e-8 and spread.drop("logLik").max() < 1e-4
