@@ -2,9 +2,12 @@
 
 GLMs are fitted by Fisher scoring (:func:`glm`), GLMMs by maximum likelihood with the Laplace
 approximation or adaptive Gauss–Hermite quadrature (:func:`glmer`); :func:`anova` compares
-nested models by likelihood-ratio tests, :func:`bootstrap_lrt` by a parametric bootstrap.
+nested models by likelihood-ratio tests, :func:`bootstrap_lrt` by a parametric bootstrap;
+:func:`bootstrap` is lme4's ``bootMer`` (on local processes or a Dask cluster); :func:`bglmer` is blme's
+maximum a posteriori fit with its priors (:mod:`glmmteach.priors`), :func:`all_fit` lme4's ``allFit``.
 """
 
+from .bootstrap import BootstrapResult, bootstrap
 from .compare import BootstrapLRT, anova, bootstrap_lrt, compare_ic
 from .emmeans import MarginalMeans, contrast, emmeans
 from .exceptions import GlmmteachError
@@ -14,7 +17,9 @@ from .glmm.allfit import AllFit, all_fit
 from .glmm.bglmer import bglmer
 from .tidy import tidy_glm, tidy_glmm
 
-__all__ = ["AllFit", "BootstrapLRT", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans", "all_fit", "anova",
-           "bglmer", "bootstrap_lrt", "compare_ic", "contrast", "emmeans", "glm", "glmer", "priors", "tidy_glm",
-           "tidy_glmm"]
+__all__ = [
+    "AllFit", "BootstrapLRT", "BootstrapResult", "GLMMResults", "GLMResults", "GlmmteachError", "MarginalMeans",
+    "all_fit", "anova", "bglmer", "bootstrap", "bootstrap_lrt", "compare_ic", "contrast", "emmeans", "glm", "glmer",
+    "priors", "tidy_glm", "tidy_glmm",
+]
 __version__ = "0.1.0"

@@ -347,8 +347,15 @@ class GLMMResults:
         return float(np.sum(self.resid("deviance").to_numpy() ** 2))
 
     # ---- inference --------------------------------------------------------------------------
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects."""
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", **boot: Any) -> pd.DataFrame:
+        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects; ``method="boot"``:
+        :func:`glmmteach.bootstrap.boot_conf_int` (``nsim``, ``seed``, ``type``, ``parm``, ``n_jobs``, ``client``)."""
+        if method == "boot":
+            from ..bootstrap import boot_conf_int
+
+            return boot_conf_int(self, alpha, **boot)
+        if method != "wald":
+            raise GlmmteachError(f"method must be 'wald' or 'boot', got {method!r}")
         q = stats.norm.ppf(1 - alpha / 2)
         pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
         return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
