@@ -39,6 +39,8 @@ class ModelSpec:
     family: Family
     n_nodes: int
     proportion: bool = False
+    prior: Any = None  # a MAP fit's priors (glmmteach.glmm.bglmer.Priors); None: maximum likelihood
+    optimizer: str = "L-BFGS-B"  # fit_glmm's method (glmmteach.all_fit refits with each of OPTIMISERS)
 
 
 class GLMMResults:
@@ -80,6 +82,7 @@ class GLMMResults:
             self.Ts = [CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)]
         self.T = self.Ts[0]
         self.llf = float(outcome.llf)
+        self.log_prior = float(getattr(outcome, "log_prior", 0.0))  # a MAP fit's (bglmer); 0 for ML
         self.nobs = design.nobs
         # lme4's ngrps: levels of each grouping factor (a single factor: the number)
         factors = dict.fromkeys(t.group_name for t in self.terms)
@@ -88,6 +91,9 @@ class GLMMResults:
         self.dropped_rows = design.dropped_rows
         self.converged = outcome.converged
         self.n_evaluations = outcome.evaluations
+        self.optimizer = getattr(outcome, "method", "L-BFGS-B")  # fit_glmm's method (glmmteach.all_fit)
+        self.optimizer_message = str(getattr(outcome, "message", ""))
+        self.newton_decrement = float(getattr(outcome, "newton_decrement", np.nan))  # the convergence test's
         self.data_passes = outcome.passes
         names = pd.Index(design.column_names)  # one index shared by the tables (building it is their main cost)
         self.params = pd.Series(outcome.beta, index=names, name="Estimate")
