@@ -35,7 +35,8 @@ Times are medians of repeated fits (the minimum in brackets); the machine's load
 
 Usage: ``python benchmarks/bench_glmm.py [--quick] [--skip-lme4-large] [--skip-gpboost-large] [--skip-crossed]
 [--only CASE]`` (``--quick`` skips lme4 and case (b); ``--skip-crossed`` skips case (d), whose peers take
-minutes; ``--only ohio|large|slope|crossed|ohio_obs`` runs one case).
+minutes; ``--only import|ohio|large|slope|crossed|ohio_obs`` runs one case). The ``import`` row times
+``import glmmteach`` against ``import numpy, pandas, scipy.optimize, scipy.sparse`` (target <= 1.3x).
 """
 
 from __future__ import annotations
@@ -347,13 +348,37 @@ def report(result: dict, lme4: dict | None, gpb: dict | None, target: str) -> No
               f"= ours {gpb['llf_ours_at_theirs'] - result['llf']:+.2e}")
 
 
+IMPORT_BASELINE = "import numpy, pandas, scipy.optimize, scipy.sparse"
+
+
+def report_import(repeats: int = 7) -> None:
+    """Wall time of ``import glmmteach`` against its own dependencies' imports, fresh interpreters,
+    interleaved (the two share the machine's load); target: at most 1.3x."""
+    def seconds(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {"baseline": [], "glmmteach": [], "python": []}
+    for _ in range(repeats):
+        times["baseline"].append(seconds(IMPORT_BASELINE))
+        times["glmmteach"].append(seconds("import glmmteach"))
+        times["python"].append(seconds("pass"))
+    base, ours, bare = (float(np.median(times[k])) for k in ("baseline", "glmmteach", "python"))
+    print(f"\n[import] target: import glmmteach <= 1.3x {IMPORT_BASELINE!r}  (median of {repeats}, interleaved; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"  baseline {base:.3f} s, import glmmteach {ours:.3f} s, bare interpreter {bare:.3f} s  ->  "
+          f"ratio {ours / base:.2f} ({(ours - bare) / (base - bare):.2f} without the interpreter's start)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip lme4 and the 1e6-row case")
     parser.add_argument("--skip-lme4-large", action="store_true", help="skip lme4 on the 1e6-row case (~4 min)")
     parser.add_argument("--skip-gpboost-large", action="store_true", help="skip GPBoost on the 1e6-row case")
     parser.add_argument("--skip-crossed", action="store_true", help="skip the crossed case (d) and its peers")
-    parser.add_argument("--only", choices=["ohio", "large", "slope", "crossed", "ohio_obs"], help="run this case only")
+    parser.add_argument("--only", choices=["import", "ohio", "large", "slope", "crossed", "ohio_obs"],
+                        help="run this case only")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--gpboost", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -372,6 +397,8 @@ def main() -> None:
     cases.append(("ohio_obs", ">= 10x faster than lme4"))
     if args.only:
         cases = [case for case in cases if case[0] == args.only]
+    if args.only in (None, "import"):
+        report_import()
     has_gpboost = importlib.util.find_spec("gpboost") is not None
     print(f"glmmteach GLMM benchmark  (python {sys.version.split()[0]}, numpy {np.__version__}; "
           f"GPBoost {'present' if has_gpboost else 'absent: skipped'}; load average {os.getloadavg()[0]:.1f})")
