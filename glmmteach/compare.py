@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .bootstrap import ReplicateError, run_replicates
 from .exceptions import GlmmteachError
@@ -114,7 +114,7 @@ def anova(*models: Any) -> AnovaTable:
                     "its maximum (or the models are not nested); check its warnings and refit it before comparing"
                 )
             stat = max(stat, 0.0)  # rounding at equal fits
-            row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": stats.chi2.sf(stat, df)})
+            row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": special.chdtrc(df, stat)})  # chi2.sf
         rows.append(row)
         prev = (llf, k, m.formula)
     table = AnovaTable(rows, index=pd.RangeIndex(1, len(models) + 1))

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
@@ -356,7 +356,7 @@ class GLMMResults:
             return boot_conf_int(self, alpha, **boot)
         if method != "wald":
             raise GlmmteachError(f"method must be 'wald' or 'boot', got {method!r}")
-        q = stats.norm.ppf(1 - alpha / 2)
+        q = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
         pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
         return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
 
@@ -390,6 +390,8 @@ class GLMMResults:
         """
         self._require_scalar("conf_int_sd")
         sd_hat = float(abs(self.theta[0]))
+        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
         cutoff = self.llf - 0.5 * stats.chi2.ppf(1 - alpha, 1)
         beta_hat = self.params.to_numpy()
 
