@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special
 
 from .exceptions import GlmmteachError, GlmmteachWarning
 
@@ -252,7 +252,7 @@ def boot_interval(t: np.ndarray, t0: float, type: str = "perc", alpha: float = 0
         lo, hi = 2 * t0 - q_hi, 2 * t0 - q_lo
     elif type == "norm":
         bias = t.mean() - t0
-        half = np.sqrt(t.var(ddof=1)) * stats.norm.ppf(1 - alpha / 2)
+        half = np.sqrt(t.var(ddof=1)) * special.ndtri(1 - alpha / 2)
         lo, hi = t0 - bias - half, t0 - bias + half
     else:
         raise GlmmteachError(f"type must be one of {', '.join(map(repr, INTERVAL_TYPES))}, got {type!r}")

@@ -32,7 +32,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .exceptions import GlmmteachError
 from .glmm.simulate import as_generator, check_nsim
@@ -78,6 +77,8 @@ def quantile_residuals(simulated: np.ndarray, observed: np.ndarray, seed: Any = 
 
 def rank_transform(x: np.ndarray) -> np.ndarray:
     """DHARMa's ``rankTransform``: average ranks divided by the largest rank (predictions spread on (0, 1])."""
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     ranks = stats.rankdata(x, method="average")
     return ranks / ranks.max()
 
@@ -121,6 +122,8 @@ class SimulatedResiduals:
         r = self.residuals.to_numpy()
         n = len(r)
         exact = n < 100 and len(np.unique(r)) == n  # R's default: exact without ties below 100 values
+        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
         result = stats.kstest(r, "uniform", method="exact" if exact else "asymp")
         p = float(np.clip(result.pvalue, 0.0, 1.0))
         return SimulationTest(float(result.statistic), p, "Exact one-sample Kolmogorov-Smirnov test" if exact
