@@ -29,13 +29,19 @@ On the crossed case (d) GPBoost (default settings) and glmmTMB are timed as whol
 Targets (2 cores): Ohio >= 10x faster than lme4 and >= 2x faster than GPBoost; (b) within 60 data
 passes with logLik >= lme4's tight-tolerance logLik and peak memory < 1.5 GB; (c) < 1 s; (d) >= 40x
 faster than lme4 and >= 5x faster than GPBoost, at lme4's optimum (logLik not below lme4's
-tight-tolerance logLik by more than 1e-4); (e) >= 10x faster than lme4.
+tight-tolerance logLik by more than 1e-4); (e) >= 10x faster than lme4; import glmmteach <= 1.3x its
+dependencies' imports; the small fits at least GPBoost's single-threaded speed (Laplace) and >= 5x lme4
+(crossover, nAGQ = 25).
 
 Times are medians of repeated fits (the minimum in brackets); the machine's load average is printed.
 
 Usage: ``python benchmarks/bench_glmm.py [--quick] [--skip-lme4-large] [--skip-gpboost-large] [--skip-crossed]
 [--only CASE]`` (``--quick`` skips lme4 and case (b); ``--skip-crossed`` skips case (d), whose peers take
-minutes; ``--only ohio|large|slope|crossed|ohio_obs`` runs one case).
+minutes; ``--only import|small|ohio|large|slope|crossed|ohio_obs`` runs one case). The ``import`` row times
+``import glmmteach`` against ``import numpy, pandas, scipy.optimize, scipy.sparse`` (target <= 1.3x); the
+``small`` rows time small fits (simulation studies and bootstraps refit them thousands of times): the
+crossover trial (134 rows) and a 500-row random-intercept logistic model against GPBoost with one thread
+(target: at least its speed), and the crossover at nAGQ = 25 against lme4 (target >= 5x).
 """
 
 from __future__ import annotations
@@ -347,16 +353,171 @@ def report(result: dict, lme4: dict | None, gpb: dict | None, target: str) -> No
               f"= ours {gpb['llf_ours_at_theirs'] - result['llf']:+.2e}")
 
 
+SMALL_R_SCRIPT = r"""
+suppressMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+d <- read.csv(args[1]); form <- as.formula(args[2]); nagq <- as.integer(args[3]); reps <- as.integer(args[4])
+invisible(suppressWarnings(glmer(form, data = d, family = binomial, nAGQ = nagq)))  # warm-up
+fit_once <- function() suppressWarnings(glmer(form, data = d, family = binomial, nAGQ = nagq))
+times <- replicate(reps, system.time(fit_once())[["elapsed"]])
+m <- suppressWarnings(glmer(form, data = d, family = binomial, nAGQ = nagq))
+cat(sprintf("LME4 %.6f %.6f %.10f\n", median(times), min(times), logLik(m)))
+"""
+
+SMALL_CASES = {  # name: (formula, nAGQ)
+    "crossover": ("outcome ~ trt * period + (1 | ID)", 1),
+    "crossover_agq25": ("outcome ~ trt * period + (1 | ID)", 25),
+    "ri500": ("y ~ x + (1 | g)", 1),
+}
+
+
+def small_frame(name: str) -> pd.DataFrame:
+    """The crossover trial (134 rows, 67 patients) or a 500-row random-intercept logistic model (50 x 10)."""
+    if name.startswith("crossover"):
+        from glmmteach.datasets import load_crossover
+
+        return load_crossover()
+    rng = np.random.default_rng(20261203)
+    g = np.repeat(np.arange(50), 10)
+    x = rng.normal(size=500)
+    eta = -0.3 + 0.5 * x + rng.normal(0, 0.8, 50)[g]
+    return pd.DataFrame({"y": (rng.random(500) < 1 / (1 + np.exp(-eta))).astype(float), "x": x, "g": g})
+
+
+def run_small(name: str, rounds: int = 5, per_round: int = 10) -> dict:
+    """Small fits (called in a subprocess): glmmteach's glmer call and engine, and GPBoost with one thread at
+    the same Laplace optimum, timed in alternation (``rounds`` rounds of ``per_round`` fits each)."""
+    from glmmteach import glmm
+
+    formula, n_nodes = SMALL_CASES[name]
+    frame = small_frame(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmm.glmer(formula, frame, "binomial", nAGQ=n_nodes)
+    data = fit._data
+
+    def call():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            glmm.glmer(formula, frame, "binomial", nAGQ=n_nodes)
+
+    def engine():
+        outcome = glmm.fit_glmm(fit.model, fit.correlated, n_nodes)
+        glmm.diagnose(outcome, fit.model, fit.correlated, list(fit.params.index))
+
+    timed = {"glmer call": call, "engine": engine}
+    if n_nodes == 1 and importlib.util.find_spec("gpboost") is not None:
+        import gpboost
+
+        def gpb():
+            model = gpboost.GPModel(group_data=data.groups, likelihood="bernoulli_logit", num_parallel_threads=1)
+            model.fit(y=data.y, X=data.X, params={"trace": False})
+            return model
+
+        timed["GPBoost 1 thread"] = gpb
+    for function in timed.values():
+        function()  # warm-up
+    times: dict[str, list[float]] = {label: [] for label in timed}
+    for _ in range(rounds):
+        for label, function in timed.items():
+            start = time.perf_counter()
+            for _ in range(per_round):
+                function()
+            times[label].append((time.perf_counter() - start) / per_round)
+    result = {"case": name, "seconds": {label: float(np.median(t)) for label, t in times.items()},
+              "llf": fit.llf, "rows": fit.nobs, "load": os.getloadavg()[0], "n_nodes": n_nodes}
+    if "GPBoost 1 thread" in timed:
+        model = timed["GPBoost 1 thread"]()
+        sd = float(np.sqrt(max(float(np.asarray(model.get_cov_pars()).ravel()[0]), 0.0)))
+        beta = np.asarray(model.get_coef()).ravel()
+        result["gpboost_llf_own"] = -float(model.get_current_neg_log_likelihood())
+        result["llf_ours_at_gpboost"] = glmm.devfun.marginal_loglik(data, np.array([sd]), beta)
+    return result
+
+
+def run_small_lme4(name: str, workdir: Path, repeats: int = 20) -> dict | None:
+    if shutil.which("Rscript") is None:
+        return None
+    formula, n_nodes = SMALL_CASES[name]
+    csv = workdir / f"{name}.csv"
+    small_frame(name).to_csv(csv, index=False)
+    script = workdir / "small.R"
+    script.write_text(SMALL_R_SCRIPT)
+    run = subprocess.run(["Rscript", str(script), str(csv), formula, str(n_nodes), str(repeats)],
+                         capture_output=True, text=True, timeout=600)
+    line = next((ln for ln in run.stdout.splitlines() if ln.startswith("LME4")), None)
+    if line is None:
+        print(f"  lme4 failed on {name}: {run.stderr.strip()[-300:]}")
+        return None
+    _, median, fastest, llf = line.split()
+    return {"seconds": float(median), "min": float(fastest), "llf": float(llf)}
+
+
+def report_small(workdir: Path) -> None:
+    """The small-fit rows: targets glmmteach <= GPBoost single-threaded (Laplace) and >= 5x lme4 at nAGQ=25.
+    lme4 is timed between glmmteach's repetitions (before and after), so both see the same load."""
+    for name in SMALL_CASES:
+        first = _child(["--small", name])
+        lme4 = run_small_lme4(name, workdir)
+        second = _child(["--small", name])
+        seconds = {label: float(np.median([first["seconds"][label], second["seconds"][label]]))
+                   for label in first["seconds"]}
+        formula, n_nodes = SMALL_CASES[name]
+        target = "<= GPBoost 1 thread" if n_nodes == 1 else ">= 5x faster than lme4"
+        print(f"\n[small: {name}] {formula}, nAGQ = {n_nodes}, {first['rows']} rows   target: {target}")
+        print(f"  (medians of 2 x 5 rounds of 10 fits; load average {first['load']:.1f} / {second['load']:.1f})")
+        for label, value in seconds.items():
+            print(f"  {label:<18} {value * 1e3:7.2f} ms")
+        ours = seconds["glmer call"]
+        if "GPBoost 1 thread" in seconds:
+            gpb = seconds["GPBoost 1 thread"]
+            print(f"  GPBoost / glmer call = {gpb / ours:.2f}x, GPBoost / engine = {gpb / seconds['engine']:.2f}x;  "
+                  f"logLik ours {first['llf']:.8f}, ours at GPBoost's estimates {first['llf_ours_at_gpboost']:.8f} "
+                  f"(GPBoost's own {first['gpboost_llf_own']:.8f})")
+        if lme4 is not None:
+            print(f"  lme4 glmer (default control): {lme4['seconds'] * 1e3:.1f} ms [{lme4['min'] * 1e3:.1f}]  ->  "
+                  f"lme4 / glmer call = {lme4['seconds'] / ours:.1f}x, lme4 / engine = "
+                  f"{lme4['seconds'] / seconds['engine']:.1f}x;  lme4 logLik {lme4['llf']:.6f}")
+
+
+IMPORT_BASELINE = "import numpy, pandas, scipy.optimize, scipy.sparse"
+
+
+def report_import(repeats: int = 7) -> None:
+    """Wall time of ``import glmmteach`` against its own dependencies' imports, fresh interpreters,
+    interleaved (the two share the machine's load); target: at most 1.3x."""
+    def seconds(code: str) -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+        return time.perf_counter() - start
+
+    times: dict[str, list[float]] = {"baseline": [], "glmmteach": [], "python": []}
+    for _ in range(repeats):
+        times["baseline"].append(seconds(IMPORT_BASELINE))
+        times["glmmteach"].append(seconds("import glmmteach"))
+        times["python"].append(seconds("pass"))
+    base, ours, bare = (float(np.median(times[k])) for k in ("baseline", "glmmteach", "python"))
+    print(f"\n[import] target: import glmmteach <= 1.3x {IMPORT_BASELINE!r}  (median of {repeats}, interleaved; "
+          f"load average {os.getloadavg()[0]:.1f})")
+    print(f"  baseline {base:.3f} s, import glmmteach {ours:.3f} s, bare interpreter {bare:.3f} s  ->  "
+          f"ratio {ours / base:.2f} ({(ours - bare) / (base - bare):.2f} without the interpreter's start)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip lme4 and the 1e6-row case")
     parser.add_argument("--skip-lme4-large", action="store_true", help="skip lme4 on the 1e6-row case (~4 min)")
     parser.add_argument("--skip-gpboost-large", action="store_true", help="skip GPBoost on the 1e6-row case")
     parser.add_argument("--skip-crossed", action="store_true", help="skip the crossed case (d) and its peers")
-    parser.add_argument("--only", choices=["ohio", "large", "slope", "crossed", "ohio_obs"], help="run this case only")
+    parser.add_argument("--only", choices=["import", "small", "ohio", "large", "slope", "crossed", "ohio_obs"],
+                        help="run this case only")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     parser.add_argument("--gpboost", help=argparse.SUPPRESS)
+    parser.add_argument("--small", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.small:
+        print(json.dumps(run_small(args.small)))
+        return
     if args.case:
         print(json.dumps(run_case(args.case)))
         return
@@ -372,6 +533,13 @@ def main() -> None:
     cases.append(("ohio_obs", ">= 10x faster than lme4"))
     if args.only:
         cases = [case for case in cases if case[0] == args.only]
+    if args.only in (None, "import"):
+        report_import()
+    if args.only in (None, "small"):
+        with tempfile.TemporaryDirectory() as tmp:
+            report_small(Path(tmp))
+    if args.only in ("import", "small"):
+        return
     has_gpboost = importlib.util.find_spec("gpboost") is not None
     print(f"glmmteach GLMM benchmark  (python {sys.version.split()[0]}, numpy {np.__version__}; "
           f"GPBoost {'present' if has_gpboost else 'absent: skipped'}; load average {os.getloadavg()[0]:.1f})")

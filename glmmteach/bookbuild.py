@@ -13,10 +13,14 @@ environment variable ``GLMMTEACH_GRADED_SOLUTIONS``, which wins) decides what th
 
 Practice sets always show their solutions.
 
+Exercises are numbered within their set (set 02 starts at "Exercise 1", not where set 01 stopped): Sphinx
+numbers every enumerable node across the whole book, so the numbers of the ``exercise`` type are reassigned
+per page after Sphinx has assigned them.
+
 In the single-page HTML build of ``make pdf`` every extension's nodes keep their HTML handlers (see
 ``_single_page_handlers``).
 
-The book shows the package's version: ``{version}`` in the footer text (``html: extra_footer`` in
+The book shows the package's version: ``{version}`` in the footer text (``extra_footer`` of ``html_theme_options`` in
 ``_config.yml``) becomes ``glmmteach.__version__``, which is also Sphinx's ``version`` and ``release``, so the
 version is written in one place only.
 
@@ -103,6 +107,16 @@ def _build_finished(app: Any, exception: Exception | None) -> None:
             copy.unlink()
 
 
+def _number_exercises_per_page(app: Any, env: Any) -> list[str]:
+    """Renumber each page's exercises 1, 2, ... in their order on the page (Sphinx counts across the book)."""
+    for numbers in env.toc_fignumbers.values():
+        exercises = numbers.get("exercise")
+        if exercises:
+            in_order = sorted(exercises, key=lambda node_id: exercises[node_id])
+            numbers["exercise"] = {node_id: (position,) for position, node_id in enumerate(in_order, start=1)}
+    return []
+
+
 def show_version(app: Any, config: Any) -> None:
     """Put glmmteach's version into Sphinx's version, release and the footer's ``{version}``."""
     from glmmteach import __version__
@@ -179,6 +193,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("source-read", _source_read)
     app.connect("source-read", _progress_start)
     app.connect("doctree-read", _progress_done)
+    app.connect("env-get-updated", _number_exercises_per_page, priority=900)  # after Sphinx's own numbering
     app.connect("html-page-context", _page_context, priority=600)  # after the theme adds its buttons
     app.connect("build-finished", _build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -2,7 +2,8 @@
 ``grade`` their submissions,
 and ``copy-course`` (the lessons, exercises and data into a folder of the reader's)::
 
-    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR] [--secret-file FILE] [--force]
+    glmmteach release SOURCE_DIR OUT_DIR [--students roster.csv] [--keys KEYS_DIR]
+        [--secret-file FILE] [--force]
     glmmteach grade SOURCE_DIR SUBMISSIONS_DIR --out gradebook.csv [--keys KEYS_DIR]
         [--student ID] [--marks marks.csv] [--course course.toml] [--times times.csv]
         [--timeout SECONDS] [--jobs N] [--no-sandbox]

@@ -12,15 +12,15 @@ the number of parameters :math:`p`; smaller is better.
 
 from __future__ import annotations
 
-import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
-from .exceptions import GlmmteachError, GlmmteachWarning
+from .bootstrap import ReplicateError, run_replicates
+from .exceptions import GlmmteachError
 from .glm import GLMResults
 from .rformat import format_pval, format_r
 
@@ -114,7 +114,7 @@ def anova(*models: Any) -> AnovaTable:
                     "its maximum (or the models are not nested); check its warnings and refit it before comparing"
                 )
             stat = max(stat, 0.0)  # rounding at equal fits
-            row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": stats.chi2.sf(stat, df)})
+            row.update({"Df": df, "Deviance": stat, "Pr(>Chi)": special.chdtrc(df, stat)})  # chi2.sf
         rows.append(row)
         prev = (llf, k, m.formula)
     table = AnovaTable(rows, index=pd.RangeIndex(1, len(models) + 1))
@@ -138,9 +138,10 @@ class BootstrapLRT:
     r"""A parametric-bootstrap likelihood-ratio test (:func:`bootstrap_lrt`).
 
     ``statistic`` is the observed :math:`2(\ell_{big} - \ell_{small})`, ``bootstrap`` the statistics of the
-    successful refits, ``pvalue`` :math:`(1 + \#\{LRT^* \ge LRT\})/(n + 1)` over those ``n`` refits,
-    ``n_failed`` the simulations whose refits failed (an error, no convergence, or a larger model fitted
-    worse than the smaller one) and were left out.
+    successful refits in replicate order, ``pvalue`` :math:`(1 + \#\{LRT^* \ge LRT\})/(n + 1)` over those
+    ``n`` refits, ``n_failed`` the simulations whose refits failed (an error, no convergence, or a larger model
+    fitted worse than the smaller one) and were left out; ``failures`` lists them (columns ``replicate``,
+    ``reason``).
     """
 
     statistic: float
@@ -150,6 +151,7 @@ class BootstrapLRT:
     nsim: int
     df: int
     formulas: tuple[str, str]
+    failures: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["replicate", "reason"]))
 
     def __str__(self) -> str:
         used = len(self.bootstrap)
@@ -160,6 +162,9 @@ class BootstrapLRT:
             f"LRT = {self.statistic:.4g} (Df = {self.df}), p = {self.pvalue:.4g} from {used} simulations"
             + (f" ({self.n_failed} of {self.nsim} failed and were left out)" if self.n_failed else ""),
         ]
+        if self.n_failed:
+            counts = self.failures["reason"].str.slice(0, 100).value_counts()
+            lines += [f"  {n} x {reason}" for reason, n in counts.items()]
         return "\n".join(lines)
 
     __repr__ = __str__
@@ -168,7 +173,33 @@ class BootstrapLRT:
 LRT_TOLERANCE = 1e-4  # a larger model fitting worse than this (log-likelihood units x 2) missed its optimum
 
 
-def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None) -> BootstrapLRT:
+class LikelihoodRatioJob:
+    """One replicate of :func:`bootstrap_lrt`: both models refitted to a response simulated from ``small``."""
+
+    names = ["LRT"]
+    size = 1
+
+    def __init__(self, small: Any, big: Any):
+        self.source = small
+        self.big = big
+
+    def __call__(self, response: pd.Series) -> np.ndarray:
+        fit_small = self.source.refit(response)
+        fit_big = self.big.refit(response)
+        for label, refit in (("small", fit_small), ("big", fit_big)):
+            if not refit.converged:
+                reasons = "; ".join(getattr(refit, "warnings", [])) or "no reason given"
+                raise ReplicateError(f"the {label} model did not converge: {reasons}")
+        value = 2.0 * (fit_big.llf - fit_small.llf)
+        if not np.isfinite(value):
+            raise ReplicateError(f"the likelihood-ratio statistic is {value}")
+        if value < -LRT_TOLERANCE:
+            raise ReplicateError(f"the larger model fitted worse than the smaller one (LRT {value:.4g})")
+        return np.array([max(value, 0.0)])
+
+
+def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None, n_jobs: int = 1,
+                  client: Any = None) -> BootstrapLRT:
     r"""Parametric-bootstrap likelihood-ratio test of ``small`` (the null) against the larger ``big``.
 
     For a variance component the :math:`\chi^2` reference of :func:`anova` is wrong (the null value
@@ -179,12 +210,12 @@ def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None) -> B
     :math:`p = (1 + \#\{LRT^* \ge LRT\}) / (n + 1)`, ``n`` the successful refits.
 
     ``small`` is a :func:`~glmmteach.glm` or :func:`~glmmteach.glmer` fit, ``big`` a ``glmer`` fit of the same
-    response with more parameters; ``seed`` (integer, ``numpy.random.Generator`` or ``None``) makes it
-    reproducible. Warnings of the refits (e.g. boundary fits, expected under the null) are not shown.
+    response with more parameters. The replicates are those of :func:`glmmteach.bootstrap.run_replicates`:
+    ``seed`` (integer, ``SeedSequence``, ``numpy.random.Generator`` or ``None``) fixes them whatever ``n_jobs``
+    (local processes) or ``client`` (a ``dask.distributed.Client``). Warnings of the refits (e.g. boundary
+    fits, expected under the null) are not shown; failed refits are counted in ``n_failed`` and listed with
+    their reasons in ``failures``.
     """
-    from .glmm.simulate import as_generator, check_nsim
-
-    nsim = check_nsim(nsim)
     for label, model in (("small", small), ("big", big)):
         if not (hasattr(model, "simulate") and hasattr(model, "refit") and hasattr(model, "llf")):
             raise GlmmteachError(f"{label} must be a glm or glmer fit, got {type(model).__name__}")
@@ -204,25 +235,11 @@ def bootstrap_lrt(small: Any, big: Any, nsim: int = 1000, seed: Any = None) -> B
             "did not reach its optimum, so no likelihood-ratio test is possible"
         )
     statistic = max(statistic, 0.0)
-    rng = as_generator(seed)
-    values, failed = [], 0
-    for _ in range(nsim):  # one response at a time: memory stays at one data set
-        response = small.simulate(1, seed=rng)["sim_1"]
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", GlmmteachWarning)
-                fit_small = small.refit(response)
-                fit_big = big.refit(response)
-        except GlmmteachError:  # e.g. a simulated binary response with only zeros
-            failed += 1
-            continue
-        value = 2.0 * (fit_big.llf - fit_small.llf)
-        if not (fit_small.converged and fit_big.converged) or not np.isfinite(value) or value < -LRT_TOLERANCE:
-            failed += 1
-            continue
-        values.append(max(value, 0.0))
-    if not values:
-        raise GlmmteachError(f"all {nsim} bootstrap refits failed: no reference distribution")
-    boot = np.asarray(values)
+    result = run_replicates(LikelihoodRatioJob(small, big), nsim, seed, n_jobs, client)
+    boot = result.values[result.succeeded, 0]
+    if len(boot) == 0:
+        raise GlmmteachError(f"all {len(result.succeeded)} bootstrap refits failed: no reference distribution; the "
+                             f"first: {result.failures['reason'].iloc[0]}")
     pvalue = (1.0 + float(np.sum(boot >= statistic))) / (len(boot) + 1.0)
-    return BootstrapLRT(statistic, boot, pvalue, failed, nsim, df, (small.formula, big.formula))
+    return BootstrapLRT(statistic, boot, pvalue, len(result.failures), len(result.succeeded), df,
+                        (small.formula, big.formula), result.failures)

@@ -25,6 +25,9 @@ from .exceptions import GlmmteachError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # What a reader gets: the notebooks and the pages they link to, the data with its provenance.
+# The exercises' README.md is the instructor's (release and grade commands, sets students do not get):
+# students get STUDENTS.md under that name instead.
+STUDENT_README = ("README.md", "STUDENTS.md")
 COURSE_PATTERNS = {
     "lessons": ("*.ipynb", "*.md"),
     "exercises": ("*.ipynb", "*.md"),
@@ -78,7 +81,12 @@ def _course_files() -> dict[str, list[tuple[Path, Path]]]:
         source = course_source(part)
         found = sorted({path for pattern in patterns for path in source.glob(pattern)
                         if path.is_file() and not graded_exercise(path)})
-        files[part] = [(path, path.relative_to(source)) for path in found]
+        pairs = [(path, path.relative_to(source)) for path in found]
+        if part == "exercises":
+            instructor, student = STUDENT_README
+            pairs = [(path, Path(instructor) if path.name == student else relative)
+                     for path, relative in pairs if path.name != instructor]
+        files[part] = pairs
     return files
 
 

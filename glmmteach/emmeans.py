@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import integrate, stats
+from scipy import integrate
 
 from .exceptions import DataError, GlmmteachError
 
@@ -324,10 +324,14 @@ def _df(fit: Any) -> float:
 
 
 def _quantile(p: np.ndarray | float, df: float) -> np.ndarray | float:
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     return stats.norm.ppf(p) if np.isinf(df) else stats.t.ppf(p, df)
 
 
 def _tail(z: np.ndarray, df: float) -> np.ndarray:
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     return 2 * (stats.norm.sf(np.abs(z)) if np.isinf(df) else stats.t.sf(np.abs(z), df))
 
 
@@ -362,6 +366,7 @@ def _population_mean(eta: np.ndarray, variance: np.ndarray, link: Any) -> tuple[
     if link.name == "log":
         mean = np.exp(eta + variance / 2)
         return mean, mean
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
 
     def expect(f: Any, e: float, v: float) -> float:
         sd = np.sqrt(v)
@@ -425,6 +430,8 @@ def _group_contrasts(means: MarginalMeans, rows: np.ndarray, by_values: dict, me
 
 def _adjusted(z: np.ndarray, m: int, k: int, df: float, adjust: str, level: float) -> tuple[np.ndarray, float]:
     """Adjusted p-values of m contrasts among k means, and the interval's critical value."""
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     raw = _tail(z, df)
     alpha = 1 - level
     if adjust == "tukey":

@@ -41,13 +41,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .exceptions import FamilyError
 
 _EPS = np.finfo(float).eps
 # R's binomial links clamp eta so that mu stays strictly inside (0, 1).
-_PROBIT_BOUND = -stats.norm.ppf(_EPS)  # about 8.125
+_PROBIT_BOUND = -special.ndtri(_EPS)  # -scipy.stats.norm.ppf(eps), about 8.125
 _LOGIT_BOUND = 30.0
 _ETA_MAX_LOG = 700.0  # exp(700) is finite; beyond it overflow
 LOG_2PI = float(np.log(2.0 * np.pi))
@@ -422,6 +422,8 @@ class Family:
         Quasi families have no likelihood: asking for one is an error.
         """
         self._require_likelihood()
+        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
         if self.base == "binomial":
             successes = np.round(weights * y)
             return stats.binom.logpmf(successes, np.round(weights), mu)

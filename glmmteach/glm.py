@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, optimize, stats
+from scipy import linalg, optimize, special
 
 from .exceptions import (
     ConvergenceWarning,
@@ -238,10 +238,9 @@ class GLMResults:
         self._cov = pd.DataFrame(cov_full, index=names, columns=names)
         self.bse = pd.Series(np.sqrt(np.diag(cov_full)), index=names, name="Std. Error")
         self.zvalues = pd.Series(self.params / self.bse, name="t value" if self.use_t else "z value")
-        if self.use_t:
-            p = 2 * stats.t.sf(np.abs(self.zvalues), self.df_resid)
-        else:
-            p = 2 * stats.norm.sf(np.abs(self.zvalues))
+        # the tails as scipy.stats' t.sf and norm.sf compute them, without importing scipy.stats at fit time
+        abs_z = np.abs(self.zvalues.to_numpy())
+        p = 2 * special.stdtr(self.df_resid, -abs_z) if self.use_t else 2 * special.ndtr(-abs_z)
         self.pvalues = pd.Series(p, index=names, name=f"Pr(>|{'t' if self.use_t else 'z'}|)")
         self.history = pd.DataFrame(
             [
@@ -321,10 +320,17 @@ class GLMResults:
         if np.any(self.design.weights != 1):
             warnings.warn("prior weights are ignored when simulating (as R does): each row is simulated from "
                           "its fitted distribution", GlmmteachWarning, stacklevel=2)
-        mean = np.repeat(self.fittedvalues.to_numpy()[:, None], nsim, axis=1)
+        # the fitted rows only (fittedvalues is padded with NaN rows under na_action="exclude")
+        mean = np.repeat(self._fit.mu[:, None], nsim, axis=1)
         trials = self.design.trials if self.design.has_trials else None
         draws = draw_responses(self.family.name, mean, trials, as_generator(seed), self.family.theta)
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
+
+    def simulated_residuals(self, nsim: int = 250, seed: Any = 123) -> Any:
+        """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
+        from .residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed)
 
     def refit(self, new_response: Any) -> GLMResults:
         """The same model fitted to a new response (e.g. a column of :meth:`simulate`): one value per
@@ -355,6 +361,8 @@ class GLMResults:
             return pd.DataFrame(bounds, index=self.params.index, columns=pct)
         if method != "wald":
             raise GlmmteachError(f"method must be 'wald' or 'profile', got {method!r}")
+        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
         q = stats.t.ppf(1 - alpha / 2, self.df_resid) if self.use_t else stats.norm.ppf(1 - alpha / 2)
         lower, upper = self.params - q * self.bse, self.params + q * self.bse
         return pd.DataFrame({pct[0]: lower, pct[1]: upper})
@@ -384,7 +392,7 @@ class GLMResults:
         if np.isnan(self.params[name]):
             return np.nan, np.nan
         estimate, se = float(self.params[name]), float(self.bse[name])
-        z = stats.norm.ppf(1 - alpha / 2)
+        z = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
 
         def excess(b: float) -> float:  # > 0 outside the interval
             return (self.profile_deviance(name, b) - self.deviance) - z**2

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from .exceptions import GlmmteachError
 from .integration import gauss_hermite
@@ -57,6 +56,8 @@ def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = 
     eta = X @ beta + off
     se = np.sqrt(np.einsum("ij,jk,ik->i", X, vcov, X))
     use_t = bool(getattr(fit, "use_t", False))
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     q = stats.t.ppf(1 - (1 - level) / 2, fit.df_resid) if use_t else stats.norm.ppf(1 - (1 - level) / 2)
     link = fit.family.link
     if type == "link":

@@ -1,14 +1,17 @@
-r"""Figures for the course: integrands, profile likelihoods, subject curves, county estimates, maps.
+r"""Figures for the course: integrands, profile likelihoods, subject curves, county estimates, maps, and
+model checks (simulated residuals, random-effect caterpillars).
 
 Each function draws on a matplotlib ``Axes`` (a new figure is made when ``ax`` is None) and
-returns that ``Axes``, so lessons can add titles or combine panels. The functions take plain
-arrays and callables, not fitted-model objects, so each figure shows exactly the quantity the
-lesson computed.
+returns that ``Axes``, so lessons can add titles or combine panels. Most take plain arrays and
+callables, so each figure shows exactly the quantity the lesson computed; the model checks take
+what the library computed: :class:`glmmteach.residuals.SimulatedResiduals` and a fitted GLMM
+(:func:`plot_caterpillar` given a fit, lme4's ``dotplot(ranef(fit, condVar = TRUE))``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -26,6 +29,8 @@ __all__ = [
     "plot_subject_curves",
     "plot_caterpillar",
     "plot_choropleth",
+    "plot_qq_uniform",
+    "plot_residuals_predicted",
 ]
 
 
@@ -169,26 +174,46 @@ def plot_subject_curves(
 
 
 def plot_caterpillar(
-    estimates: np.ndarray,
-    lower: np.ndarray,
-    upper: np.ndarray,
+    estimates: Any,
+    lower: np.ndarray | None = None,
+    upper: np.ndarray | None = None,
     *,
+    term: str | None = None,
+    level: float = 0.95,
     labels: Sequence[str] | None = None,
     reference: float | None = None,
     xlabel: str = "estimate",
-    ax: Axes | None = None,
-) -> Axes:
+    ax: Axes | Sequence[Axes] | None = None,
+) -> Axes | list[Axes]:
     """Draw sorted point estimates with intervals, one row per group (a caterpillar plot).
 
-    With ``labels``, every group is named on the y axis; ``reference`` draws a vertical line
-    (for example the population value).
+    Given arrays (``estimates``, ``lower``, ``upper``): one panel; with ``labels``, every group is named on
+    the y axis; ``reference`` draws a vertical line (for example the population value). Returns the Axes.
+
+    Given a fitted GLMM (lme4's ``dotplot(ranef(fit, condVar = TRUE))``): for the grouping factor ``term``
+    (a key of ``fit.ranef``; may be omitted with one factor), one panel per random effect (column) with the
+    conditional modes and the intervals mode ± z·(conditional SD) at ``level`` (z = 1.959964 at 0.95, where lme4's
+    panel function types 1.96; the conditional SDs are lme4's condVar, the
+    ``_sd`` columns of :attr:`~glmmteach.GLMMResults.ranef`), the levels sorted by the first effect in every
+    panel as lme4 sorts them, and a line at 0. ``ax``: one Axes per panel, or None. Returns the list of Axes.
     """
+    if hasattr(estimates, "ranef_cov"):
+        return _caterpillar_fit(estimates, term, level, ax)
+    if lower is None or upper is None:
+        raise DataError("plot_caterpillar needs lower and upper with the estimates (or a fitted GLMM)")
     estimates, lower, upper = (np.asarray(a, dtype=float) for a in (estimates, lower, upper))
     if not estimates.shape == lower.shape == upper.shape:
         raise ValueError("estimates, lower and upper must have the same length")
     order = np.argsort(estimates)
-    rows = np.arange(len(order))
     ax = _axes(ax, figsize=(6.4, max(4.0, 0.12 * len(order))))
+    _caterpillar_panel(ax, estimates, lower, upper, order, labels, reference)
+    ax.set_xlabel(xlabel)
+    return ax
+
+
+def _caterpillar_panel(ax: Axes, estimates: np.ndarray, lower: np.ndarray, upper: np.ndarray, order: np.ndarray,
+                       labels: Sequence[str] | None, reference: float | None) -> None:
+    rows = np.arange(len(order))
     ax.hlines(rows, lower[order], upper[order], color="C0", lw=1)
     ax.plot(estimates[order], rows, "o", color="C0", ms=3)
     if reference is not None:
@@ -198,7 +223,85 @@ def plot_caterpillar(
     else:
         ax.set_yticks([])
     ax.set_ylim(-1, len(order))
-    ax.set_xlabel(xlabel)
+
+
+def _caterpillar_fit(fit: Any, term: str | None, level: float, ax: Axes | Sequence[Axes] | None) -> list[Axes]:
+    ranef = fit.ranef
+    frames = ranef if isinstance(ranef, dict) else {fit.group_name: ranef}
+    if term is None:
+        if len(frames) > 1:
+            raise DataError(f"the model has several grouping factors: choose one with term= "
+                            f"({', '.join(map(repr, frames))})")
+        term = next(iter(frames))
+    if term not in frames:
+        raise DataError(f"term {term!r} is not a grouping factor of the model; it has {', '.join(map(repr, frames))}")
+    if not 0 < level < 1:
+        raise DataError(f"level must be between 0 and 1, got {level!r}")
+    frame = frames[term]
+    modes, sds = frame.iloc[:, 0::2], frame.iloc[:, 1::2]  # ranef's layout: <effect>, <effect>_sd, ...
+    z = stats.norm.ppf((1 + level) / 2)
+    order = np.argsort(modes.iloc[:, 0].to_numpy(), kind="stable")  # lme4: every panel in the first effect's order
+    labels = [str(v) for v in frame.index]
+    n_panels = modes.shape[1]
+    if ax is None:
+        _, axes = plt.subplots(1, n_panels, figsize=(3.2 * n_panels + 1.0, max(4.0, 0.12 * len(frame))),
+                               sharey=True, layout="constrained", squeeze=False)
+        panels = list(axes[0])
+    else:
+        panels = [ax] if isinstance(ax, Axes) else list(ax)
+        if len(panels) != n_panels:
+            raise DataError(f"term {term!r} has {n_panels} random effects: give {n_panels} Axes, got {len(panels)}")
+    for k, panel in enumerate(panels):
+        b, s = modes.iloc[:, k].to_numpy(), sds.iloc[:, k].to_numpy()
+        _caterpillar_panel(panel, b, b - z * s, b + z * s, order, labels, 0.0)
+        if k > 0:  # (the panels share the y axis: its labels once, on the left)
+            panel.tick_params(labelleft=False)
+        panel.set_title(str(modes.columns[k]), fontsize="medium")
+        panel.set_xlabel(f"conditional mode ± {level:.0%} interval")
+    panels[0].set_ylabel(term)
+    return panels
+
+
+def plot_qq_uniform(residuals: Any, *, ax: Axes | None = None) -> Axes:
+    """DHARMa's ``plotQQunif``: the sorted scaled residuals of a
+    :class:`~glmmteach.residuals.SimulatedResiduals` against the uniform quantiles (i - 0.5)/n, with the
+    diagonal and the p-values of the Kolmogorov–Smirnov uniformity test and the dispersion test (DHARMa also
+    prints its outlier test, not computed here)."""
+    r = np.sort(residuals.residuals.to_numpy())
+    expected = (np.arange(1, len(r) + 1) - 0.5) / len(r)
+    ax = _axes(ax, figsize=(4.5, 4.5))
+    ax.plot(expected, r, "^", ms=3, mfc="none", color="C0")
+    ax.plot([0, 1], [0, 1], color="C3", lw=1)
+    lines = [f"KS test: p = {residuals.test_uniformity().p_value:.4g}",
+             f"dispersion test: p = {residuals.test_dispersion().p_value:.4g}"]
+    ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize="small")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="expected (uniform)", ylabel="observed scaled residual",
+           title="Q-Q plot of the scaled residuals")
+    return ax
+
+
+def plot_residuals_predicted(residuals: Any, *, bins: int = 10, ax: Axes | None = None) -> Axes:
+    """DHARMa's ``plotResiduals``: the scaled residuals of a :class:`~glmmteach.residuals.SimulatedResiduals`
+    against the rank-transformed population-level predictions (``rank_transform``: ranks / largest rank), with
+    lines at 0.25, 0.5, 0.75. Where DHARMa fits quantile regressions (package qgam), this draws the residuals'
+    quartiles in ``bins`` equal-count bins of the predicted rank: under a correct model they lie near the lines."""
+    from .residuals import rank_transform
+
+    x = rank_transform(residuals.fitted)
+    y = residuals.residuals.to_numpy()
+    ax = _axes(ax, figsize=(5.5, 4.5))
+    ax.plot(x, y, "^", ms=3, mfc="none", color="0.45")
+    for q in (0.25, 0.5, 0.75):
+        ax.axhline(q, color="0.3", lw=0.8, ls="--")
+    order = np.argsort(x, kind="stable")
+    groups = np.array_split(order, min(bins, len(order)))
+    centres = np.array([x[g].mean() for g in groups])
+    quartiles = np.array([np.quantile(y[g], [0.25, 0.5, 0.75]) for g in groups])
+    for k in range(3):
+        ax.plot(centres, quartiles[:, k], color="C3", lw=1.5, label="binned quartiles" if k == 0 else None)
+    ax.set(xlim=(0, 1.02), ylim=(0, 1), xlabel="model predictions (rank transformed)",
+           ylabel="scaled residual", title="Residuals vs. predicted")
+    ax.legend(frameon=False, fontsize="small", loc="upper right")
     return ax
 
 

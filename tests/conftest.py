@@ -44,40 +44,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # ---- where the time goes: one line per part of the suite at the end of the run ----------------------------
-_PARTS = ("lessons (nbval)", "book", "grading", "r", "slow", "library")
-_seconds: defaultdict[str, float] = defaultdict(float)
-_counts: defaultdict[str, int] = defaultdict(int)
-_part_of: dict[str, str] = {}
-_session_start = time.monotonic()
+# A plugin object, registered for the whole session: this conftest's own hooks would only see the items under
+# tests/, not the lessons nbval runs.
+class TimeByPart:
+    PARTS = ("lessons (nbval)", "book", "grading", "r", "slow", "library")
+
+    def __init__(self) -> None:
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+        self.counts: defaultdict[str, int] = defaultdict(int)
+        self.part_of: dict[str, str] = {}
+        self.start = time.monotonic()
+
+    @staticmethod
+    def part(item: pytest.Item) -> str:
+        if item.path.suffix == ".ipynb":
+            return "lessons (nbval)"
+        names = {mark.name for mark in item.iter_markers()}
+        return next((part for part in TimeByPart.PARTS[1:-1] if part in names), "library")
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.part_of.update({item.nodeid: self.part(item) for item in session.items})
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        part = self.part_of.get(report.nodeid, "library")
+        self.seconds[part] += report.duration  # setup, call and teardown (fixtures such as a built venv)
+        if report.when == "call":
+            self.counts[part] += 1
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.seconds:
+            return
+        terminalreporter.section("where the time goes")
+        for part in self.PARTS:
+            if part in self.seconds:
+                terminalreporter.write_line(f"{part:>16}: {self.seconds[part]:7.1f} s in {self.counts[part]} tests")
+        terminalreporter.write_line(f"{'whole run':>16}: {time.monotonic() - self.start:7.1f} s")
 
 
-def _part(item: pytest.Item) -> str:
-    if item.path.suffix == ".ipynb":
-        return "lessons (nbval)"
-    names = {mark.name for mark in item.iter_markers()}
-    return next((part for part in _PARTS[1:-1] if part in names), "library")
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_collection_finish(session: pytest.Session) -> None:
-    _part_of.update({item.nodeid: _part(item) for item in session.items})
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    part = _part_of.get(report.nodeid, "library")
-    _seconds[part] += report.duration  # setup, call and teardown (fixtures such as a built venv included)
-    if report.when == "call":
-        _counts[part] += 1
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not _seconds:
-        return
-    terminalreporter.section("where the time goes")
-    for part in _PARTS:
-        if part in _seconds:
-            terminalreporter.write_line(f"{part:>16}: {_seconds[part]:7.1f} s in {_counts[part]} tests")
-    terminalreporter.write_line(f"{'whole run':>16}: {time.monotonic() - _session_start:7.1f} s")
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(TimeByPart(), "glmmteach-time-by-part")
 
 
 DATA = Path(__file__).parent / "data"

@@ -427,3 +427,25 @@ def test_glossary_references_and_version(html_dir: Path) -> None:
         for target in re.findall(r'href="(?:[\w./]*/)?references\.html#([^"]+)"', page):
             assert target in entries, f"{docname}: a citation links to #{target}, not an entry of the References"
         assert f"glmmteach {__version__}" in page, f"{docname}: the footer does not name version {__version__}"
+
+
+EXERCISE_PAGES = [name for name in _docnames() if name.startswith("exercises/")]
+
+
+@pytest.mark.parametrize("docname", EXERCISE_PAGES)
+def test_exercises_are_numbered_within_their_set(docname: str, html_dir: Path) -> None:
+    page = (html_dir / f"{docname}.html").read_text(encoding="utf-8")
+    numbers = [int(n) for n in re.findall(r'<span class="caption-number">Exercise (\d+)', page)]
+    if not numbers:  # the heading markup of sphinx-exercise: "Exercise N" inside the title paragraph
+        numbers = [int(n) for n in re.findall(r">\s*Exercise (\d+)\s*<", page)]
+    assert numbers, f"{docname} shows no numbered exercise"
+    assert sorted(set(numbers)) == list(range(1, max(numbers) + 1)), (
+        f"{docname}: exercises numbered {sorted(set(numbers))}, not 1, 2, ... within the set")
+
+
+@pytest.mark.parametrize("docname", ["lessons/intro", "lessons/07_crossover_glmm"])
+def test_one_search_box(docname: str, html_dir: Path) -> None:
+    """The theme's header search is off (navbar_persistent: []): the sidebar's field is the one search box."""
+    page = (html_dir / f"{docname}.html").read_text(encoding="utf-8")
+    assert "navbar-persistent--container" not in page
+    assert page.count('class="btn search-button-field') == 1

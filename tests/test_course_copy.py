@@ -7,6 +7,7 @@ targets, and once from a freshly built wheel installed outside the repository.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,9 +29,10 @@ def repo_files(part: str, patterns: tuple[str, ...]) -> set[str]:
 
 
 def practice_exercises() -> set[str]:
-    """The exercise files a reader may have: all but the graded sets' sources (they hold solutions)."""
+    """The exercise files a reader may have: all but the graded sets' sources (they hold solutions), and the
+    students' README (STUDENTS.md, copied as README.md) instead of the instructor's."""
     return {name for name in repo_files("exercises", ("*.ipynb", "*.md"))
-            if not graded_exercise(REPO / "exercises" / name)}
+            if not graded_exercise(REPO / "exercises" / name) and name != "STUDENTS.md"}
 
 
 def copied_files(folder: Path) -> set[str]:
@@ -122,7 +124,7 @@ def test_wheel_ships_the_course(tmp_path: Path) -> None:
     assert "glmmteach/exercises/02_glmm_likelihood.ipynb" in names
     shipped = {name.removeprefix("glmmteach/exercises/") for name in names
                if name.startswith("glmmteach/exercises/")} - {"__init__.py"}
-    assert shipped == practice_exercises(), "the wheel must carry exactly the practice sets"
+    assert shipped == practice_exercises() | {"STUDENTS.md"}, "the wheel must carry exactly the practice sets"
     assert "glmmteach/data/ohio_counties/fe_2007_39_county.shp" in names
 
     site = tmp_path / "site"
@@ -136,3 +138,15 @@ def test_wheel_ships_the_course(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env, capture_output=True)
     assert copied_files(target / "lessons") == repo_files("lessons", ("*.ipynb", "*.md"))
     assert (target / "data" / "crossover.csv").is_file()
+
+
+def test_students_get_a_readme_written_for_them(tmp_path: Path) -> None:
+    copy_course(tmp_path / "course")
+    readme = (tmp_path / "course" / "exercises" / "README.md").read_text(encoding="utf-8")
+    assert readme == (REPO / "exercises" / "STUDENTS.md").read_text(encoding="utf-8")
+    assert "glmmteach release" not in readme and "glmmteach grade" not in readme
+    assert not (tmp_path / "course" / "exercises" / "STUDENTS.md").exists()
+    # every practice set copied is in the students' table, and no graded one
+    copied = {path.name for path in (tmp_path / "course" / "exercises").glob("*.ipynb")}
+    listed = set(re.findall(r"`(\d\d_\w+\.ipynb)`", readme))
+    assert listed == copied

@@ -73,3 +73,37 @@ def test_results_object_is_passive(crossover_fit) -> None:
     assert result.llf == crossover_fit.llf
     assert result.warnings == [w.message for w in diagnosis.warnings] == crossover_fit.warnings
     np.testing.assert_array_equal(result.bse, crossover_fit.bse)
+
+
+@pytest.mark.parametrize("n_nodes", [2, 7, 25])
+def test_agq_nodes_in_blocks_are_one_node_at_a_time(n_nodes: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The quadrature nodes are evaluated in blocks (one NumPy call per block, not per node): any block size,
+    down to one node per block, gives the same log-likelihood and gradient bit for bit (the same operations
+    on the same numbers, summed in node order); rows in group order or not."""
+    from glmmteach.glmm import devfun
+    from glmmteach.glmm.model import GroupedData
+
+    rng = np.random.default_rng(11)
+    groups = rng.integers(0, 30, 240)
+    x = rng.normal(size=240)
+    y = (rng.random(240) < 1 / (1 + np.exp(-(0.3 * x + rng.normal(0, 1.2, 30)[groups])))).astype(float)
+    X = np.column_stack([np.ones(240), x])
+    unsorted = GroupedData.from_arrays(X, np.ones((240, 1)), y, groups, "binomial")
+    for data in (unsorted, unsorted.sorted_by_group()):
+        whole = devfun.loglik_and_gradient(data, np.array([1.1]), np.array([0.1, 0.4]), n_nodes=n_nodes)
+        monkeypatch.setattr(devfun, "NODE_BLOCK_ELEMENTS", 1)
+        single = devfun.loglik_and_gradient(data, np.array([1.1]), np.array([0.1, 0.4]), n_nodes=n_nodes)
+        monkeypatch.undo()
+        assert whole[0] == single[0]
+        np.testing.assert_array_equal(whole[1], single[1])
+
+
+def test_group_sum_rows_is_group_sum_of_each_row() -> None:
+    from glmmteach.glmm.model import GroupedData
+
+    rng = np.random.default_rng(12)
+    groups = rng.integers(0, 9, 50)
+    data = GroupedData.from_arrays(np.ones((50, 1)), np.ones((50, 1)), rng.poisson(2.0, 50), groups, "poisson")
+    values = rng.normal(size=(4, 50))
+    for d in (data, data.sorted_by_group()):  # bincount per row, or one reduceat over the rows in group order
+        np.testing.assert_array_equal(d.group_sum_rows(values), np.stack([d.group_sum(row) for row in values]))

@@ -55,6 +55,29 @@ def test_code_lines_fit_the_page(path: Path) -> None:
     assert not long, f"{path.name} has code lines over {MAX_LINE} characters:\n" + "\n".join(long)
 
 
+FENCE = re.compile(r"^(```+|~~~+)(\S*)")
+
+
+def md_code_lines(path: Path) -> list[str]:
+    """The lines of a Markdown page's fenced code blocks (not directives such as ``{eval-rst}``)."""
+    lines, fence, code = [], None, False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        match = FENCE.match(line)
+        if fence is None and match:
+            fence, code = match.group(1), not match.group(2).startswith("{")
+        elif fence is not None and line.strip() == fence:
+            fence = None
+        elif fence is not None and code:
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.parametrize("path", sorted(LESSONS.glob("*.md")), ids=lambda path: path.stem)
+def test_markdown_code_lines_fit_the_page(path: Path) -> None:
+    long = [line.strip()[:60] for line in md_code_lines(path) if len(line) > MAX_LINE]
+    assert not long, f"{path.name} has code lines over {MAX_LINE} characters:\n" + "\n".join(long)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_bookkeeping_is_hidden(path: Path) -> None:
     shown = [f"cell {number}: {match.group(0)!r}"

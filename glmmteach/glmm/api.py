@@ -226,6 +226,18 @@ def glmer(
     -------
     GLMMResults
     """
+    spec, design, theta_start, beta_start = glmm_design(formula, data, family, link, nAGQ, offset, trials, weights,
+                                                        theta, subset, na_action, contrasts, start)
+    return fit_design(spec, design, data, theta_start, beta_start, stacklevel=3)
+
+
+def glmm_design(
+    formula: str, data: pd.DataFrame, family: str | Family = "binomial", link: str | None = None, nAGQ: int = 1,
+    offset: Any = None, trials: Any = None, weights: Any = None, theta: float | None = None, subset: Any = None,
+    na_action: str = "omit", contrasts: dict[str, Any] | None = None, start: Any = None,
+) -> tuple[ModelSpec, Design, np.ndarray | None, np.ndarray | None]:
+    """:func:`glmer`'s arguments checked and read: the model's spec, its design and the start (theta, beta),
+    for the functions that fit the same model another way (:func:`glmmteach.bglmer`)."""
     n_nodes = _check_nagq(nAGQ)
     fam = get_glmm_family(family, link, theta)
     if n_nodes == 0 and fam.is_negative_binomial and fam.theta is None:
@@ -279,8 +291,7 @@ def glmer(
             f"{', '.join(design.column_names)} are linear combinations of others); drop the redundant terms"
         )
     theta_start, beta_start = _check_start(start, design, fam)
-    return fit_design(ModelSpec(formula, fam, n_nodes, proportion), design, data, theta_start, beta_start,
-                      stacklevel=3)
+    return ModelSpec(formula, fam, n_nodes, proportion), design, theta_start, beta_start
 
 
 def _check_start(start: Any, design: Design, family: Family) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -343,10 +354,13 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     elif spec.n_nodes == 0:  # lme4's nAGQ = 0: an approximation, asked for by name
         outcome = fit_nagq0(model, correlated, theta_start, beta_start)
     else:
-        outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start)
+        log_prior = None if spec.prior is None else spec.prior.log_density(model, correlated)
+        outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start, log_prior, spec.optimizer)
     diagnosis = diagnose(outcome, model, correlated, design.column_names)
     separated = separation_warning(spec.family, design.X, design.y, design.trials,
                                    spec.family.linkinv(outcome.state.eta), design.column_names)
+    if separated is not None and spec.prior is not None and spec.prior.bounds_fixef:
+        separated = None  # a proper prior on every fixed effect: the posterior mode exists (bglmer's purpose)
     if separated is not None:  # no maximum exists: wherever the optimiser stopped is not a converged fit
         diagnosis.warnings.append(separated)
         outcome = replace(outcome, converged=False)
@@ -373,7 +387,7 @@ def _warn_observation_level_binary(design: Design, family: Family, terms: list[R
                 f"the random-effects term ({term.expr} | {term.group_name}) has one level per observation on a binary "
                 "response: an observation-level effect is not identifiable from 0/1 outcomes (its variance is "
                 "confounded with the link function's); drop it, or use it only with counts or binomial trials",
-                GlmmteachWarning, stacklevel=3)
+                GlmmteachWarning, stacklevel=4)
 
 
 def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:

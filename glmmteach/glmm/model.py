@@ -136,6 +136,13 @@ class GroupedData:
             return np.add.reduceat(np.asarray(values, dtype=float), self._starts)
         return np.bincount(self.groups, weights=values, minlength=self.n_groups)
 
+    def group_sum_rows(self, values: np.ndarray) -> np.ndarray:
+        """:meth:`group_sum` of each row of ``values`` (K×n): K×G, each row summed as :meth:`group_sum` sums
+        it (one reduction call for all K rows when the rows are in group order)."""
+        if self._starts is not None:
+            return np.add.reduceat(np.asarray(values, dtype=float), self._starts, axis=1)
+        return np.stack([self.group_sum(row) for row in values]) if len(values) else np.empty((0, self.n_groups))
+
     def gather(self, per_group: np.ndarray) -> np.ndarray:
         """Each row's entry of ``per_group`` (length G): ``per_group[groups]``."""
         if self._counts is not None:

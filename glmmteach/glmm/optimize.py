@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,6 +106,8 @@ class FitOutcome:
     boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
     restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
     quadrature_change: float = 0.0  # log-likelihood at the optimum with twice the nodes minus llf (AGQ only)
+    log_prior: float = 0.0  # log prior density at the estimates (a MAP fit: the objective was llf + log_prior)
+    method: str = "L-BFGS-B"  # the optimiser (OPTIMISERS)
 
 
 def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
@@ -265,8 +268,10 @@ class _Objective:
     unit step means about one standard error in every coordinate (L-BFGS-B is not scale free).
     """
 
-    def __init__(self, data: GroupedData, correlated: bool, n_nodes: int, beta0: np.ndarray, R: np.ndarray):
+    def __init__(self, data: GroupedData, correlated: bool, n_nodes: int, beta0: np.ndarray, R: np.ndarray,
+                 log_prior: LogPrior | None = None):
         self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
+        self.log_prior = log_prior  # a MAP fit: the objective is the log-likelihood plus this (bglmer)
         self.beta0 = beta0
         self.R_inv = np.linalg.inv(R)
         self.n_theta = covariance_of(data, correlated).n_theta
@@ -305,6 +310,9 @@ class _Objective:
             # weights): a point to back off from, not the end of the fit (lme4 fits these data)
             return -np.inf, np.zeros(len(x)), None
         self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
+        if self.log_prior is not None:
+            prior_value, prior_grad = self.log_prior(theta, beta)
+            value, grad = value + prior_value, grad + prior_grad
         grad_x = np.concatenate([grad[: self.n_theta] * self.theta_scale, self.R_inv.T @ grad[self.n_theta :]])
         return value, grad_x, state
 
@@ -358,8 +366,15 @@ def fit_glmm(
     n_nodes: int = 1,
     theta_start: np.ndarray | None = None,
     beta_start: np.ndarray | None = None,
+    log_prior: LogPrior | None = None,
+    method: str = "L-BFGS-B",
 ) -> FitOutcome:
     """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring.
+
+    ``log_prior`` (:mod:`glmmteach.glmm.bglmer`): maximise the log-likelihood plus this log density of
+    (theta, beta) instead, the posterior mode; the outcome's ``llf`` is still the log-likelihood there.
+    ``method``: the optimiser, one of ``OPTIMISERS`` (:func:`glmmteach.all_fit` tries each); every one ends
+    with the same Newton polish, boundary checks and convergence test.
 
     The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
     BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
@@ -368,9 +383,9 @@ def fit_glmm(
     """
     with single_threaded_blas():
         if isinstance(data, SparseModel):  # the general engine needs no row order
-            return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start)
+            return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start, log_prior, method)
         work = data.sorted_by_group()
-        outcome = _fit_glmm(work, correlated, n_nodes, theta_start, beta_start)
+        outcome = _fit_glmm(work, correlated, n_nodes, theta_start, beta_start, log_prior, method)
         if work is not data:  # the modes, linear predictor and weights in the caller's row order
             T = CovarianceTerm(data.n_re, correlated).T(outcome.theta)
             outcome.state = conditional_modes(data, T, outcome.beta, u_start=outcome.state.u, tol=1e-13, min_iter=2)
@@ -384,6 +399,8 @@ def _fit_glmm(
     n_nodes: int,
     theta_start: np.ndarray | None,
     beta_start: np.ndarray | None,
+    log_prior: LogPrior | None = None,
+    method: str = "L-BFGS-B",
 ) -> FitOutcome:
     sparse = isinstance(data, SparseModel)
     beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
@@ -402,7 +419,7 @@ def _fit_glmm(
         R = np.linalg.cholesky(info).T
     except np.linalg.LinAlgError:
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
-    objective = _Objective(data, correlated, n_nodes, beta0, R)
+    objective = _Objective(data, correlated, n_nodes, beta0, R, log_prior)
     objective.passes += state0.passes + 1
     objective.u, objective.u_theta = state0.u, theta0
     n_theta = objective.n_theta
@@ -427,12 +444,12 @@ def _fit_glmm(
 
     lower = term.lower_bounds
     bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
+    if log_prior is not None:  # blme's default prior is -inf at an SD of 0: L-BFGS-B's projections must stay finite
+        bounds = [(MAP_THETA_FLOOR if lo == 0.0 else lo, hi) for lo, hi in bounds]
     x = objective.to_x(theta0, beta0)
     restarts, plain_restarts, previous = 0, 0, -np.inf
     while True:
-        result = optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
-                                   options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
-                                            "maxcor": 20})
+        result = _minimise(objective, x, bounds, method)
         assert objective.best is not None
         x, value, grad_x, state, H_x, decrement = _polish(objective, objective.best[1], objective.best[3],
                                                            lower)
@@ -450,6 +467,8 @@ def _fit_glmm(
         restarts += 1
     boundary_verified = interior is None
     theta, beta = objective.split(x)
+    prior_value = 0.0 if log_prior is None else float(log_prior(theta, beta)[0])
+    value -= prior_value  # the log-likelihood (for a MAP fit the objective added the log prior)
     quadrature_change = _quadrature_change(data, theta, beta, correlated, n_nodes, state, value)
     converged = bool(decrement < 1e-6) and boundary_verified and abs(quadrature_change) <= QUADRATURE_TOLERANCE
 
@@ -458,9 +477,37 @@ def _fit_glmm(
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
                       converged, str(result.message), decrement, n_nodes, boundary_verified, restarts,
-                      quadrature_change)
+                      quadrature_change, prior_value, method)
 
 
+# A log prior density of (theta, beta) and its gradient: the hook of a MAP fit (glmmteach.glmm.bglmer)
+LogPrior = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+# The optimisers fit_glmm offers (lme4's allFit tries each of its own): L-BFGS-B with the analytic gradient
+# (the default), and two derivative-free methods on the log-likelihood alone, as lme4's Nelder-Mead and
+# bobyqa: Nelder-Mead and COBYQA (Powell's successor of BOBYQA, in scipy >= 1.14), and Powell's conjugate
+# directions. Derivative-free stops are tested by the same analytic gradient afterwards.
+OPTIMISERS = ("L-BFGS-B", "Nelder-Mead", "COBYQA", "Powell")
+_DERIVATIVE_FREE_OPTIONS = {
+    "Nelder-Mead": {"maxfev": 20000, "xatol": 1e-9, "fatol": 1e-12, "adaptive": True},
+    "COBYQA": {"maxfev": 20000, "final_tr_radius": 1e-7},
+    "Powell": {"maxfev": 20000, "xtol": 1e-9, "ftol": 1e-14},
+}
+
+
+def _minimise(objective: _Objective, x: np.ndarray, bounds: list, method: str) -> optimize.OptimizeResult:
+    """One run of the chosen optimiser from ``x`` (the derivative-free ones see only the value)."""
+    if method == "L-BFGS-B":
+        return optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                                 options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
+                                          "maxcor": 20})
+    lower = [-np.inf if lo is None else lo for lo, _ in bounds]
+    box = optimize.Bounds(lower, [np.inf] * len(bounds))
+    return optimize.minimize(lambda z: objective(z)[0], x, method=method, bounds=box,
+                             options=_DERIVATIVE_FREE_OPTIONS[method])
+
+
+MAP_THETA_FLOOR = 1e-10  # lower bound of a diagonal theta (optimiser units) in a MAP fit; < SINGULAR_TOLERANCE
 MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
 MAX_PLAIN_RESTARTS = 2  # restarts of an unconverged fit away from the boundary (fresh L-BFGS-B memory)
 BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in start standard errors
@@ -683,10 +730,13 @@ def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: b
         cov_beta = cov_full[n_theta:, n_theta:]
     except np.linalg.LinAlgError:
         cov_full = None
-        cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
+        try:
+            cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
+        except np.linalg.LinAlgError:  # singular even for beta alone (separated outcomes): no standard errors
+            cov_beta = np.full((len(outcome.beta),) * 2, np.nan)
         message = ("the Hessian with respect to (theta, beta) is not positive definite; standard errors are "
                    "conditional on the random-effect parameters")
-        negative = np.diag(cov_beta) <= 0
+        negative = ~(np.diag(cov_beta) > 0)
         if negative.any():  # not even the conditional variance: no standard error (NaN), said here in words
             cov_beta[negative, :] = np.nan
             cov_beta[:, negative] = np.nan

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special, stats
+from scipy import optimize, special
 
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
@@ -39,6 +39,8 @@ class ModelSpec:
     family: Family
     n_nodes: int
     proportion: bool = False
+    prior: Any = None  # a MAP fit's priors (glmmteach.glmm.bglmer.Priors); None: maximum likelihood
+    optimizer: str = "L-BFGS-B"  # fit_glmm's method (glmmteach.all_fit refits with each of OPTIMISERS)
 
 
 class GLMMResults:
@@ -80,6 +82,7 @@ class GLMMResults:
             self.Ts = [CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)]
         self.T = self.Ts[0]
         self.llf = float(outcome.llf)
+        self.log_prior = float(getattr(outcome, "log_prior", 0.0))  # a MAP fit's (bglmer); 0 for ML
         self.nobs = design.nobs
         # lme4's ngrps: levels of each grouping factor (a single factor: the number)
         factors = dict.fromkeys(t.group_name for t in self.terms)
@@ -88,6 +91,9 @@ class GLMMResults:
         self.dropped_rows = design.dropped_rows
         self.converged = outcome.converged
         self.n_evaluations = outcome.evaluations
+        self.optimizer = getattr(outcome, "method", "L-BFGS-B")  # fit_glmm's method (glmmteach.all_fit)
+        self.optimizer_message = str(getattr(outcome, "message", ""))
+        self.newton_decrement = float(getattr(outcome, "newton_decrement", np.nan))  # the convergence test's
         self.data_passes = outcome.passes
         names = pd.Index(design.column_names)  # one index shared by the tables (building it is their main cost)
         self.params = pd.Series(outcome.beta, index=names, name="Estimate")
@@ -341,9 +347,16 @@ class GLMMResults:
         return float(np.sum(self.resid("deviance").to_numpy() ** 2))
 
     # ---- inference --------------------------------------------------------------------------
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects."""
-        q = stats.norm.ppf(1 - alpha / 2)
+    def conf_int(self, alpha: float = 0.05, method: str = "wald", **boot: Any) -> pd.DataFrame:
+        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects; ``method="boot"``:
+        :func:`glmmteach.bootstrap.boot_conf_int` (``nsim``, ``seed``, ``type``, ``parm``, ``n_jobs``, ``client``)."""
+        if method == "boot":
+            from ..bootstrap import boot_conf_int
+
+            return boot_conf_int(self, alpha, **boot)
+        if method != "wald":
+            raise GlmmteachError(f"method must be 'wald' or 'boot', got {method!r}")
+        q = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
         pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
         return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
 
@@ -377,6 +390,8 @@ class GLMMResults:
         """
         self._require_scalar("conf_int_sd")
         sd_hat = float(abs(self.theta[0]))
+        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
         cutoff = self.llf - 0.5 * stats.chi2.ppf(1 - alpha, 1)
         beta_hat = self.params.to_numpy()
 
@@ -548,6 +563,12 @@ class GLMMResults:
             u = state.u if use_u else rng.standard_normal(model.q)
             eta[:, k] = eta0 + model.Au(state.A, u)
         return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng, self.family.theta)
+
+    def simulated_residuals(self, nsim: int = 250, seed: Any = 123, simulate_re: str = "conditional") -> Any:
+        """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
+        from ..residuals import simulated_residuals
+
+        return simulated_residuals(self, nsim, seed, simulate_re)
 
     def refit(self, new_response: Any) -> GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of

@@ -177,6 +177,17 @@ def _shape_lines(result: GLMMResults) -> list[str]:
     return [line] + ([f"Warning while fitting theta: {shape.message}"] if shape.message else [])
 
 
+def _prior_lines(result: GLMMResults) -> list[str]:
+    """A MAP fit (:func:`glmmteach.bglmer`): its priors, blme's "Prior dev" (-2 log prior at the estimates), and
+    what the estimates are; nothing for a maximum-likelihood fit."""
+    priors = result.spec.prior
+    if priors is None:
+        return []
+    return [*priors.describe(), f"Prior dev  : {format_r([-2.0 * result.log_prior], 6)[0]}", "",
+            "Estimates are posterior modes (maximum a posteriori with the priors above), not maximum-likelihood",
+            "estimates; logLik, AIC and deviance are the likelihood's at the posterior modes, without the prior.", ""]
+
+
 class GLMMSummary:
     """Printable summary of a :class:`GLMMResults` in the layout of lme4's ``summary(glmer)``."""
 
@@ -208,12 +219,14 @@ class GLMMSummary:
 
     def __str__(self) -> str:
         r = self.result
+        fit_by = "maximum likelihood" if r.spec.prior is None else "maximum a posteriori"
+        tag = "[glmerMod]" if r.spec.prior is None else "['bglmerMod']"
         if r.nAGQ == 1:
-            method = ["Generalized linear mixed model fit by maximum likelihood (Laplace",
-                      "  Approximation) [glmerMod]"]
+            method = [*_prior_lines(r), f"Generalized linear mixed model fit by {fit_by} (Laplace",
+                      f"  Approximation) {tag}"]
         else:
-            method = ["Generalized linear mixed model fit by maximum likelihood (Adaptive",
-                      f"  Gauss-Hermite Quadrature, nAGQ = {r.nAGQ}) [glmerMod]"]
+            method = [*_prior_lines(r), f"Generalized linear mixed model fit by {fit_by} (Adaptive",
+                      f"  Gauss-Hermite Quadrature, nAGQ = {r.nAGQ}) {tag}"]
         table = coef_table_text(list(r.params.index), r.params.to_numpy(), r.bse.to_numpy(), r.zvalues.to_numpy(),
                                 r.pvalues.to_numpy(), stat_name="z")
         lines = [
@@ -263,6 +276,8 @@ class GLMMSummary:
                                  "Variance": vc["Variance"].to_numpy(), "Std.Dev.": vc["Std.Dev."].to_numpy()})
         fixed = self.coefficients.to_html(float_format=lambda v: f"{v:.4g}")
         warn = "".join(f"<p><i>{html.escape(m)}</i></p>" for m in r.warnings)
-        return (f"<p><b>glmer</b>: <code>{html.escape(formula_text(r))}</code></p>"
+        prior = "".join(f"<p>{html.escape(line)}</p>" for line in _prior_lines(r) if line)
+        return (f"<p><b>{'glmer' if r.spec.prior is None else 'bglmer'}</b>: "
+                f"<code>{html.escape(formula_text(r))}</code></p>{prior}"
                 f"{facts.to_frame().to_html(header=False)}<p>Random effects</p>{re_table.to_html()}"
                 f"<p>Fixed effects</p>{fixed}{warn}")
