@@ -35,6 +35,7 @@ from .terms import CovarianceTerm
 CORRELATION_LIMIT = 1.0 - 1e-7  # a correlation profiled up to +-1: C stays positive definite just inside
 MAX_STEPS = 40  # bracketing steps per end before the end is declared infinite
 MAX_DISTANCE = 1e4  # in Wald standard errors: beyond this the profile is declared flat (an infinite end)
+FLAT_RISE = 1e-6  # a rise of |zeta| this small over a lengthening step: the profile has levelled off
 ROOT_XTOL = 1e-9  # relative, on the parameter (Brent's method)
 RISE_TOLERANCE = 1e-6  # a profile value above the fit's log-likelihood by more than this: not the maximum
 
@@ -256,8 +257,10 @@ class Profiler:
         estimate = float(self.phi_hat[j])
         limit = self.limits(j)[0 if direction < 0 else 1]
         se = self.wald_se(j)
-        inner, inner_phi = estimate, None
-        distance = z * se
+        inner, inner_phi, inner_zeta, flat = estimate, None, 0.0, 0
+        # a huge Wald SE (a runaway estimate) would start far out where the inner fits are extreme: start
+        # within the estimate's own size, the extrapolation below lengthens the steps fast enough
+        distance = min(z * se, max(abs(estimate), 1.0))
         for _ in range(MAX_STEPS):
             value = estimate + direction * distance
             at_limit = bool(np.isfinite(limit) and direction * (value - limit) >= 0)
@@ -269,12 +272,15 @@ class Profiler:
                 return ProfileEnd(self._root(j, z * direction, inner, value, inner_phi))
             if at_limit:
                 return ProfileEnd(limit, _boundary_note(self.parameters[j], limit, z, zeta))
-            inner, inner_phi = value, phi
+            # the profile has levelled off below the cut-off (its asymptote): three steps, each at least
+            # 1.3 times as far out, that raise |zeta| by less than FLAT_RISE
+            flat = flat + 1 if abs(zeta) - abs(inner_zeta) < FLAT_RISE else 0
+            inner, inner_phi, inner_zeta = value, phi, zeta
+            if flat >= 3 or distance > MAX_DISTANCE * se:
+                break
             # zeta is nearly linear in a well-behaved parameter: aim just past the cut-off
             growth = z / max(abs(zeta), 1e-3) * 1.1
             distance *= float(np.clip(growth, 1.3, 4.0))
-            if distance > MAX_DISTANCE * se:
-                break
         side = "upper" if direction > 0 else "lower"
         return ProfileEnd(direction * np.inf,
                           f"{side} end infinite: the profile deviance stays below the cut-off "
