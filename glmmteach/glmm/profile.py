@@ -16,7 +16,8 @@ it however far the parameter goes, the end is :math:`\pm\infty` with a note (a r
 
 A negative binomial GLMM's shape :math:`\theta_{NB}` is profiled by refitting the model at each fixed shape
 (lme4's ``glmer(family = negative.binomial(theta))``), on :math:`\log\theta_{NB}`; the other parameters'
-profiles hold the shape at its estimate, as lme4's ``confint`` of a ``glmer.nb`` fit does (its note says so).
+profiles hold the shape at its estimate, as lme4's ``confint`` of a ``glmer.nb`` fit does (its note says so), or,
+with ``nb_shape="profiled"``, re-optimise it at every point too (the full profile; about ten times the work).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ MAX_STEPS = 40  # bracketing steps per end before the end is declared infinite
 MAX_DISTANCE = 1e4  # in Wald standard errors: beyond this the profile is declared flat (an infinite end)
 FLAT_RISE = 1e-6  # a rise of |zeta| this small over a lengthening step: the profile has levelled off
 ROOT_XTOL = 1e-9  # relative, on the parameter (Brent's method)
-RISE_TOLERANCE = 1e-6  # a profile value above the fit's log-likelihood by more than this: not the maximum
+SHAPE_WINDOW = 1.0  # the search for the NB shape at a profile point: log theta_NB within this of the last
 
 
 @dataclass
@@ -110,10 +111,12 @@ class Profiler:
     ``model`` is the fit's model (:class:`GroupedData` or :class:`SparseModel`), ``theta``/``beta``/``llf`` its
     estimates and log-likelihood, ``hessian`` the Hessian of the log-likelihood in :math:`(\theta, \beta)` (it
     sets the scale of the first steps and of the optimiser's coordinates), ``names`` the row names of the
-    covariance parameters (lme4's order) and ``beta_names`` the fixed effects'."""
+    covariance parameters (lme4's order) and ``beta_names`` the fixed effects'. ``profile_shape``: a negative
+    binomial model's shape is re-optimised at every point (else held at the model's, as lme4)."""
 
     def __init__(self, model: GroupedData | SparseModel, correlated: bool, n_nodes: int, theta: np.ndarray,
-                 beta: np.ndarray, llf: float, hessian: np.ndarray, names: list[str], beta_names: list[str]):
+                 beta: np.ndarray, llf: float, hessian: np.ndarray, names: list[str], beta_names: list[str],
+                 profile_shape: bool = False):
         self.model = model.sorted_by_group() if isinstance(model, GroupedData) else model
         self.correlated, self.n_nodes, self.llf = correlated, n_nodes, float(llf)
         self.covs = _terms(model, correlated)
@@ -128,6 +131,8 @@ class Profiler:
         self.information = self._information(hessian)
         self.u0: np.ndarray | None = None
         self.found_higher = -np.inf  # the largest rise of a profile above the fit's log-likelihood
+        # the NB shape re-optimised at each point (log theta_NB, its last optimum), or held in the model's family
+        self.log_shape = float(np.log(model.family.theta)) if profile_shape else None
 
     # ---- the map phi -> (theta, beta) ----------------------------------------------------------
     def theta_of(self, phi_cov: np.ndarray) -> np.ndarray:
@@ -193,7 +198,31 @@ class Profiler:
 
     def point(self, j: int, value: float, start: np.ndarray | None) -> tuple[float, np.ndarray]:
         """The profile log-likelihood with parameter ``j`` held at ``value`` and the maximiser over the others
-        (in phi), started from ``start`` (phi; the estimates when ``None``)."""
+        (in phi), started from ``start`` (phi; the estimates when ``None``). With ``profile_shape`` the
+        negative binomial shape is re-optimised too (Brent's method on its log, around the last optimum)."""
+        if self.log_shape is None:
+            return self._point(self.model, j, value, start)
+        found: dict[float, tuple[float, np.ndarray]] = {}
+
+        def negative(s: float) -> float:
+            family = self.model.family.with_theta(float(np.exp(s)))
+            shaped = (self.model.with_family(family) if isinstance(self.model, SparseModel)
+                      else replace(self.model, family=family))
+            found[s] = self._point(shaped, j, value, start)
+            return -found[s][0]
+
+        centre = self.log_shape
+        for _ in range(10):  # widen the search while its optimum is on an end of the window
+            result = optimize.minimize_scalar(negative, bounds=(centre - SHAPE_WINDOW, centre + SHAPE_WINDOW),
+                                              method="bounded", options={"xatol": 1e-7})
+            if abs(result.x - centre) < 0.99 * SHAPE_WINDOW:
+                break
+            centre = float(result.x)
+        self.log_shape = float(result.x)
+        return found[result.x]
+
+    def _point(self, model: GroupedData | SparseModel, j: int, value: float,
+               start: np.ndarray | None) -> tuple[float, np.ndarray]:
         cov_free, beta_free, scale, R_inv = self._coordinates(j)
         beta_hat = self.phi_hat[beta_free]
         base = self.phi_hat.copy() if start is None else start.copy()
@@ -220,7 +249,7 @@ class Profiler:
                              if len(beta_free) else np.zeros(0)])
         bounds = [self._bounds(int(k), s) for k, s in zip(cov_free, scale, strict=True)]
         bounds += [(None, None)] * len(beta_free)
-        x, loglik, u = maximise_held(self.model, self.correlated, self.n_nodes, x0, transform, bounds, self.u0)
+        x, loglik, u = maximise_held(model, self.correlated, self.n_nodes, x0, transform, bounds, self.u0)
         self.found_higher = max(self.found_higher, loglik - self.llf)
         self.u0 = u  # the next point is near: its modes start from these
         return loglik, to_phi(x)

@@ -342,7 +342,7 @@ class GLMMResults:
 
     # ---- inference --------------------------------------------------------------------------
     def conf_int(self, alpha: float = 0.05, method: str | None = None, parm: Any = None, nsim: int = 1000,
-                 seed: Any = None) -> pd.DataFrame:
+                 seed: Any = None, nb_shape: str = "held") -> pd.DataFrame:
         r"""Confidence intervals, as lme4's ``confint``.
 
         Without ``method``: Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed
@@ -358,7 +358,10 @@ class GLMMResults:
         interval for the covariance parameters (NaN, as lme4's NA). ``"boot"``: the parametric bootstrap
         (``glmmteach.bootstrap.boot_conf_int``, ``nsim`` replicates from ``seed``). ``parm``: row names (or
         positions), or lme4's ``"theta_"`` (the covariance parameters and shape) or ``"beta_"`` (the fixed
-        effects); the default is all.
+        effects); the default is all. ``nb_shape`` (a negative binomial GLMM whose shape was estimated):
+        ``"held"`` profiles the other parameters at the estimated shape (lme4's ``confint`` of a ``glmer.nb``
+        fit), ``"profiled"`` re-optimises the shape at every point too (the full profile; about ten times the
+        work).
         """
         from .profile import check_alpha
 
@@ -375,7 +378,9 @@ class GLMMResults:
             return self._boot_conf_int(alpha, rows, nsim, seed)
         if method == "wald":
             return self._wald_table(alpha, rows)
-        return self._profile_table(alpha, rows)
+        if nb_shape not in ("held", "profiled"):
+            raise GlmmteachError(f"nb_shape must be 'held' or 'profiled', got {nb_shape!r}")
+        return self._profile_table(alpha, rows, nb_shape == "profiled" and self.nb_shape is not None)
 
     def _cov_parameter_names(self) -> list[str]:
         """lme4's ``confint`` names of the covariance parameters (``oldNames = FALSE``), in theta's order."""
@@ -431,15 +436,17 @@ class GLMMResults:
                                      "method='profile'")
         return table.loc[rows]
 
-    def _profile_table(self, alpha: float, rows: list[str]) -> pd.DataFrame:
+    def _profile_table(self, alpha: float, rows: list[str], profile_shape: bool = False) -> pd.DataFrame:
         from .profile import shape_interval
 
         if self.nAGQ == 0:
             raise GlmmteachError("method='profile' profiles the likelihood, which an nAGQ = 0 fit (an approximation) "
                                  "does not maximise; refit with nAGQ=1 (Laplace) or more")
-        profiler = self._profiler()
-        held = ("the NB shape held at its estimate (as lme4's confint of a glmer.nb fit)"
-                if self.nb_shape is not None else "")
+        profiler = self._profiler(profile_shape)
+        held = ""
+        if self.nb_shape is not None:
+            held = ("the NB shape re-optimised at every point" if profile_shape
+                    else "the NB shape held at its estimate (as lme4's confint of a glmer.nb fit)")
         records = {}
         for j, parameter in enumerate(profiler.parameters):  # loop over the few parameters
             if parameter.name not in rows:
@@ -492,11 +499,11 @@ class GLMMResults:
                                  "version of glmmteach does not have; use method='profile'") from None
         return bootstrap.boot_conf_int(self, alpha=alpha, parm=rows, nsim=nsim, seed=seed)
 
-    def _profiler(self):
+    def _profiler(self, profile_shape: bool = False):
         from .profile import Profiler
 
         return Profiler(self.model, self.correlated, self.nAGQ, self.theta, self.params.to_numpy(), self.llf,
-                        self._outcome.hessian, self._cov_parameter_names(), list(self.params.index))
+                        self._outcome.hessian, self._cov_parameter_names(), list(self.params.index), profile_shape)
 
     def profile_sd(self, sd_values: np.ndarray) -> pd.DataFrame:
         r"""Profile log-likelihood :math:`\max_\beta \log L(\beta, \sigma)` on a grid of random-intercept SDs
