@@ -351,8 +351,11 @@ class GLMResults:
 
         ``method="wald"`` (R's ``confint.default``): :math:`\hat\beta \pm q_{1-\alpha/2}\,\mathrm{SE}`,
         ``q`` the normal quantile, or the *t* quantile on ``df_resid`` degrees of freedom when the
-        dispersion is estimated. ``method="profile"`` (R's ``confint`` for a glm): the values of
-        :math:`\beta_j` whose likelihood-ratio test is not rejected, see :meth:`profile_deviance`.
+        dispersion is estimated. ``method="profile"`` (R's ``confint`` for a glm, MASS's ``confint.glm``): the
+        values of :math:`\beta_j` whose likelihood-ratio test is not rejected, see :meth:`profile_deviance`
+        (every family; for an estimated dispersion the deviance difference is scaled by it, as MASS, and the
+        cut-off is the normal quantile, as MASS). The ends are roots of the profile itself, not MASS's
+        interpolation of it on a grid.
         Exponentiate either for odds or rate ratios.
         """
         pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
@@ -372,12 +375,10 @@ class GLMResults:
 
         The signed root :math:`\operatorname{sign}(b-\hat\beta_j)\sqrt{D(b) - D(\hat\beta)}` is
         approximately standard normal at the true :math:`\beta_j`; the profile interval is where its
-        absolute value stays below :math:`z_{1-\alpha/2}`. Needs a likelihood (binomial, poisson).
+        absolute value stays below :math:`z_{1-\alpha/2}`. For a family whose dispersion is estimated
+        (gaussian, Gamma, inverse Gaussian, quasi) the deviance difference is divided by the estimated
+        dispersion (MASS's ``profile.glm``, its ``tau``) and compared with the same normal cut-off.
         """
-        if self.dispersion_estimated:
-            raise GlmmteachError(
-                f"profile intervals are computed for the binomial and poisson families, not {self.family.name}"
-            )
         if name not in self.params.index:
             raise GlmmteachError(f"no coefficient {name!r}; the coefficients are {list(self.params.index)}")
         d = self.design
@@ -395,7 +396,7 @@ class GLMResults:
         z = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
 
         def excess(b: float) -> float:  # > 0 outside the interval
-            return (self.profile_deviance(name, b) - self.deviance) - z**2
+            return (self.profile_deviance(name, b) - self.deviance) / self.scale - z**2
 
         bounds = []
         for direction in (-1.0, 1.0):

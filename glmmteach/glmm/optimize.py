@@ -863,3 +863,41 @@ def _column_sd(A: np.ndarray) -> np.ndarray:
     """SD of each column, 1 for a constant column (the intercept is left on its own scale)."""
     sd = np.asarray(A, dtype=float).reshape(len(A), -1).std(axis=0)
     return np.where(sd > 0, sd, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# Maximisation with parameters held (profile likelihood)
+# --------------------------------------------------------------------------------------------
+
+
+def maximise_held(data: GroupedData | SparseModel, correlated: bool, n_nodes: int, x0: np.ndarray,
+                  transform, bounds: list[tuple[float | None, float | None]],
+                  u_start: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
+    r"""Maximise the log-likelihood over free coordinates ``x`` of :math:`(\theta, \beta)`, the rest held:
+    ``transform(x)`` returns :math:`(\theta, \beta, J)`, :math:`J = \partial(\theta, \beta)/\partial x`, so that
+    the held values (a fixed effect, an SD or a correlation, for :mod:`glmmteach.glmm.profile`) live inside
+    ``transform``. L-BFGS-B with the engine's analytic gradient (chained through ``J``), the modes carried from
+    one evaluation to the next. Returns the maximiser, the log-likelihood there and its modes. ``data``
+    in group order (:meth:`GroupedData.sorted_by_group`) for one grouping factor."""
+    memo: dict[str, np.ndarray | None] = {"u": u_start}
+
+    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
+        try:
+            theta, beta, J = transform(x)
+            value, grad, state = _loglik_and_gradient(data, theta, beta, correlated, n_nodes, memo["u"], 1e-12, 1)
+        except np.linalg.LinAlgError:  # an extreme trial point of the line search (as _Objective.loglik)
+            return 1e300, np.zeros_like(x)
+        if not np.isfinite(value):
+            return 1e300, np.zeros_like(x)
+        memo["u"] = state.u
+        return -value, -(J.T @ grad)
+
+    with single_threaded_blas():
+        if len(x0) == 0:
+            value = -objective(np.asarray(x0, dtype=float))[0]
+            return np.asarray(x0, dtype=float), value, memo["u"]
+        result = optimize.minimize(objective, x0, jac=True, method="L-BFGS-B", bounds=bounds,
+                                   options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-15, "gtol": 1e-8,
+                                            "maxcor": 20})
+        value = -objective(result.x)[0]  # the modes of the returned point, evaluated last
+    return result.x, value, memo["u"]

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, special
+from scipy import special
 
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
 from ..negbin import ShapeEstimate
 from .model import GroupedData, batch_inverse
-from .optimize import Diagnosis, FitOutcome, covariance_of, is_singular, maximise_beta
+from .optimize import Diagnosis, FitOutcome, covariance_of, is_singular
 from .simulate import as_generator, check_nsim, draw_responses, simulate_glmm
 from .sparse import SparseModel
 from .summary import GLMMSummary, VarCorrTable
@@ -347,27 +347,172 @@ class GLMMResults:
         return float(np.sum(self.resid("deviance").to_numpy() ** 2))
 
     # ---- inference --------------------------------------------------------------------------
-    def conf_int(self, alpha: float = 0.05, method: str = "wald", **boot: Any) -> pd.DataFrame:
-        r"""Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed effects; ``method="boot"``:
-        :func:`glmmteach.bootstrap.boot_conf_int` (``nsim``, ``seed``, ``type``, ``parm``, ``n_jobs``, ``client``)."""
+    def conf_int(self, alpha: float = 0.05, method: str | None = None, parm: Any = None, nsim: int = 1000,
+                 seed: Any = None, nb_shape: str = "held", **boot: Any) -> pd.DataFrame:
+        r"""Confidence intervals, as lme4's ``confint``.
+
+        Without ``method``: Wald intervals :math:`\hat\beta \pm z_{1-\alpha/2}\,\mathrm{SE}` for the fixed
+        effects, columns ``"2.5 %"``/``"97.5 %"`` (R's ``confint.default``; what the lessons use).
+
+        With ``method`` (``"profile"``, ``"wald"`` or ``"boot"``): every parameter, rows in lme4's order — each
+        term's SDs and correlations in :attr:`theta`'s order, named ``sd_(Intercept)|g`` and
+        ``cor_(Intercept).x|g`` (lme4's ``.sig01``, ... with ``oldNames = FALSE``), then an estimated negative
+        binomial shape ``nb_theta``, then the fixed effects — with columns ``estimate``, ``lower``, ``upper`` and
+        ``note`` (why an end is a boundary or infinite, or what was held). ``"profile"``: the signed-root
+        profile deviance of :mod:`glmmteach.glmm.profile` (lme4's ``profile``/``confint(method =
+        "profile")``, its ends found on the profile itself). ``"wald"``: lme4's ``method = "Wald"``, no
+        interval for the covariance parameters (NaN, as lme4's NA). ``"boot"``: the parametric bootstrap
+        (``glmmteach.bootstrap.boot_conf_int``, ``nsim`` replicates from ``seed``; ``boot`` passes its ``type``,
+        ``n_jobs`` and ``client``). ``parm``: row names (or
+        positions), or lme4's ``"theta_"`` (the covariance parameters and shape) or ``"beta_"`` (the fixed
+        effects); the default is all. ``nb_shape`` (a negative binomial GLMM whose shape was estimated):
+        ``"held"`` profiles the other parameters at the estimated shape (lme4's ``confint`` of a ``glmer.nb``
+        fit), ``"profiled"`` re-optimises the shape at every point too (the full profile; about ten times the
+        work).
+        """
+        from .profile import check_alpha
+
+        alpha = check_alpha(alpha)
+        if method is None:
+            q = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
+            pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
+            return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
+        methods = ("profile", "wald", "boot")
+        if method not in methods:
+            raise GlmmteachError(f"method must be one of {', '.join(map(repr, methods))}, got {method!r}")
+        rows = self._selected_parameters(parm)
         if method == "boot":
             from ..bootstrap import boot_conf_int
 
-            return boot_conf_int(self, alpha, **boot)
-        if method != "wald":
-            raise GlmmteachError(f"method must be 'wald' or 'boot', got {method!r}")
+            return boot_conf_int(self, alpha=alpha, parm=rows, nsim=nsim, seed=seed, **boot)
+        if method == "wald":
+            return self._wald_table(alpha, rows)
+        if nb_shape not in ("held", "profiled"):
+            raise GlmmteachError(f"nb_shape must be 'held' or 'profiled', got {nb_shape!r}")
+        return self._profile_table(alpha, rows, nb_shape == "profiled" and self.nb_shape is not None)
+
+    def _cov_parameter_names(self) -> list[str]:
+        """lme4's ``confint`` names of the covariance parameters (``oldNames = FALSE``), in theta's order."""
+        names = []
+        for labels, term in zip(self._effect_group_labels(), self.terms, strict=True):
+            rows, cols = CovarianceTerm(len(term.names), term.correlated).positions
+            for a, c in zip(rows, cols, strict=True):
+                names.append(f"sd_{term.names[a]}|{labels[a]}" if a == c
+                             else f"cor_{term.names[c]}.{term.names[a]}|{labels[a]}")
+        return names
+
+    def _parameter_names(self) -> list[str]:
+        shape = ["nb_theta"] if self.nb_shape is not None else []
+        return self._cov_parameter_names() + shape + list(self.params.index)
+
+    def _selected_parameters(self, parm: Any) -> list[str]:
+        names = self._parameter_names()
+        if parm is None:
+            return names
+        n_random = len(names) - len(self.params)
+        if isinstance(parm, str) and parm in ("theta_", "beta_"):
+            return names[:n_random] if parm == "theta_" else names[n_random:]
+        chosen = [parm] if isinstance(parm, str | int | np.integer) else list(parm)
+        out = []
+        for item in chosen:
+            if isinstance(item, int | np.integer) and not isinstance(item, bool) and 0 <= item < len(names):
+                out.append(names[int(item)])
+            elif isinstance(item, str) and item in names:
+                out.append(item)
+            else:
+                raise GlmmteachError(f"parm {item!r} is not a parameter of this fit; the parameters are {names} "
+                                     "(or their positions, or 'theta_' / 'beta_')")
+        return [name for name in names if name in out]
+
+    def _estimates(self) -> pd.Series:
+        from .profile import covariance_parameters
+
+        values = covariance_parameters(self.model, self.correlated, self.theta)
+        cov_names = self._cov_parameter_names()
+        shape = {"nb_theta": self.nb_shape.theta} if self.nb_shape is not None else {}
+        return pd.Series({**dict(zip(cov_names, values[: len(cov_names)], strict=True)), **shape,
+                          **self.params.to_dict()}, dtype=float)
+
+    def _wald_table(self, alpha: float, rows: list[str]) -> pd.DataFrame:
         q = special.ndtri(1 - alpha / 2)  # = scipy.stats.norm.ppf
-        pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
-        return pd.DataFrame({pct[0]: self.params - q * self.bse, pct[1]: self.params + q * self.bse})
+        estimates = self._estimates()
+        table = pd.DataFrame({"estimate": estimates, "lower": np.nan, "upper": np.nan, "note": ""})
+        fixed = list(self.params.index)
+        table.loc[fixed, "lower"] = (self.params - q * self.bse).to_numpy()
+        table.loc[fixed, "upper"] = (self.params + q * self.bse).to_numpy()
+        random = [name for name in table.index if name not in fixed]
+        table.loc[random, "note"] = ("no Wald interval for a covariance parameter (lme4 gives NA): use "
+                                     "method='profile'")
+        return table.loc[rows]
+
+    def _profile_table(self, alpha: float, rows: list[str], profile_shape: bool = False) -> pd.DataFrame:
+        from .profile import shape_interval
+
+        if self.nAGQ == 0:
+            raise GlmmteachError("method='profile' profiles the likelihood, which an nAGQ = 0 fit (an approximation) "
+                                 "does not maximise; refit with nAGQ=1 (Laplace) or more")
+        profiler = self._profiler(profile_shape)
+        held = ""
+        if self.nb_shape is not None:
+            held = ("the NB shape re-optimised at every point" if profile_shape
+                    else "the NB shape held at its estimate (as lme4's confint of a glmer.nb fit)")
+        records = {}
+        for j, parameter in enumerate(profiler.parameters):  # loop over the few parameters
+            if parameter.name not in rows:
+                continue
+            lower, upper, _ = profiler.interval(j, alpha)
+            note = "; ".join(text for text in (lower.note, upper.note, held) if text)
+            records[parameter.name] = (parameter.estimate, lower.value, upper.value, note)
+        if "nb_theta" in rows:
+            lower, upper = shape_interval(self.model, self.correlated, self.nAGQ, self.nb_shape.theta, self.llf,
+                                          self.theta, self.params.to_numpy(), alpha)
+            records["nb_theta"] = (self.nb_shape.theta, lower.value, upper.value,
+                                   "; ".join(text for text in (lower.note, upper.note) if text))
+        if profiler.found_higher > 1e-6:
+            raise GlmmteachError(
+                f"the profile found a log-likelihood {profiler.found_higher:.3g} above the fit's: the fit is not "
+                "the maximum, so its profile intervals are meaningless; refit (e.g. from other start values)")
+        table = pd.DataFrame.from_dict(records, orient="index", columns=["estimate", "lower", "upper", "note"])
+        return table.loc[rows]
+
+    def profile_zeta(self, parm: str | int, values: Any) -> pd.Series:
+        r"""lme4's profile ``.zeta`` of one parameter, evaluated exactly at ``values``: the signed root
+        :math:`\operatorname{sign}(v - \hat\phi)\sqrt{2(\hat\ell - \ell_p(v))}` with every other parameter
+        re-optimised (a row name of :meth:`conf_int` or its position; not the NB shape). ``|zeta|`` equals
+        :math:`z_{1-\alpha/2}` at the ends of the profile interval."""
+        if self.nAGQ == 0:
+            raise GlmmteachError("profile_zeta profiles the likelihood, which an nAGQ = 0 fit does not maximise")
+        name = self._selected_parameters(parm)[0]
+        if name == "nb_theta":
+            raise GlmmteachError("profile_zeta profiles the covariance parameters and fixed effects; the NB shape's "
+                                 "interval is conf_int(method='profile', parm='nb_theta')")
+        profiler = self._profiler()
+        j = [p.name for p in profiler.parameters].index(name)
+        grid = np.atleast_1d(np.asarray(values, dtype=float))
+        low, high = profiler.limits(j)
+        if not np.all(np.isfinite(grid) & (grid >= low) & (grid <= high)):
+            raise GlmmteachError(f"values of {name} must be finite and within [{low:g}, {high:g}], got {values!r}")
+        out, start = [], None
+        for value in grid:  # the few values asked for
+            zeta, start = profiler.zeta(j, float(value), start)
+            out.append(zeta)
+        return pd.Series(out, index=grid, name=name)
+
+    def _profiler(self, profile_shape: bool = False):
+        from .profile import Profiler
+
+        return Profiler(self.model, self.correlated, self.nAGQ, self.theta, self.params.to_numpy(), self.llf,
+                        self._outcome.hessian, self._cov_parameter_names(), list(self.params.index), profile_shape)
 
     def profile_sd(self, sd_values: np.ndarray) -> pd.DataFrame:
-        r"""Profile log-likelihood :math:`\max_\beta \log L(\beta, \sigma)` on a grid of random-intercept SDs."""
+        r"""Profile log-likelihood :math:`\max_\beta \log L(\beta, \sigma)` on a grid of random-intercept SDs
+        (the profile of :mod:`glmmteach.glmm.profile` at each value, started from the previous one)."""
         self._require_scalar("profile_sd")
-        beta = self.params.to_numpy()
-        rows = []
-        for sd in np.asarray(sd_values, dtype=float):
-            beta, value = maximise_beta(self._data, np.array([sd]), beta, True, self.nAGQ)
-            rows.append([sd, value, *beta])
+        profiler = self._profiler()
+        rows, start = [], None
+        for sd in np.asarray(sd_values, dtype=float):  # loop over the grid the user asked for
+            value, start = profiler.point(0, float(sd), start)
+            rows.append([sd, value, *start[1:]])
         return pd.DataFrame(rows, columns=["sd", "loglik", *self.params.index])
 
     def _require_scalar(self, what: str) -> None:
@@ -389,26 +534,9 @@ class GLMMResults:
         end is 0 when :math:`\sigma = 0` is inside.
         """
         self._require_scalar("conf_int_sd")
-        sd_hat = float(abs(self.theta[0]))
-        from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
-
-        cutoff = self.llf - 0.5 * stats.chi2.ppf(1 - alpha, 1)
-        beta_hat = self.params.to_numpy()
-
-        def excess(sd: float) -> float:
-            return maximise_beta(self._data, np.array([sd]), beta_hat, True, self.nAGQ)[1] - cutoff
-
-        lower = 0.0
-        if sd_hat > 0 and excess(0.0) < 0:
-            lower = optimize.brentq(excess, 0.0, sd_hat, xtol=1e-6 * max(sd_hat, 1e-3))
-        hi = max(2.0 * sd_hat, 0.1)
-        for _ in range(60):
-            if excess(hi) < 0:
-                break
-            hi *= 2.0
-        upper = optimize.brentq(excess, max(sd_hat, 1e-12), hi, xtol=1e-6 * max(sd_hat, 1e-3))
+        row = self.conf_int(alpha=alpha, method="profile", parm=0).iloc[0]
         pct = [f"{100 * alpha / 2:g} %", f"{100 * (1 - alpha / 2):g} %"]
-        return pd.Series([lower, upper], index=pct, name=f"sd({self.re_names[0]}|{self.group_name})")
+        return pd.Series([row["lower"], row["upper"]], index=pct, name=f"sd({self.re_names[0]}|{self.group_name})")
 
     profile_ci = conf_int_sd
 
