@@ -241,7 +241,7 @@ def test_conf_int_method_boot_is_the_bootstrap() -> None:
     assert list(table.index) == LME4_NAMES["crossover"]
     one = fit.conf_int(method="boot", nsim=10, seed=4, parm="trt", type="basic", alpha=0.1)
     pd.testing.assert_frame_equal(one, direct.loc[["trt"]])
-    with pytest.raises(GlmmteachError, match="method must be 'wald' or 'boot'"):
+    with pytest.raises(GlmmteachError, match="method must be one of 'profile', 'wald', 'boot'"):
         fit.conf_int(method="bootstrap")
 
 
