@@ -26,6 +26,7 @@ FILE_MARKERS = (
     ("new_lessons", "book"),  # the numbers recorded by lessons 13-16
     ("lesson_cells", "book"),  # the lesson notebooks' code cells and figure metadata
     ("lessons_r_python", "book"),  # the R <-> Python page
+    ("lesson18", "book"),  # the numbers recorded by lesson 18
     ("grading", "grading"),  # executes notebooks as students and instructors would
     ("exercises", "grading"),
     ("lme4_live", "r"),  # runs R with lme4
