@@ -89,12 +89,17 @@ class Misconception:
     name: str
     transform: str
     message: str
+    element: str | None = None  # for an array answer: the label of the one element it concerns
 
     @classmethod
     def from_dict(cls, question: str, spec: Any) -> Misconception:
-        if not isinstance(spec, Mapping) or set(spec) != {"name", "transform", "message"}:
+        fields = set(spec) if isinstance(spec, Mapping) else set()
+        if not {"name", "transform", "message"} <= fields <= {"name", "transform", "message", "element"}:
             raise QuestionSpecError(f"question {question!r}: a misconception needs exactly 'name', "
-                                    f"'transform' and 'message', got {spec!r}")
+                                    f"'transform' and 'message' (and optionally 'element'), got {spec!r}")
+        element = spec.get("element")
+        if element is not None and not isinstance(element, str):
+            raise QuestionSpecError(f"question {question!r}: misconception element {element!r} must be a label")
         name, transform, message = (spec[k] for k in ("name", "transform", "message"))
         if not isinstance(name, str) or not name.isidentifier():
             raise QuestionSpecError(f"question {question!r}: misconception name {name!r} must be an identifier")
@@ -103,10 +108,14 @@ class Misconception:
                                     f"{transform!r}, not one of {sorted(TRANSFORMS) + [RECORDED]}")
         if not isinstance(message, str) or not message.strip():
             raise QuestionSpecError(f"question {question!r}: misconception {name!r} needs a message")
-        return cls(name, transform, message.strip())
+        return cls(name, transform, message.strip(), element)
 
     def to_dict(self) -> dict[str, str]:
-        return {"name": self.name, "transform": self.transform, "message": self.message}
+        found = {"name": self.name, "transform": self.transform, "message": self.message}
+        return found if self.element is None else {**found, "element": self.element}
+
+    def concerns(self, spec: QuestionSpec, element: int) -> bool:
+        return self.element is None or spec.labels[element] == self.element
 
 
 @dataclass(frozen=True)
@@ -155,6 +164,10 @@ class QuestionSpec:
         misconceptions = tuple(Misconception.from_dict(qid, m) for m in spec.get("misconceptions", ()))
         if misconceptions and kind not in NUMERIC_KINDS:
             raise QuestionSpecError(f"question {qid!r}: 'misconceptions' need a numeric kind, not {kind!r}")
+        stray = [m.element for m in misconceptions if m.element is not None and m.element not in labels]
+        if stray:
+            raise QuestionSpecError(f"question {qid!r}: misconception element(s) {stray} are not among the "
+                                    f"labels {list(labels)}")
         uses = spec.get("uses", [])
         if not isinstance(uses, list) or not all(isinstance(u, str) and u and u != qid for u in uses):
             raise QuestionSpecError(f"question {qid!r}: 'uses' must be a list of other question ids, got "
@@ -344,6 +357,8 @@ class ExactMatcher:
         assert self.array is not None
         e = float(self.array[element])
         for m in self.spec.misconceptions:
+            if not m.concerns(self.spec, element):
+                continue
             if m.transform == RECORDED:
                 predicted = self.alternatives.get(m.name)
                 wrong = None if predicted is None else float(predicted[element])
@@ -429,6 +444,20 @@ def _student_slips(kind: str) -> list[tuple[Callable[[float], float | None], str
     return found
 
 
+# What undoes each transform: a released notebook has no answer, so it can only ask whether the student's
+# value, undone, lands in the answer's size window.
+INVERSES = {"square": "sqrt", "sqrt": "square", "exp": "log", "log": "exp", "expit": "logit", "logit": "expit",
+            "double": "half", "half": "double", "reciprocal": "reciprocal", "complement": "complement",
+            "negated": "negated"}
+
+
+def _misconception_undos(spec: QuestionSpec) -> list[tuple[Callable[[float], float | None], str]]:
+    """The spec's transform misconceptions, as what undoes them on the student's value (recorded ones need
+    the answer, which only the grader has)."""
+    return [(_safe(TRANSFORMS[INVERSES[m.transform]]), m.message) for m in spec.misconceptions
+            if m.transform in INVERSES and m.element is None]
+
+
 def _form_problem(spec: QuestionSpec, value: float, hint: Mapping[str, int] | None) -> str | None:
     """What is visibly wrong with one element, judged from the kind and the public hint only."""
     if spec.kind in PROBABILITY_KINDS and 1 < value <= 100:
@@ -436,7 +465,8 @@ def _form_problem(spec: QuestionSpec, value: float, hint: Mapping[str, int] | No
     problem = _range_problem(spec.kind, np.array([value]))
     if hint is None or _in_window(value, hint):
         return problem
-    slips = [message for undo, message in _student_slips(spec.kind)
+    candidates = _student_slips(spec.kind) + _misconception_undos(spec)
+    slips = [message for undo, message in candidates
              if (undone := undo(value)) is not None and _in_window(undone, hint)]
     if len(slips) == 1:
         return slips[0]

@@ -15,8 +15,11 @@ from glmmteach.checks import (
     QuestionSpec,
     QuestionSpecError,
     alternative_id,
+    check_form,
     diagnose,
+    make_public_key,
     missing_prerequisite,
+    size_hints,
 )
 from glmmteach.grading import score_answer
 
@@ -111,3 +114,26 @@ def test_every_transform_is_recognised_where_it_is_defined(name):
     answer = 0.37
     wrong = TRANSFORMS[name](answer)
     assert diagnose(spec, wrong, ExactMatcher(spec, answer)).message == "your answer names the slip."
+
+
+def test_a_released_notebook_names_a_transform_misconception_from_the_size_window_alone():
+    """The public key has no answer, but undoing the misconception's transform lands the student's variance
+    in the SD's window: the notebook can say so (a recorded misconception needs the grader)."""
+    spec = _spec(misconceptions=[{"name": "variance", "transform": "square", "message": SD_MESSAGE}])
+    tau = 4.2
+    hints = size_hints(spec, tau)
+    assert check_form(spec, tau**2, hints).message == "your answer " + SD_MESSAGE
+    assert check_form(spec, tau, hints).correct
+    assert make_public_key("ex", [spec], {"q1": tau})["questions"]["q1"]["spec"]["misconceptions"]
+
+
+def test_a_misconception_about_one_element_is_named_for_that_element_only():
+    spec = _spec(shape=[2], labels=["statistic", "p-value"], misconceptions=[
+        {"name": "half", "transform": "half", "message": "is half of it.", "element": "statistic"}])
+    answer = np.array([1.788, 0.1812])
+    matcher = ExactMatcher(spec, answer)
+    assert "statistic is half of it" in diagnose(spec, [answer[0] / 2, answer[1]], matcher).message
+    assert "half" not in diagnose(spec, [answer[0], answer[1] / 2], matcher).message
+    with pytest.raises(QuestionSpecError, match="not among the labels"):
+        _spec(shape=[2], labels=["statistic", "p-value"], misconceptions=[
+            {"name": "half", "transform": "half", "message": "m.", "element": "lower"}])

@@ -14,7 +14,15 @@ from grading_helpers import TEST_RELEASE_SECRET
 from nbformat import NotebookNode
 
 from glmmteach.bookbuild import hide_graded_solutions
-from glmmteach.checks import NUMERIC_KINDS, check_form, make_public_key, solution_range_problem
+from glmmteach.checks import (
+    NUMERIC_KINDS,
+    RECORDED,
+    TRANSFORMS,
+    alternative_id,
+    check_form,
+    make_public_key,
+    solution_range_problem,
+)
 from glmmteach.grading import (
     PLACEHOLDER,
     SETUP_TAG,
@@ -248,3 +256,29 @@ def test_recorded_misconceptions_are_recognised_in_exercise_01():
     halved = score_answer(q6, key["q6"], [statistic / 2, p_value], key)
     assert halved.points == pytest.approx(q6.points / 2)
     assert halved.message.startswith("p-value is right (1 of 2); statistic") and "twice" in halved.message
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_each_misconception_is_named_when_its_wrong_value_is_given(all_prepared, path):
+    """Per question and misconception: the wrong value it predicts (computed from the key, or recorded by the
+    solution) is told apart from the right answer, and scoring it gives the misconception's sentence."""
+    prepared = all_prepared[path]
+    if isinstance(prepared, Exception):
+        pytest.fail(str(prepared))
+    key = prepared.key
+    for spec in [s for s in prepared.exercise.specs if s.misconceptions]:
+        right = np.asarray(key[spec.id], dtype=float).ravel()
+        for number, m in enumerate(spec.misconceptions):
+            if m.transform == RECORDED:
+                wrong = np.asarray(key[alternative_id(spec.id, m.name)], dtype=float).ravel()
+            else:
+                wrong = np.array([TRANSFORMS[m.transform](e) for e in right])
+            distinct = [i for i in range(right.size) if m.concerns(spec, i)
+                        and not spec.accepts(wrong[i], right[i], loose=True)]
+            assert distinct, (spec.id, m.name)  # a misconception no answer could reveal is no feedback
+            for i in distinct:
+                value = right.copy()
+                value[i] = wrong[i]
+                message = score_answer(spec, key[spec.id], value.reshape(spec.shape).tolist(), key).message
+                earlier = [e.message.rstrip(".") for e in spec.misconceptions[:number + 1]]
+                assert any(text in message for text in earlier), (spec.id, m.name, message)
