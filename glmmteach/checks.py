@@ -55,6 +55,69 @@ class QuestionSpecError(ValueError):
     """A question specification in an exercise notebook is malformed."""
 
 
+# What a misconception does to the right answer, element by element: the wrong value it predicts. Only
+# named transforms (never typed numbers); a wrong value that is no function of the answer (a chi2_1 p-value
+# where the chi2 mixture's is right, a Laplace fit where quadrature is asked for) is computed by the
+# solution and recorded as ``record("q6~chi2_1", value)`` (see :func:`alternative_id`).
+TRANSFORMS: dict[str, Callable[[float], float]] = {
+    "square": lambda e: e * e,
+    "sqrt": math.sqrt,
+    "exp": math.exp,
+    "log": math.log,
+    "expit": lambda e: 1 / (1 + math.exp(-e)),
+    "logit": lambda e: math.log(e / (1 - e)),
+    "double": lambda e: 2 * e,
+    "half": lambda e: e / 2,
+    "reciprocal": lambda e: 1 / e,
+    "complement": lambda e: 1 - e,
+    "negated": lambda e: -e,
+}
+RECORDED = "recorded"  # the transform of a misconception whose wrong value the solution computes
+
+
+def alternative_id(question: str, name: str) -> str:
+    """The answer id under which a solution records the wrong value a misconception predicts."""
+    return f"{question}~{name}"
+
+
+@dataclass(frozen=True)
+class Misconception:
+    """A statistical misconception a wrong answer reveals: its name, the wrong value it predicts (a named
+    transform of the right answer, or ``"recorded"``: computed by the solution) and one sentence for the
+    student that names the idea without giving the answer away."""
+
+    name: str
+    transform: str
+    message: str
+    element: str | None = None  # for an array answer: the label of the one element it concerns
+
+    @classmethod
+    def from_dict(cls, question: str, spec: Any) -> Misconception:
+        fields = set(spec) if isinstance(spec, Mapping) else set()
+        if not {"name", "transform", "message"} <= fields <= {"name", "transform", "message", "element"}:
+            raise QuestionSpecError(f"question {question!r}: a misconception needs exactly 'name', "
+                                    f"'transform' and 'message' (and optionally 'element'), got {spec!r}")
+        element = spec.get("element")
+        if element is not None and not isinstance(element, str):
+            raise QuestionSpecError(f"question {question!r}: misconception element {element!r} must be a label")
+        name, transform, message = (spec[k] for k in ("name", "transform", "message"))
+        if not isinstance(name, str) or not name.isidentifier():
+            raise QuestionSpecError(f"question {question!r}: misconception name {name!r} must be an identifier")
+        if transform not in TRANSFORMS and transform != RECORDED:
+            raise QuestionSpecError(f"question {question!r}: misconception {name!r} has transform "
+                                    f"{transform!r}, not one of {sorted(TRANSFORMS) + [RECORDED]}")
+        if not isinstance(message, str) or not message.strip():
+            raise QuestionSpecError(f"question {question!r}: misconception {name!r} needs a message")
+        return cls(name, transform, message.strip(), element)
+
+    def to_dict(self) -> dict[str, str]:
+        found = {"name": self.name, "transform": self.transform, "message": self.message}
+        return found if self.element is None else {**found, "element": self.element}
+
+    def concerns(self, spec: QuestionSpec, element: int) -> bool:
+        return self.element is None or spec.labels[element] == self.element
+
+
 @dataclass(frozen=True)
 class QuestionSpec:
     """What a question asks for: the kind and shape of the answer, its points and tolerance."""
@@ -67,6 +130,8 @@ class QuestionSpec:
     atol: float = 0.0
     options: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
+    misconceptions: tuple[Misconception, ...] = ()
+    uses: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, spec: Mapping[str, Any]) -> QuestionSpec:
@@ -74,7 +139,8 @@ class QuestionSpec:
         if not isinstance(spec, Mapping) or not isinstance(spec.get("id"), str) or not spec["id"]:
             raise QuestionSpecError(f"question spec needs a non-empty string 'id', got {spec!r}")
         qid = spec["id"]
-        unknown = set(spec) - {"id", "points", "kind", "shape", "rtol", "atol", "options", "labels"}
+        unknown = set(spec) - {"id", "points", "kind", "shape", "rtol", "atol", "options", "labels",
+                               "misconceptions", "uses"}
         if unknown:
             raise QuestionSpecError(f"question {qid!r}: unknown field(s) {sorted(unknown)}")
         kind = spec.get("kind", "number")
@@ -95,12 +161,24 @@ class QuestionSpec:
         labels = tuple(str(lab) for lab in spec.get("labels", ()))
         if labels and (len(shape) != 1 or len(labels) != shape[0]):
             raise QuestionSpecError(f"question {qid!r}: 'labels' needs a 1-d shape of the same length")
-        return cls(qid, points, kind, shape, rtol, atol, options, labels)
+        misconceptions = tuple(Misconception.from_dict(qid, m) for m in spec.get("misconceptions", ()))
+        if misconceptions and kind not in NUMERIC_KINDS:
+            raise QuestionSpecError(f"question {qid!r}: 'misconceptions' need a numeric kind, not {kind!r}")
+        stray = [m.element for m in misconceptions if m.element is not None and m.element not in labels]
+        if stray:
+            raise QuestionSpecError(f"question {qid!r}: misconception element(s) {stray} are not among the "
+                                    f"labels {list(labels)}")
+        uses = spec.get("uses", [])
+        if not isinstance(uses, list) or not all(isinstance(u, str) and u and u != qid for u in uses):
+            raise QuestionSpecError(f"question {qid!r}: 'uses' must be a list of other question ids, got "
+                                    f"{uses!r}")
+        return cls(qid, points, kind, shape, rtol, atol, options, labels, misconceptions, tuple(uses))
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "points": self.points, "kind": self.kind, "shape": list(self.shape),
                 "rtol": self.rtol, "atol": self.atol, "options": list(self.options),
-                "labels": list(self.labels)}
+                "labels": list(self.labels), "misconceptions": [m.to_dict() for m in self.misconceptions],
+                "uses": list(self.uses)}
 
     def tolerance(self, target: float, *, loose: bool = False) -> float:
         """How far an answer may be from ``target`` and still count as ``target`` (one definition for all)."""
@@ -261,10 +339,34 @@ def variants_for(kind: str) -> list[Variant]:
 class ExactMatcher:
     """Compares with the real expected values; used by the grader and when building a public key."""
 
-    def __init__(self, spec: QuestionSpec, expected: Any) -> None:
+    def __init__(self, spec: QuestionSpec, expected: Any, alternatives: Mapping[str, Any] | None = None
+                 ) -> None:
+        """``alternatives``: the wrong values of the spec's ``"recorded"`` misconceptions, by name (as the
+        solution recorded them; a missing one is simply not recognised)."""
         self.spec = spec
         self.expected = expected
         self.array = np.asarray(expected, dtype=float).ravel() if spec.kind in NUMERIC_KINDS else None
+        self.alternatives: dict[str, np.ndarray] = {}
+        for name, value in (alternatives or {}).items():
+            array = _numeric_array(value)
+            if array is not None and self.array is not None and array.size == self.array.size:
+                self.alternatives[name] = array.ravel()
+
+    def misconception(self, element: int, value: float) -> str | None:
+        """The message of the first misconception whose predicted wrong value ``value`` matches."""
+        assert self.array is not None
+        e = float(self.array[element])
+        for m in self.spec.misconceptions:
+            if not m.concerns(self.spec, element):
+                continue
+            if m.transform == RECORDED:
+                predicted = self.alternatives.get(m.name)
+                wrong = None if predicted is None else float(predicted[element])
+            else:
+                wrong = _safe(TRANSFORMS[m.transform])(e)
+            if wrong is not None and math.isfinite(wrong) and self.spec.accepts(value, wrong, loose=True):
+                return m.message
+        return None
 
     def choice(self, value: str) -> bool:
         return value == str(self.expected).strip().lower()
@@ -342,6 +444,20 @@ def _student_slips(kind: str) -> list[tuple[Callable[[float], float | None], str
     return found
 
 
+# What undoes each transform: a released notebook has no answer, so it can only ask whether the student's
+# value, undone, lands in the answer's size window.
+INVERSES = {"square": "sqrt", "sqrt": "square", "exp": "log", "log": "exp", "expit": "logit", "logit": "expit",
+            "double": "half", "half": "double", "reciprocal": "reciprocal", "complement": "complement",
+            "negated": "negated"}
+
+
+def _misconception_undos(spec: QuestionSpec) -> list[tuple[Callable[[float], float | None], str]]:
+    """The spec's transform misconceptions, as what undoes them on the student's value (recorded ones need
+    the answer, which only the grader has)."""
+    return [(_safe(TRANSFORMS[INVERSES[m.transform]]), m.message) for m in spec.misconceptions
+            if m.transform in INVERSES and m.element is None]
+
+
 def _form_problem(spec: QuestionSpec, value: float, hint: Mapping[str, int] | None) -> str | None:
     """What is visibly wrong with one element, judged from the kind and the public hint only."""
     if spec.kind in PROBABILITY_KINDS and 1 < value <= 100:
@@ -349,7 +465,8 @@ def _form_problem(spec: QuestionSpec, value: float, hint: Mapping[str, int] | No
     problem = _range_problem(spec.kind, np.array([value]))
     if hint is None or _in_window(value, hint):
         return problem
-    slips = [message for undo, message in _student_slips(spec.kind)
+    candidates = _student_slips(spec.kind) + _misconception_undos(spec)
+    slips = [message for undo, message in candidates
              if (undone := undo(value)) is not None and _in_window(undone, hint)]
     if len(slips) == 1:
         return slips[0]
@@ -483,13 +600,31 @@ def diagnose(spec: QuestionSpec, value: Any, matcher: ExactMatcher) -> Feedback:
             problem = ("is close but outside the tolerance (relative "
                        f"{spec.rtol:g}{f', absolute {spec.atol:g}' if spec.atol else ''}): do not round "
                        "intermediate results, and check you used exactly the model asked for.")
-        else:
-            slip = next((s.message for s in slips if matcher.matches(s.name, element, v)), None)
+        else:  # a named misconception is more telling than a generic slip, so it comes first
+            slip = matcher.misconception(element, v) or next(
+                (s.message for s in slips if matcher.matches(s.name, element, v)), None)
             problem = slip or _range_problem(spec.kind, np.array([v])) or "is not correct."
         problems.append((element, problem))
     if not problems:
         return Feedback(spec.id, True, "right.", spec.points, spec.points)
-    return Feedback(spec.id, False, _element_message(spec, values.size, problems), 0.0, spec.points)
+    message = _element_message(spec, values.size, problems)
+    right = [i for i in range(values.size) if i not in {element for element, _ in problems}]
+    if not right:
+        return Feedback(spec.id, False, message, 0.0, spec.points)
+    # partial credit: each element of an array answer earns its share of the points
+    names = spec.labels or tuple(f"element [{i}]" for i in range(values.size))
+    credit = f"{_phrase([names[i] for i in right], 'is right')} ({len(right)} of {values.size}); "
+    return Feedback(spec.id, False, credit + message, spec.points * len(right) / values.size, spec.points)
+
+
+def missing_prerequisite(spec: QuestionSpec, answers: Mapping[str, Any]) -> str | None:
+    """For an unanswered question that builds on earlier ones (``uses``): which of those are missing too."""
+    missing = [q for q in spec.uses if answers.get(q) is None]
+    if not missing:
+        return None
+    which = " and ".join(missing)
+    return (f"no answer recorded; {spec.id} uses your answer to {which}, which "
+            f"{'is' if len(missing) == 1 else 'are'} missing: answer {which} first.")
 
 
 # ---------------------------------------------------------------------------------------------------------

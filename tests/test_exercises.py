@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import concurrent.futures
 import re
 from pathlib import Path
@@ -10,9 +11,18 @@ import nbformat
 import numpy as np
 import pytest
 from grading_helpers import TEST_RELEASE_SECRET
+from nbformat import NotebookNode
 
 from glmmteach.bookbuild import hide_graded_solutions
-from glmmteach.checks import NUMERIC_KINDS, check_form, make_public_key, solution_range_problem
+from glmmteach.checks import (
+    NUMERIC_KINDS,
+    RECORDED,
+    TRANSFORMS,
+    alternative_id,
+    check_form,
+    make_public_key,
+    solution_range_problem,
+)
 from glmmteach.grading import (
     PLACEHOLDER,
     SETUP_TAG,
@@ -22,13 +32,17 @@ from glmmteach.grading import (
     ReleaseError,
     compute_key,
     execute_notebook,
+    grade_submission,
     leaked_values,
     load_exercises,
     prepare_release,
     score_answer,
     solution_lines,
+    solution_notebook,
+    strip_solution,
 )
 from glmmteach.grading.keys import KeyStore
+from glmmteach.grading.notebooks import setup_source
 from glmmteach.grading.release import prepare_variant
 
 EXERCISES = Path(__file__).resolve().parents[1] / "exercises"
@@ -165,3 +179,106 @@ def test_public_book_hides_solutions_of_graded_sets_only(path):
     assert "solutions are not published" in cells[1].source
     shown = [c for c in cells if "remove-cell" not in c.metadata.get("tags", [])]
     assert not any("### BEGIN SOLUTION" in c.source or "{solution-start}" in c.source for c in shown)
+
+
+def _question_cells(exercise: Exercise) -> list[tuple[str, NotebookNode]]:
+    return [(c.metadata["glmmteach"]["question"]["id"], c) for c in exercise.notebook.cells
+            if c.cell_type == "code" and "question" in c.metadata.get("glmmteach", {})]
+
+
+def _records_a_misconception(statement: ast.stmt) -> bool:
+    """``record("q5~name", ...)``: the solution computing a misconception's wrong value for the key (never
+    released, so no dependency of the student's notebook)."""
+    call = statement.value if isinstance(statement, ast.Expr) else None
+    return (isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == "record"
+            and bool(call.args) and isinstance(call.args[0], ast.Constant) and "~" in str(call.args[0].value))
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_a_question_that_uses_an_earlier_questions_work_declares_it(path):
+    """A name a solution reads that only an earlier question's solution defines makes that question depend
+    on the earlier one: the spec says so (``uses``), so the grader can tell a student who left the earlier
+    one blank why this one failed. Independent questions define what they need themselves."""
+    exercise = next(ex for ex in load_exercises(EXERCISES) if ex.path == path)
+    owner: dict[str, str | None] = {}
+    specs = {s.id: s for s in exercise.specs}
+    for cell in exercise.notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        qid = cell.metadata.get("glmmteach", {}).get("question", {}).get("id")
+        tree = ast.parse(cell.source)
+        tree.body = [statement for statement in tree.body if not _records_a_misconception(statement)]
+        stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        stored |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+        stored |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+                   if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
+        if qid is not None:
+            read = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            needed = {owner[name] for name in read - stored if owner.get(name) not in (None, qid)}
+            assert needed <= set(specs[qid].uses), (qid, sorted(needed), specs[qid].uses)
+            assert set(specs[qid].uses) <= set(specs), (qid, specs[qid].uses)
+        for name in stored:
+            owner.setdefault(name, qid)
+
+
+def test_a_blank_answer_fails_only_the_questions_that_build_on_it(tmp_path):
+    """Exercise 01 with q1 and q5 left blank (the released placeholder): q6 and q7 are independent and
+    still right; q2-q4 build on q1 and say that q1 is missing."""
+    exercise = next(ex for ex in load_exercises(EXERCISES) if ex.name == "01_crossover_glm")
+    key = compute_key(exercise, timeout=300)
+    assert all(score_answer(s, key[s.id], key[s.id], key).correct for s in exercise.specs)
+    notebook = solution_notebook(exercise)
+    for qid, cell in _question_cells(Exercise(exercise.path, notebook, exercise.specs)):
+        if qid in ("q1", "q5"):
+            cell.source = strip_solution(cell.source)
+    path = tmp_path / exercise.filename
+    nbformat.write(notebook, path)
+    public = make_public_key(exercise.name, exercise.specs, key)
+    row = grade_submission(exercise, key, "alice", path, timeout=300, sandbox=None,
+                           setup=setup_source(exercise, public))
+    feedback = {f.question: f for f in row.feedback}
+    assert feedback["q6"].correct and feedback["q7"].correct
+    assert feedback["q5"].message == "no answer recorded."
+    for qid in ("q2", "q3", "q4"):
+        assert feedback[qid].message.startswith(f"no answer recorded; {qid} uses your answer to q1, which is "
+                                                "missing"), feedback[qid].message
+
+
+def test_recorded_misconceptions_are_recognised_in_exercise_01():
+    """The wrong values the solution records (here: Model 3's period coefficient for Model 2's) are named."""
+    exercise = next(ex for ex in load_exercises(EXERCISES) if ex.name == "01_crossover_glm")
+    key = compute_key(exercise, timeout=300)
+    q5 = next(s for s in exercise.specs if s.id == "q5")
+    feedback = score_answer(q5, key["q5"], key["q5~model3"], key)
+    assert "conditional on the interaction" in feedback.message and feedback.points == 0
+    q6 = next(s for s in exercise.specs if s.id == "q6")
+    statistic, p_value = key["q6"]
+    halved = score_answer(q6, key["q6"], [statistic / 2, p_value], key)
+    assert halved.points == pytest.approx(q6.points / 2)
+    assert halved.message.startswith("p-value is right (1 of 2); statistic") and "twice" in halved.message
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_each_misconception_is_named_when_its_wrong_value_is_given(all_prepared, path):
+    """Per question and misconception: the wrong value it predicts (computed from the key, or recorded by the
+    solution) is told apart from the right answer, and scoring it gives the misconception's sentence."""
+    prepared = all_prepared[path]
+    if isinstance(prepared, Exception):
+        pytest.fail(str(prepared))
+    key = prepared.key
+    for spec in [s for s in prepared.exercise.specs if s.misconceptions]:
+        right = np.asarray(key[spec.id], dtype=float).ravel()
+        for number, m in enumerate(spec.misconceptions):
+            if m.transform == RECORDED:
+                wrong = np.asarray(key[alternative_id(spec.id, m.name)], dtype=float).ravel()
+            else:
+                wrong = np.array([TRANSFORMS[m.transform](e) for e in right])
+            distinct = [i for i in range(right.size) if m.concerns(spec, i)
+                        and not spec.accepts(wrong[i], right[i], loose=True)]
+            assert distinct, (spec.id, m.name)  # a misconception no answer could reveal is no feedback
+            for i in distinct:
+                value = right.copy()
+                value[i] = wrong[i]
+                message = score_answer(spec, key[spec.id], value.reshape(spec.shape).tolist(), key).message
+                earlier = [e.message.rstrip(".") for e in spec.misconceptions[:number + 1]]
+                assert any(text in message for text in earlier), (spec.id, m.name, message)

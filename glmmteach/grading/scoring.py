@@ -14,10 +14,13 @@ from nbformat import NotebookNode
 
 from ..checks import (
     NUMERIC_KINDS,
+    RECORDED,
     ExactMatcher,
     Feedback,
     QuestionSpec,
+    alternative_id,
     diagnose,
+    missing_prerequisite,
     solution_range_problem,
     validate_answer_form,
 )
@@ -61,12 +64,28 @@ def compute_key(exercise: Exercise, timeout: float = 600, seed: int | None = Non
     if problems:
         raise ReleaseError(f"{exercise.filename}: the solution's answers fail their checks: "
                            + "; ".join(problems))
-    return {s.id: run.answers[s.id] for s in exercise.specs}
+    key = {s.id: run.answers[s.id] for s in exercise.specs}
+    for spec in exercise.specs:  # the wrong values of the misconceptions the solution computes
+        for name in recorded_misconceptions(spec):
+            qid = alternative_id(spec.id, name)
+            if qid not in run.answers:
+                raise ReleaseError(f"{exercise.filename}: question {spec.id}'s misconception {name!r} is "
+                                   f"'recorded', but the solution never records {qid!r}")
+            key[qid] = run.answers[qid]
+    return key
 
 
-def score_answer(spec: QuestionSpec, expected: Any, value: Any) -> Feedback:
-    """Score one answer (JSON data from a submission) against the key, in the grader's process."""
-    return diagnose(spec, value, ExactMatcher(spec, expected))
+def recorded_misconceptions(spec: QuestionSpec) -> list[str]:
+    return [m.name for m in spec.misconceptions if m.transform == RECORDED]
+
+
+def score_answer(spec: QuestionSpec, expected: Any, value: Any,
+                 key: dict[str, Any] | None = None) -> Feedback:
+    """Score one answer (JSON data from a submission) against the key, in the grader's process; ``key`` (the
+    whole key) holds the wrong values of the spec's recorded misconceptions."""
+    alternatives = {name: (key or {}).get(alternative_id(spec.id, name))
+                    for name in recorded_misconceptions(spec)}
+    return diagnose(spec, value, ExactMatcher(spec, expected, alternatives))
 
 
 @dataclass
@@ -118,7 +137,7 @@ def grade_submission(exercise: Exercise, key: dict[str, Any], student: str, path
     if setup is not None:
         notebook = with_setup_cell(notebook, setup)
     run = execute_notebook(notebook, timeout=timeout, data_files=exercise.data_files, sandbox=sandbox)
-    feedback = [_score_recorded(s, key[s.id], run) for s in exercise.specs]
+    feedback = [_score_recorded(s, key, run) for s in exercise.specs]
     return GradeRow(student, exercise.filename, run.status, feedback, run.errors, run.seconds, run.notebook,
                     run.answers)
 
@@ -172,14 +191,17 @@ def read_submission(path: Path) -> tuple[NotebookNode | None, str]:
     return notebook, ""
 
 
-def _score_recorded(spec: QuestionSpec, expected: Any, run: Execution) -> Feedback:
+def _score_recorded(spec: QuestionSpec, key: dict[str, Any], run: Execution) -> Feedback:
     """Score one recorded answer; an answer that could not be recorded, or scored, gets its own message."""
     if spec.id in run.problems and spec.id not in run.answers:
         return Feedback(spec.id, False, run.problems[spec.id], 0.0, spec.points)
     if spec.id not in run.answers and run.stopped:
         return Feedback(spec.id, False, f"no answer recorded before {run.stopped}.", 0.0, spec.points)
+    prerequisite = None if spec.id in run.answers else missing_prerequisite(spec, run.answers)
+    if prerequisite is not None:  # the question builds on a missing earlier answer: say so, not "no answer"
+        return Feedback(spec.id, False, prerequisite, 0.0, spec.points)
     try:
-        return score_answer(spec, expected, run.answers.get(spec.id))
+        return score_answer(spec, key[spec.id], run.answers.get(spec.id), key)
     except Exception as exc:  # noqa: BLE001 - an odd value costs its own question only, never the others
         return Feedback(spec.id, False, f"the value recorded could not be scored ({type(exc).__name__}).", 0.0,
                         spec.points)
