@@ -17,7 +17,7 @@ import pytest
 from lesson_records import recorded_values, rounding
 from scipy import stats
 
-from glmmteach import glmer
+from glmmteach import glm, glmer
 from glmmteach.booktools import ESTIMATE_DIGITS, SE_DIGITS
 
 LESSONS = Path(__file__).resolve().parents[1] / "lessons"
@@ -198,3 +198,60 @@ def test_ohio_pearson_residuals_against_a_live_fit(ohio):
                        ("c16_ohio_mode_sd", np.std(fit.ranef["(Intercept)"], ddof=1))]:
         assert value(lesson, name) == pytest.approx(live, abs=1e-6 * live + rounding(live, ESTIMATE_DIGITS)), name
     assert value(lesson, "c16_n_rows") == len(ohio)
+
+
+def ohio_fits(ohio):
+    ohio = ohio.assign(decade=(ohio["year"] - 11) / 10)
+    model = "death ~ offset(logpop) + factor(sex)*factor(race) + decade"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return glm(model, ohio, family="poisson"), glmer(model + " + (1|county)", ohio, family="poisson")
+
+
+def dispersion_limit(y: np.ndarray, mu: np.ndarray, mu0: np.ndarray) -> float:
+    """The limit (nsim -> infinity) of DHARMa's dispersion statistic, var(y - mu0) / mean var(Y* - mu0), for
+    Poisson simulations Y* with means ``mu`` (conditional on the fitted effects) around the population-level
+    means ``mu0``: with shift = mu - mu0, E var(Y* - mu0) = (sum(mu) (1 - 1/n) + sum((shift - mean)^2)) / (n - 1),
+    as tests/test_simulated_residuals.py derives it."""
+    n, shift = len(y), mu - mu0
+    expected = (np.sum(mu) * (1 - 1 / n) + np.sum((shift - shift.mean()) ** 2)) / (n - 1)
+    return float(np.var(y - mu0, ddof=1) / expected)
+
+
+def test_ohio_dispersion_statistics_near_their_exact_limits(ohio):
+    """Lesson 16's Monte Carlo dispersion statistics (250 simulations, recorded to 3 digits) lie within 4 Monte
+    Carlo standard errors (delta method, about 0.3% here) of the limits computed from the fits, with no
+    simulation: the GLM's and the county GLMM's overdispersion is the models', not the seed's."""
+    lesson = "16_model_checking"
+    poisson_glm, poisson_glmm = ohio_fits(ohio)
+    y = np.asarray(poisson_glmm.design.y, dtype=float)
+    mu_glm = poisson_glm.fittedvalues.to_numpy()
+    mu_glmm = poisson_glmm.fittedvalues.to_numpy()
+    mu0_glmm = poisson_glmm.predict(type="response", re_form=[]).to_numpy()
+    for name, fit, limit in [("c16_disp_glm", poisson_glm, dispersion_limit(y, mu_glm, mu_glm)),
+                             ("c16_disp_glmm", poisson_glmm, dispersion_limit(y, mu_glmm, mu0_glmm))]:
+        simulated = fit.simulated_residuals(250, seed=2016).test_dispersion().simulated
+        se = limit * simulated.std(ddof=1) / np.sqrt(len(simulated)) / simulated.mean()
+        assert abs(value(lesson, name) - limit) < 4 * se + rounding(limit, 3), (name, limit)
+    assert dispersion_limit(y, mu_glmm, mu0_glmm) > 1.1  # the county GLMM is overdispersed in the limit
+
+
+def test_ohio_simulated_residual_records_are_the_librarys(ohio):
+    """The lesson calls fit.simulated_residuals(250, seed=2016): the same call gives its recorded shares and
+    tests (to the digits recorded), and the text's qualitative claims hold."""
+    lesson = "16_model_checking"
+    poisson_glm, poisson_glmm = ohio_fits(ohio)
+    shares = {}
+    for key, fit in [("glm", poisson_glm), ("glmm", poisson_glmm)]:
+        res = fit.simulated_residuals(250, seed=2016)
+        r = res.residuals.to_numpy()
+        shares[key] = np.mean((r < 0.025) | (r > 0.975))
+        assert value(lesson, f"c16_outer_{key}") == pytest.approx(shares[key], abs=rounding(shares[key], 3))
+    dispersion, zeros = res.test_dispersion(), res.test_zero_inflation()
+    assert value(lesson, "c16_disp_glmm_p") == dispersion.p_value == 0
+    assert value(lesson, "c16_zeros_glmm") == pytest.approx(zeros.statistic, abs=rounding(zeros.statistic, 3))
+    ks = res.test_uniformity().p_value
+    assert value(lesson, "c16_ks_glmm") == pytest.approx(ks, rel=0.01) and ks < 1e-3
+    assert value(lesson, "c16_nsim") == res.nsim == 250
+    # "the county effects remove about half of the excess in the tails, not all of it"
+    assert 0.4 < 1 - (shares["glmm"] - 0.05) / (shares["glm"] - 0.05) < 0.6
