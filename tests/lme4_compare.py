@@ -96,22 +96,19 @@ def assert_csv_files_generated(data_dir: Path, module_name: str, cases: dict[str
             assert cases[spec.name][key] == planned[key], f"{spec.name}: {key}"
 
 
-def _r_with_packages(packages: str) -> str | None:
-    """Why the R-side test cannot run, or None when Rscript has the packages."""
+def skip_without_r(packages: str) -> None:
+    """Skip the calling test unless Rscript runs and ``packages`` (an R expression loading them) load."""
     if shutil.which("Rscript") is None:
-        return "Rscript is not installed"
+        pytest.skip("Rscript is not installed")
     probe = subprocess.run(["Rscript", "-e", packages], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        return f"R packages are missing: {probe.stderr.strip()[-200:]}"
-    return None
+        pytest.skip(f"R packages are missing: {probe.stderr.strip()[-200:]}")
 
 
 def rerun_make_reference(data_dir: Path, names: list[str], packages: str, tmp_path: Path) -> dict[str, Any]:
     """The cases ``names`` as data_dir/make_reference.R fits them afresh (a skip when R or ``packages``,
     an R expression loading them, is missing)."""
-    reason = _r_with_packages(packages)
-    if reason is not None:
-        pytest.skip(reason)
+    skip_without_r(packages)
     out = tmp_path / "reference.json"
     run = subprocess.run(
         ["Rscript", str(data_dir / "make_reference.R"), "--out", str(out), "--cases", ",".join(names)],

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from lme4_compare import skip_without_r
 from scipy import special, stats
 
 import glmmteach
@@ -387,12 +388,7 @@ def test_bad_counts_are_refused_as_for_poisson(fitter: str, value: float, messag
 @pytest.mark.slow
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running tests/data/negative_binomial/make_reference.R reproduces its reference.json."""
-    if shutil.which("Rscript") is None:
-        pytest.skip("Rscript is not installed")
-    probe = subprocess.run(["Rscript", "-e", "library(lme4); library(MASS); library(jsonlite)"],
-                           capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"R packages are missing: {probe.stderr.strip()[-200:]}")
+    skip_without_r("library(lme4); library(MASS); library(jsonlite)")
     out = tmp_path / "reference.json"
     root = Path(__file__).parent.parent
     run = subprocess.run(["Rscript", str(DATA / "negative_binomial" / "make_reference.R"), str(out)], cwd=root,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import warnings
 from functools import cache
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from lme4_compare import import_make_data
+from lme4_compare import import_make_data, skip_without_r
 
 import glmmteach
 from glmmteach.exceptions import ConvergenceWarning
@@ -197,12 +196,7 @@ def test_data_files_are_what_make_data_writes() -> None:
 @pytest.mark.slow
 def test_make_reference_script_reproduces_reference(tmp_path: Path) -> None:
     """Re-running make_reference.R on two small cases reproduces reference.json."""
-    if shutil.which("Rscript") is None:
-        pytest.skip("Rscript is not installed")
-    probe = subprocess.run(["Rscript", "-e", "library(lme4); library(glmmTMB); library(jsonlite)"],
-                           capture_output=True, text=True, check=False)
-    if probe.returncode != 0:
-        pytest.skip(f"R packages are missing: {probe.stderr.strip()[-200:]}")
+    skip_without_r("library(lme4); library(glmmTMB); library(jsonlite)")
     out = tmp_path / "reference.json"
     run = subprocess.run(["Rscript", str(DATA_DIR / "make_reference.R"), str(out), ",".join(R_CHECK_CASES)],
                          cwd=Path(__file__).parent.parent, capture_output=True, text=True, check=False, timeout=300)
