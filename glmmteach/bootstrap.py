@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from .exceptions import GlmmteachError, GlmmteachWarning
+from .exceptions import GlmmteachError, GlmmteachWarning, check_level
 
 INTERVAL_TYPES = ("perc", "basic", "norm")
 BLOCKS_PER_WORKER = 4  # several blocks per worker even out refits of unequal length
@@ -260,9 +260,7 @@ def boot_interval(t: np.ndarray, t0: float, type: str = "perc", alpha: float = 0
 
 
 def _check_alpha(alpha: Any) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, float | int | np.floating) or not 0 < alpha < 1:
-        raise GlmmteachError(f"alpha must be a number between 0 and 1 (0.05 for 95% intervals), got {alpha!r}")
-    return float(alpha)
+    return check_level("alpha", alpha, " (0.05 for 95% intervals)")
 
 
 # ---- the bootstrap of a fit -----------------------------------------------------------------------------------

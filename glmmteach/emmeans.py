@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate
 
-from .exceptions import DataError, GlmmteachError
+from .exceptions import DataError, GlmmteachError, check_level
 
 CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl")
 ADJUSTMENTS = ("tukey", "holm", "bonferroni", "sidak", "none")
@@ -108,8 +108,7 @@ def emmeans(fit: Any, specs: str | list[str], by: str | list[str] | None = None,
         raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
     if population_average and type != "response":
         raise GlmmteachError("population_average=True averages means on the response scale: use type='response'")
-    if not 0 < level < 1:
-        raise GlmmteachError(f"level must be between 0 and 1, got {level!r}")
+    check_level("level", level)
     if isinstance(specs, str) and specs.strip().startswith("~"):
         specs, by = _one_sided(specs, by)
     specs_t, by_t = _as_names(specs, "specs"), _as_names(by, "by")

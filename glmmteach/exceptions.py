@@ -53,3 +53,11 @@ class ScalingWarning(GlmmteachWarning):
 
 class FlatRidgeWarning(GlmmteachWarning):
     """The likelihood is nearly flat along a ridge: a combination of the estimates is barely determined."""
+
+
+def check_level(name: str, value: object, hint: str = "") -> float:
+    """``value`` as a float strictly between 0 and 1 (an ``alpha`` or a confidence ``level``), else a
+    GlmmteachError naming ``name``: the one check of that rule for every interval function."""
+    if isinstance(value, bool) or not hasattr(value, "__float__") or not 0 < float(value) < 1:
+        raise GlmmteachError(f"{name} must be between 0 and 1{hint}, got {value!r}")
+    return float(value)

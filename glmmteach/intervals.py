@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import GlmmteachError
+from .exceptions import GlmmteachError, check_level
 from .integration import gauss_hermite
 from .predict import population_average_mean
 
@@ -38,8 +38,7 @@ def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = 
                              "observation are not defined for a GLM's discrete response)")
     if type not in ("link", "response"):
         raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
-    if not 0 < level < 1:
-        raise GlmmteachError(f"level must be between 0 and 1, got {level!r}")
+    check_level("level", level)
     mixed = hasattr(fit, "terms")
     if mixed and conditional and not _population_level(re_form):
         raise GlmmteachError(

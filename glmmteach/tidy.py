@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .exceptions import GlmmteachError
+from .exceptions import GlmmteachError, check_level
 
 EFFECTS = ("fixed", "ran_pars", "ran_vals")
 _ORDER = {name: k for k, name in enumerate(EFFECTS)}
@@ -83,8 +83,7 @@ def _effects(effects: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 def _check_conf(level: float) -> None:
-    if not 0 < level < 1:
-        raise GlmmteachError(f"conf_level must be between 0 and 1, got {level!r}")
+    check_level("conf_level", level)
 
 
 def _fixed(fit: Any, conf_int: bool, conf_level: float) -> pd.DataFrame:

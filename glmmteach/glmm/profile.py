@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy import optimize, stats
 
-from ..exceptions import GlmmteachError
+from ..exceptions import check_level
 from .model import GroupedData
 from .optimize import covariance_of, fit_glmm, maximise_held
 from .sparse import SparseModel
@@ -386,10 +386,4 @@ def shape_interval(model: GroupedData | SparseModel, correlated: bool, n_nodes: 
 
 def check_alpha(alpha: float) -> float:
     """``alpha`` as a float in (0, 1), or a clear error."""
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise GlmmteachError(f"alpha must be a number between 0 and 1, got {alpha!r}") from None
-    if not 0 < value < 1:
-        raise GlmmteachError(f"alpha must be between 0 and 1, got {alpha!r}")
-    return value
+    return check_level("alpha", alpha)
