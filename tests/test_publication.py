@@ -27,12 +27,20 @@ CITE_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 # Keep a Changelog: a released version is "## [x.y.z] - YYYY-MM-DD", the next one "## [Unreleased]".
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})", re.M)
 CHANGE_KINDS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
-# The pages that cite their sources with {cite} roles (issue 17 D; lessons 07, 10 and 12-17 to follow).
+# The pages that cite their sources with {cite} roles (issue 17 D).
 CITING_PAGES = tuple(
     [f"lessons/{name}.ipynb" for name in ("01_motivation", "02_crossover_glm", "03_model_comparison",
                                           "04_independence", "05_glmm_likelihood", "06_numerical_integration",
                                           "08_population_vs_subject", "09_poisson", "11_overdispersion")]
     + [f"lessons/{name}.md" for name in ("intro", "errata", "r_python", "run_locally", "glossary", "references")]
+    # lessons 07, 10 and 12-16 (issue 17 D), one page a line
+    + ["lessons/07_crossover_glmm.ipynb"]
+    + ["lessons/10_ohio_glmm.ipynb"]
+    + ["lessons/12_summary.md"]
+    + ["lessons/13_fitting_by_hand.ipynb"]
+    + ["lessons/14_simulation_studies.ipynb"]
+    + ["lessons/15_effect_sizes.ipynb"]
+    + ["lessons/16_model_checking.ipynb"]
 )
 GLOSSARY_TERMS = (
     "conditional mode", "Laplace approximation", "adaptive Gauss–Hermite quadrature", "PIRLS", "singular fit",
