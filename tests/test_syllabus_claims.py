@@ -62,3 +62,19 @@ def test_lessons_quote_one_interval_for_tau() -> None:
     for low, high in [(lesson13["h13_profile100_low"], lesson13["h13_profile100_high"]),
                       (lesson15["e15_tau_low"], lesson15["e15_tau_high"])]:
         assert abs(low - lesson7["tau_ci_low"]) < 2e-3 and abs(high - lesson7["tau_ci_high"]) < 2e-3
+
+
+def test_corrections_page_claims() -> None:
+    """The corrections page: leaving out the period hardly changes the treatment estimate; the GLM overestimates
+    the treatment's SE (within patients); the heterogeneity interval is wider than the notes' (-11.6, 2.9), a
+    half-width of 6.6; the within-patient contrasts are far better determined than beta3; the Laplace estimates
+    are worse by the true likelihood; the women-to-men ratio grew over the years."""
+    lesson2, lesson4, lesson7 = records("02_crossover_glm"), records("04_independence"), records("07_crossover_glmm")
+    assert abs(lesson2["m2_trt"] - lesson2["m1_trt"]) < 0.05 * abs(lesson2["m1_trt"])
+    assert lesson4["glm_se_trt"] > lesson4["boot_se_trt"]
+    notes_half_width = 6.6  # the syllabus's (-11.6, 2.9) about -4.98
+    assert lesson7["half_width"] > notes_half_width
+    assert max(lesson7["se_within_drug_first"], lesson7["se_within_placebo_first"]) < 0.5 * lesson7["agq_inter_se"]
+    assert lesson7["true_loglik_at_laplace"] < lesson7["true_loglik_at_accurate"] - 2
+    ohio = records("10_ohio_glmm")
+    assert ohio["female_rr_1968"] < ohio["female_rr_1988"]
