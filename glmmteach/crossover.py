@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy import optimize, special, stats
 from scipy.stats.contingency import odds_ratio
 
@@ -235,6 +236,18 @@ class ConditionalLogit:
     conf_int: tuple[float, float]
     wald_conf_int: tuple[float, float]
     level: float
+
+    def profile_zeta(self, treatment: ArrayLike) -> np.ndarray:
+        r"""The signed square root of the profile deviance of the treatment effect at the values
+        ``treatment`` (lme4's :math:`\zeta`: :math:`\pm 1.96` at the ends of the 95% interval), the period
+        effect re-estimated at each value."""
+        values = np.asarray(treatment, dtype=float)
+        counts = self.table.to_numpy().astype(float)
+        deviance = np.array([2 * (self.llf - _profile_treatment(counts, v)) for v in values.ravel()])
+        with np.errstate(invalid="ignore"):
+            sign = np.sign(values.ravel() - self.params["treatment"])
+        sign = np.where(np.isinf(self.params["treatment"]), -np.sign(self.params["treatment"]), sign)
+        return (sign * np.sqrt(np.maximum(deviance, 0.0))).reshape(values.shape)
 
     @property
     def infinite(self) -> bool:

@@ -153,6 +153,12 @@ def test_profile_interval_ends_are_at_the_critical_value() -> None:
     counts = fit.table.to_numpy().astype(float)
     for end in fit.conf_int:
         assert math.isclose(2 * (fit.llf - _profile_treatment(counts, end)), 2.705543454095404, rel_tol=1e-8)
+    zeta = fit.profile_zeta(np.array([fit.conf_int[0], fit.params["treatment"], fit.conf_int[1]]))
+    np.testing.assert_allclose(zeta, [-1.6448536269514722, 0.0, 1.6448536269514722], atol=1e-7)
+    # an infinite estimate: zeta below the interval's finite end is -1.96 there, and rises towards 0
+    course = conditional_logit(load_crossover())
+    zeta = course.profile_zeta([course.conf_int[0], 2.0, 50.0])
+    assert math.isclose(zeta[0], -1.959963984540054, rel_tol=1e-7) and zeta[0] < zeta[1] < zeta[2] <= 0
 
 
 def test_bad_input_names_the_problem() -> None:
