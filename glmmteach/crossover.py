@@ -30,8 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
-from scipy import optimize, special, stats
-from scipy.stats.contingency import odds_ratio
+from scipy import optimize, special
 
 from .exceptions import DataError, GlmmteachError, check_level
 
@@ -137,6 +136,9 @@ def mainland_gart(data: pd.DataFrame, level: float = 0.95, **columns: str) -> Ma
 
     ``data``: long-format data (``columns`` as for :func:`pair_table`) or a :func:`pair_table`.
     """
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+    from scipy.stats.contingency import odds_ratio
+
     level = check_level("level", level)
     counts = _discordant(_as_table(data, columns))
     if counts.sum(axis=1).min() == 0:
@@ -187,6 +189,8 @@ def prescott(data: pd.DataFrame, **columns: str) -> Prescott:
 
     ``data``: long-format data (``columns`` as for :func:`pair_table`) or a :func:`pair_table`.
     """
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     table = _as_table(data, columns)
     _discordant(table)  # the same checks of the counts
     three = pd.DataFrame({"10": table["10"], "00 or 11": table["00"] + table["11"], "01": table["01"]})
@@ -295,6 +299,8 @@ def conditional_logit(data: pd.DataFrame, level: float = 0.95, **columns: str) -
     ``data``: long-format data (``columns`` as for :func:`pair_table`) or a :func:`pair_table`. Only the
     discordant pairs enter the conditional likelihood. R: ``clogit(outcome ~ trt + period + strata(ID))``.
     """
+    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
+
     level = check_level("level", level)
     counts = _discordant(_as_table(data, columns)).astype(float)
     n01, n10 = counts[:, 0], counts[:, 1]
