@@ -38,7 +38,8 @@ CITING_PAGES = tuple(
 # Pages that end with a References section of their own: a bibliography of the works the page cites.
 PAGES_WITH_REFERENCES = tuple(f"lessons/{name}.ipynb" for name in ("17_richer_structures", "18_nested_crossed",
                                                                     "19_boundaries"))
-LOCAL_BIBLIOGRAPHY = "## References\n\n```{bibliography}\n:filter: docname in docnames\n```"
+# (alpha labels, "[BMBW15]": the References page numbers its entries, and a number may label one work only)
+LOCAL_BIBLIOGRAPHY = "## References\n\n```{bibliography}\n:filter: docname in docnames\n:style: alpha\n```"
 GLOSSARY_TERMS = (
     "conditional mode", "Laplace approximation", "adaptive Gauss–Hermite quadrature", "PIRLS", "singular fit",
     "boundary", "marginal effect", "population-averaged effect", "conditional effect", "subject-specific effect",
