@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -141,9 +142,16 @@ def test_trial_130_is_lesson_14s(values: dict[str, object]) -> None:
     first, second = sorted(counts.index)
     assert values["r19_trial_seq0_10"] == counts.loc[first, "10"] and counts.loc[first].get("01", 0) == 0
     assert values["r19_trial_seq1_01"] == counts.loc[second, "01"] and counts.loc[second].get("10", 0) == 0
-    lesson14 = recorded_values(LESSON14)
-    assert values["r19_r14_infinite"] == lesson14["s14_n_infinite"]
-    assert values["r19_r14_trials"] == lesson14["s14_n_sims"]
+
+
+def test_lesson_14s_counts_are_glued_from_it() -> None:
+    # The counts of lesson 14's simulation are pasted from its records ({glue:text}`14_...ipynb::key`), never typed.
+    notebook = json.loads(LESSON.read_text(encoding="utf-8"))
+    prose = "\n".join("".join(c["source"]) for c in notebook["cells"] if c["cell_type"] == "markdown")
+    glued = set(re.findall(r"\{glue:text\}`14_simulation_studies\.ipynb::(\w+)", prose))
+    assert glued == {"s14_n_infinite", "s14_n_sims"}
+    assert glued <= set(recorded_values(LESSON14))
+    assert not re.search(r"\b200 (simulated )?trials\b", prose), "lesson 14's number of trials is typed"
 
 
 def test_costs_in_likelihood(values: dict[str, object]) -> None:
