@@ -42,10 +42,13 @@ CITING_PAGES = tuple(
     + ["lessons/14_simulation_studies.ipynb"]
     + ["lessons/15_effect_sizes.ipynb"]
     + ["lessons/16_model_checking.ipynb"]
+    + ["lessons/21_inference_reporting.ipynb"]
 )
 # Pages that end with a References section of their own: a bibliography of the works the page cites.
-PAGES_WITH_REFERENCES = tuple(f"lessons/{name}.ipynb" for name in ("17_richer_structures", "18_nested_crossed",
-                                                                    "19_boundaries"))
+PAGES_WITH_REFERENCES = tuple(f"lessons/{name}.ipynb" for name in (
+    "07_crossover_glmm", "10_ohio_glmm", "13_fitting_by_hand", "14_simulation_studies", "15_effect_sizes",
+    "16_model_checking", "17_richer_structures", "18_nested_crossed", "19_boundaries", "21_inference_reporting",
+))
 # (alpha labels, "[BMBW15]": the References page numbers its entries, and a number may label one work only)
 LOCAL_BIBLIOGRAPHY = "## References\n\n```{bibliography}\n:filter: docname in docnames\n:style: alpha\n```"
 GLOSSARY_TERMS = (
