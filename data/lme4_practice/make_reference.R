@@ -13,6 +13,7 @@ ohio$decade <- (ohio$year - 11) / 10
 ohio$sex <- factor(ohio$sex)
 ohio$race <- factor(ohio$race)
 singular_data <- read.csv("singular.csv")
+runaway <- read.csv("runaway.csv")
 
 # Every warning and message of an expression, and its value (or its error's text).
 caught <- function(expr) {
@@ -88,10 +89,18 @@ optimizers <- list(bobyqa = list("bobyqa", list(maxfun = 1e5)),
                    nloptwrap.NLOPT_LN_NELDERMEAD = list("nloptwrap", list(algorithm = "NLOPT_LN_NELDERMEAD",
                                                                            maxeval = 1e5)),
                    nloptwrap.NLOPT_LN_BOBYQA = list("nloptwrap", list(algorithm = "NLOPT_LN_BOBYQA", maxeval = 1e5)))
-out$allfit_year_slope <- lapply(optimizers, function(o) {
-  run <- caught(update(default_slope, control = glmerControl(optimizer = o[[1]], optCtrl = o[[2]])))
+refit_all <- function(fit) lapply(optimizers, function(o) {
+  run <- caught(update(fit, control = glmerControl(optimizer = o[[1]], optCtrl = o[[2]])))
   c(list(warnings = as.list(run$warnings)), summarise_fit(run$value))
 })
+out$allfit_year_slope <- refit_all(default_slope)
+
+# A runaway SD (the maximum-likelihood estimate of tau is infinite): Laplace, every optimiser, 25 nodes
+f_crossover <- outcome ~ trt * period + (1 | ID)
+out$runaway_laplace <- lme4_case(f_crossover, runaway, family = binomial)
+out$allfit_runaway_laplace <- refit_all(glmer(f_crossover, data = runaway, family = binomial))
+out$runaway_agq25_error <- as.character(caught(glmer(f_crossover, data = runaway, family = binomial,
+                                                     nAGQ = 25))$value)
 
 # nAGQ > 1 with a random slope: lme4 refuses
 nagq <- caught(glmer(f_decade_slope, data = ohio, family = poisson, nAGQ = 5))
