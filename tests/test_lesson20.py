@@ -114,3 +114,16 @@ def test_lme4s_optimisers_agree_on_the_year_model():
     assert np.ptp(logliks) < 0.01
     slopes = np.array([fit["fixef"]["year"] for fit in fits.values()])
     assert np.ptp(slopes) < 1e-4
+
+
+def test_runaway_laplace_fit_lme4_silent_glmmteach_warns():
+    """Trial 130 (an infinite MLE of tau): lme4's Laplace refits agree, all without a warning, on the maximum of
+    the approximation; glmmteach's Laplace fit warns of the flat ridge, and lme4's 25-node fit fails."""
+    fits = REFERENCE["allfit_runaway_laplace"]
+    assert REFERENCE["runaway_laplace"]["warnings"] == [] and all(f["warnings"] == [] for f in fits.values())
+    assert np.ptp([f["loglik"] for f in fits.values()]) < 1e-4
+    assert "not positive definite" in REFERENCE["runaway_agq25_error"]
+    runaway = pd.read_csv(data_path("lme4_practice/runaway.csv"))
+    fit, caught = fit_caught("outcome ~ trt * period + (1 | ID)", runaway, family="binomial")
+    assert [w.category.__name__ for w in caught] == ["FlatRidgeWarning"]
+    assert fit.llf == pytest.approx(REFERENCE["runaway_laplace"]["loglik"], abs=1e-3)
