@@ -44,6 +44,7 @@ from .exceptions import (
 )
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design, check_response, new_response_values
+from .formula.response import family_weights, proportions
 from .negbin import ShapeEstimate, bound_message, theta_ml, warn_bound
 from .rformat import coef_table_text, format_r
 
@@ -211,13 +212,13 @@ class GLMResults:
         self._fit = fit
         self._keep = keep
         names = design.column_names
-        prior = design.weights * design.trials
+        prior = family_weights(design.trials, design.weights)
         self.nobs = int(np.sum(prior > 0))
         self.rank = int(keep.sum())
         self.df_resid = self.nobs - self.rank
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
-        y = proportions(design)
+        y = proportions(design.y, design.trials)
         if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
             if family.positive_continuous:
@@ -289,11 +290,11 @@ class GLMResults:
         if self.family.name.startswith("quasi"):
             return np.nan
         d = self.design
-        y = proportions(d)
+        y = proportions(d.y, d.trials)
         scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
         if self.family.positive_continuous:  # (R's Gamma and inverse.gaussian aic: deviance / sum of weights)
-            scale = self.deviance / float(np.sum(d.weights * d.trials))
-        return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
+            scale = self.deviance / float(np.sum(family_weights(d.trials, d.weights)))
+        return float(np.sum(self.family.loglik(y, self._fit.mu, family_weights(d.trials, d.weights), scale)))
 
     @property
     def aic(self) -> float:
@@ -385,9 +386,9 @@ class GLMResults:
         names = np.array(d.column_names)
         others = self._keep & (names != name)
         j = int(np.flatnonzero(names == name)[0])
-        prior = d.weights * d.trials
+        prior = family_weights(d.trials, d.weights)
         offset = d.offset + value * d.X[:, j]
-        return irls(d.X[:, others], proportions(d), self.family, prior, offset).deviance
+        return irls(d.X[:, others], proportions(d.y, d.trials), self.family, prior, offset).deviance
 
     def _profile_bounds(self, name: str, alpha: float) -> tuple[float, float]:
         if np.isnan(self.params[name]):
@@ -460,18 +461,17 @@ class GLMResults:
     def resid_pearson(self) -> pd.Series:
         r"""Pearson residuals :math:`\sqrt{p_i}(y_i - \hat\mu_i)/\sqrt{V(\hat\mu_i)}`."""
         d = self.design
-        y = proportions(d)
+        y = proportions(d.y, d.trials)
         mu = self._fit.mu
-        return d.pad(pd.Series(
-            np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
-        ))
+        prior = family_weights(d.trials, d.weights)
+        return d.pad(pd.Series(np.sqrt(prior) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index))
 
     @property
     def resid_deviance(self) -> pd.Series:
         r"""Deviance residuals :math:`\operatorname{sign}(y_i-\hat\mu_i)\sqrt{d_i}`."""
         d = self.design
-        y = proportions(d)
-        unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
+        y = proportions(d.y, d.trials)
+        unit = self.family.deviance_residuals(y, self._fit.mu, family_weights(d.trials, d.weights))
         return d.pad(pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index))
 
     def tidy(self, conf_int: bool = False, conf_level: float = 0.95, conf_method: str = "profile") -> pd.DataFrame:
@@ -660,12 +660,6 @@ def glm(
     return result
 
 
-def proportions(design: Design) -> np.ndarray:
-    """The response as R's ``glm`` fits it: successes / trials for binomial trials (0 in a row with 0 trials,
-    whose weight is 0, as R's ``binomial()$initialize`` sets it), else the response itself."""
-    return np.divide(design.y, design.trials, out=np.zeros_like(design.y), where=design.trials > 0)
-
-
 def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
     """Fit the GLM of a built :class:`~glmmteach.formula.Design` (the last step of :func:`glm`, and what
     :meth:`GLMResults.refit` calls with a new response)."""
@@ -677,8 +671,8 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
             RankDeficiencyWarning,
             stacklevel=3,
         )
-    y = proportions(design)
-    prior = design.weights * design.trials
+    y = proportions(design.y, design.trials)
+    prior = family_weights(design.trials, design.weights)
     shape = None
     if fam.is_negative_binomial and fam.theta is None:
         fit, fam, shape = fit_negative_binomial(design.X[:, keep], y, fam, prior, design.offset, maxit)
