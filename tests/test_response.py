@@ -8,6 +8,9 @@ functions, the same convention in glm and glmer, and bad offset=/weights=/trials
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +20,9 @@ from glmmteach.exceptions import DataError, GlmmteachError
 from glmmteach.formula import build_design, parse_formula
 from glmmteach.formula.response import family_weights, proportions, read_response
 from glmmteach.glmm.model import GroupedData
+
+HERE = Path(__file__).parent / "data" / "response"
+REFERENCE = json.loads((HERE / "reference.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +62,14 @@ def _doubled(data: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([data, data[data["w"] == 2]], ignore_index=True)
 
 
+def test_a_prior_weight_is_the_row_counted_that_often_in_glm(counts):
+    weighted = glm("s ~ x", counts, family="binomial", trials="n", weights="w")
+    repeated = glm("s ~ x", _doubled(counts), family="binomial", trials="n")
+    np.testing.assert_allclose(weighted.params, repeated.params, rtol=1e-10)
+    assert weighted.llf == pytest.approx(repeated.llf, rel=1e-12)
+    assert weighted.deviance == pytest.approx(repeated.deviance, rel=1e-12)
+
+
 def test_a_prior_weight_is_the_row_counted_that_often_in_glmer(counts):
     weighted = glmer("s ~ x + (1 | g)", counts, family="binomial", trials="n", weights="w")
     repeated = glmer("s ~ x + (1 | g)", _doubled(counts), family="binomial", trials="n")
@@ -73,6 +87,29 @@ def test_rows_with_zero_trials_count_in_no_likelihood(counts):
     assert (fit.nobs, fit.llf) == (without.nobs, pytest.approx(without.llf, rel=1e-12))
     mixed = glmer("s ~ x + (1 | g)", with_zeros, family="binomial", trials="n")
     assert mixed.llf == pytest.approx(glmer("s ~ x + (1 | g)", counts, "binomial", trials="n").llf, abs=1e-8)
+
+
+@pytest.mark.parametrize(("formula", "key"), [("cbind(succ, trials - succ) ~ x", "glm_trials_weights"),
+                                            ("y ~ x", "glm_binary_weights")], ids=["trials", "binary"])
+def test_glm_with_prior_weights_equals_r(formula, key):
+    # with trials, R's log-likelihood counts a row of weight w w times; with 0/1 responses the weights are trials
+    fit, ref = glm(formula, pd.read_csv(HERE / "weights.csv"), family="binomial", weights="w"), REFERENCE[key]
+    assert list(fit.params.index) == ref["names"]
+    np.testing.assert_allclose(fit.params, ref["estimate"], rtol=1e-9)
+    np.testing.assert_allclose(fit.bse, ref["se"], rtol=1e-9)
+    for name in ("llf", "aic", "bic", "deviance"):
+        assert getattr(fit, name) == pytest.approx(ref["loglik" if name == "llf" else name], rel=1e-10), name
+    assert (fit.nobs, fit.df_resid) == (ref["nobs"], ref["df_residual"])
+
+
+def test_glmer_with_trials_and_prior_weights_equals_lme4():
+    data, ref = pd.read_csv(HERE / "weights.csv"), REFERENCE["glmer_trials_weights"]
+    for fit in (glmer("cbind(succ, trials - succ) ~ x + (1 | g)", data, family="binomial", weights="w"),
+                glmer("succ ~ x + (1 | g)", data, family="binomial", trials="trials", weights="w")):
+        np.testing.assert_allclose(fit.params, ref["estimate"], rtol=2e-6)
+        np.testing.assert_allclose(fit.bse, ref["se"], rtol=1e-4)
+        np.testing.assert_allclose(fit.theta, ref["theta"], rtol=2e-5)
+        assert fit.llf == pytest.approx(ref["loglik"], abs=1e-8)
 
 
 def _read(formula: str, data: pd.DataFrame, family: str | None = "binomial", trials=None, weights=None):

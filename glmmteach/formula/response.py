@@ -38,6 +38,23 @@ def family_weights(trials: np.ndarray | None, prior_weights: np.ndarray | None) 
     return trials if prior_weights is None else trials * prior_weights
 
 
+def binomial_start_weights(trials: np.ndarray | None, prior_weights: np.ndarray) -> np.ndarray:
+    """The ``n`` of R's binomial starting means :math:`(n y + 0.5) / (n + 1)` (``binomial()$initialize``): the
+    trials of a response with trials (R's two-column response, whatever the prior weights), else the prior
+    weights (R's ``weights=`` on a 0/1 or proportion response)."""
+    return prior_weights if trials is None else trials
+
+
+def binomial_density_weights(trials: np.ndarray, prior_weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """R's reading of the weights in a binomial log-likelihood (``binomial()$aic``): each row's log-density is that
+    of ``m`` trials, times a multiplier. When some row has more than one trial, ``m`` is the trials and the
+    multiplier the prior weight (a weight w counts the row w times, as in lme4's log-likelihood); else (0/1
+    responses) the prior weights are the trials (``w y`` successes out of ``w``) and the multiplier is 1."""
+    if np.any(trials > 1):
+        return trials, prior_weights
+    return family_weights(trials, prior_weights), np.ones_like(prior_weights)
+
+
 def read_response(parsed: ParsedFormula, columns: dict[str, pd.Series], family: Family | None,
                   trials: ArrayLike | str | None, weights: ArrayLike | str | None,
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
