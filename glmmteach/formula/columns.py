@@ -69,7 +69,6 @@ def numeric_vector(data: pd.DataFrame | dict[str, pd.Series], spec: ArrayLike | 
     return out
 
 
-
 def per_row_values(name: str, spec: Any, n: int) -> np.ndarray:
     """``offset=``, ``weights=`` or ``trials=`` given as values rather than a column name: one number per row
     (NaN for a missing one) as floats. Anything else, such as a dict, a set, text or a number alone, is a

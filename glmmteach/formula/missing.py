@@ -62,7 +62,6 @@ def complete_rows(columns: dict[str, pd.Series], n: int) -> np.ndarray:
     return complete
 
 
-
 def rows_used(data: pd.DataFrame, columns: dict[str, pd.Series], per_row: dict[str, Any],
               na_action: str) -> tuple[dict[str, pd.Series], np.ndarray, pd.Index, int]:
     """The model's ``columns`` on the rows it uses, which rows those are (a mask over ``data``'s rows), their

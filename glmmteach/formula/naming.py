@@ -122,7 +122,6 @@ def expand_terms(text: str) -> list[tuple[str, ...]] | None:
     return _unique([t for terms in sums for t in terms])
 
 
-
 def _key(variable: str) -> str:
     return re.sub(r"\s+", "", variable)
 
