@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..families import Family, get_glmm_family
+from ..formula.response import family_weights, proportions
 
 
 @dataclass
@@ -63,18 +64,13 @@ class GroupedData:
         if self.offset is not None:
             self.offset = np.ascontiguousarray(self.offset, dtype=float)
         self.family = get_glmm_family(self.family)
-        if self.trials is None:
-            self.response, self.weights = self.y, None
-        else:
-            # a row with no trials carries no information (and no 0/0)
-            proportion = np.divide(self.y, self.trials, out=np.zeros_like(self.y), where=self.trials > 0)
-            self.response, self.weights = proportion, self.trials
+        self.response = self.y if self.trials is None else proportions(self.y, self.trials)  # (R's convention)
         # the data-only constant is the trials' (binomial coefficients), times the prior weight
-        constant = self.family.log_constant(self.response, self.weights)
+        constant = self.family.log_constant(self.response, self.trials)
         if self.prior_weights is not None:
             self.prior_weights = np.ascontiguousarray(self.prior_weights, dtype=float)
             constant = self.prior_weights * constant
-            self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
+        self.weights = family_weights(self.trials, self.prior_weights)
         self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
         if self.groups.size and self.groups[0] == 0 and np.all(np.diff(self.groups) >= 0):
