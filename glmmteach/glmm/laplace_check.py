@@ -31,7 +31,7 @@ the screen finds a difference. Larger fits are not checked unless asked
 (:func:`laplace_accuracy` on any fit). The seed is fixed, so the check and its warning are reproducible.
 A Laplace value above the sampled one by more than :data:`TOLERANCE` log-likelihood units (and more than its
 Monte-Carlo error allows) makes the fit unconverged with a warning naming the cause and the remedies; an
-understatement (Laplace's usual error on small binary clusters) does not (see :data:`MC_SIGMAS`' comment).
+understatement (Laplace's usual error on small binary clusters) does not (see the comment at :data:`MC_SIGMAS`).
 """
 
 from __future__ import annotations
@@ -57,21 +57,22 @@ DRAWS = 4000
 DF = 4
 SEED = 20261203
 # The default check's size limit: the screen's draws x rows up to 5e5 evaluations of a row's log-likelihood
-# (2,500 rows; about 30 ms on a busy 2-core machine, 7 ms for the crossover's 134 rows), and joint sampling of
+# (2,500 rows; the crossover's 134 rows take 7 ms, 17 ms on a 2-core machine at load 14), and joint sampling of
 # several terms up to 100 random effects in all. Ohio's 7,392 rows are not checked by default (the screen
 # would double the fit's time); laplace_accuracy checks any fit when asked.
 MAX_DRAWS_X_ROWS = 500_000
 MAX_JOINT_DIMENSION = 100
 # Log-likelihood units: an error of 1 changes a likelihood-ratio statistic by 2 (its 95% threshold on 1 df is
 # 3.84), which is where the approximation starts to decide tests and intervals. Laplace's ordinary error is
-# below it on the fits tested (cbpp 0.012 with its observation-level term, Ohio 0.002, the crossover's scalar
-# model 0.27 at tau = 4.9); the runaway (1 + trt | ID) fit of the crossover is 10 units above the truth.
+# far below it on the fits tested (4,000 draws: cbpp with its observation-level term +0.05 +- 0.04, Ohio's
+# (1 + year | county) +0.06 +- 0.05); the runaway (1 + trt | ID) fit of the crossover is 32 units above the
+# truth (and the scalar crossover's Laplace fit, not checked by default, 11).
 TOLERANCE = 1.0
-# Only an overstatement counts. A runaway is the approximation rising above the likelihood as an SD grows, so at
-# its "optimum" Laplace is above the truth; Laplace's ordinary error on small binary clusters is the other way
-# (1.1 and 1.7 units below the truth on lme4_extra's logit slope fits, whose estimates agree with lme4 and are
-# the maximum of the approximation that was asked for, not an artefact of its error).
-# A difference must also exceed this many Monte-Carlo standard errors to count.
+# Only an overstatement counts, by more than MC_SIGMAS Monte-Carlo standard errors too. A runaway is the
+# approximation rising above the likelihood as an SD grows, so at its "optimum" Laplace is above the truth;
+# Laplace's ordinary error on small binary clusters is the other way (1.1 and 1.7 units below the truth on
+# lme4_extra's logit slope fits, whose estimates agree with lme4 and are the maximum of the approximation that
+# was asked for, not an artefact of its error).
 MC_SIGMAS = 4.0
 
 
