@@ -687,7 +687,7 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
         warn_bound(shape, stacklevel=3)
     else:
         fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit, start_weights=start)
-    _warn_fit_problems(fit, fam, prior, stacklevel=4)
+    fit = _warn_fit_problems(fit, fam, design, keep, stacklevel=4)
     if "(Intercept)" in design.column_names:
         null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset, start_weights=start)
         null_deviance = null_fit.deviance
@@ -744,7 +744,10 @@ def fit_negative_binomial(
     return fit, fam, shape
 
 
-def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklevel: int = 3) -> None:
+def _warn_fit_problems(fit: IRLSFit, family: Family, design: Design, keep: np.ndarray,
+                       stacklevel: int = 3) -> IRLSFit:
+    """Warn about non-convergence and separation; a separated fit is returned as not converged (its estimates
+    are where Fisher scoring stopped on the way to infinity)."""
     if not fit.converged:
         warnings.warn(
             f"Fisher scoring did not converge in {fit.iterations} iterations; the estimates are not "
@@ -752,12 +755,23 @@ def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklev
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
-    if family.is_binomial:
-        eps = 10 * np.finfo(float).eps
-        if np.any((fit.mu > 1 - eps) | (fit.mu < eps)):
-            warnings.warn(
-                "fitted probabilities numerically 0 or 1 occurred: the data are (quasi-)separated and "
-                "some estimates and standard errors are effectively infinite",
-                SeparationWarning,
-                stacklevel=stacklevel,
-            )
+    if not family.is_binomial:
+        return fit
+    from .glmm.separation import separation_warning  # the one separation test, shared with glmer
+
+    used = np.where(design.weights > 0, design.trials, 0.0)  # a row with prior weight 0 carries no outcome
+    names = list(np.array(design.column_names)[keep])
+    separated = separation_warning(family, design.X[:, keep], design.y, used, fit.mu, names)
+    if separated is not None:
+        warnings.warn(separated.message, separated.category, stacklevel=stacklevel)
+        return replace(fit, converged=False)
+    eps = 10 * np.finfo(float).eps
+    if np.any((fit.mu > 1 - eps) | (fit.mu < eps)):
+        warnings.warn(
+            "fitted probabilities numerically 0 or 1 occurred (as R's glm warns), though the outcomes are not "
+            "separated (checked exactly): the estimates are finite, but some rows' fitted probabilities are "
+            "within 2e-15 of 0 or 1 (extreme covariate values?)",
+            SeparationWarning,
+            stacklevel=stacklevel,
+        )
+    return fit

@@ -36,6 +36,7 @@ from ..formula import (
     parse_formula,
 )
 from ..negbin import warn_bound
+from .laplace_check import laplace_warning
 from .model import GroupedData
 from .nagq0 import fit_nagq0
 from .negbin import fit_negative_binomial_glmm
@@ -361,8 +362,10 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
                                    spec.family.linkinv(outcome.state.eta), design.column_names)
     if separated is not None and spec.prior is not None and spec.prior.bounds_fixef:
         separated = None  # a proper prior on every fixed effect: the posterior mode exists (bglmer's purpose)
-    if separated is not None:  # no maximum exists: wherever the optimiser stopped is not a converged fit
-        diagnosis.warnings.append(separated)
+    laplace = laplace_warning(model, correlated, outcome.theta, outcome.beta, outcome.llf, spec.n_nodes)
+    problems = [found for found in (separated, laplace) if found is not None]
+    if problems:  # no maximum exists, or the approximation's is not the likelihood's: not a converged fit
+        diagnosis.warnings.extend(problems)
         outcome = replace(outcome, converged=False)
     diagnosis.emit(stacklevel=stacklevel)
     return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,

@@ -766,10 +766,14 @@ def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: b
 def _quadrature_message(outcome: FitOutcome, data: GroupedData) -> str:
     n, sd = outcome.n_nodes, float(np.max(np.abs(outcome.theta)))
     more = max(QUADRATURE_CHECK_FACTOR * n, ACCURATE_NODES)
-    return (f"the nAGQ = {n} quadrature is not accurate at the estimates: with {QUADRATURE_CHECK_FACTOR * n} nodes "
-            f"the log-likelihood there changes by {outcome.quadrature_change:+.3g} (tolerance "
-            f"{QUADRATURE_TOLERANCE:g}), so the optimiser has climbed the approximation's error and these are not "
-            f"the maximum-likelihood estimates. Refit with nAGQ = {more}; if this warning persists, the groups' "
+    message = (f"the nAGQ = {n} quadrature is not accurate at the estimates: with {QUADRATURE_CHECK_FACTOR * n} "
+               f"nodes the log-likelihood there changes by {outcome.quadrature_change:+.3g} (tolerance "
+               f"{QUADRATURE_TOLERANCE:g}), so the optimiser has climbed the approximation's error and these are "
+               f"not the {'posterior modes' if outcome.log_prior else 'maximum-likelihood estimates'}. Refit with "
+               f"nAGQ = {more}")
+    if outcome.log_prior:  # a MAP fit (bglmer): the prior keeps the SD finite, more nodes are the remedy
+        return message
+    return (f"{message}; if this warning persists, the groups' "
             f"integrands ({data.nobs / data.n_groups:.3g} observations per group, random-effect SD {sd:.3g}) are too "
             "far from normal for Gauss-Hermite quadrature, as when the SD runs away because the likelihood still "
             "rises as it grows (binary pairs whose discordant pairs all go one way): the maximum-likelihood "

@@ -542,7 +542,7 @@ class GLMMResults:
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
-                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False,
+                n_nodes: int | None = None, offset: Any = None, allow_new_levels: bool = False,
                 re_form: Any = None, interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
@@ -555,8 +555,8 @@ class GLMMResults:
         those, ``[]`` none (the same as ``conditional=False`` on the link scale).
         ``conditional=False``: population level. On the link scale this is :math:`x^\top\hat\beta + o`
         (lme4's ``re.form = NA``); on the response scale the random effects are integrated out,
-        :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
-        Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`; with several terms
+        :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, to 1e-12
+        (:func:`glmmteach.predict.population_average_mean`; ``n_nodes``: Gauss–Hermite instead; with several terms
         :math:`z^\top b` is normal with variance :math:`\sum_i z_i^\top\Sigma_i z_i`) — not
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
         Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
