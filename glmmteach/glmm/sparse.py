@@ -54,12 +54,9 @@ from scipy import linalg
 from ..exceptions import GlmmteachError
 from ..families import EtaValues, Family
 from .model import GroupedData, batch_inverse, batch_logdet
-from .pirls import first_evaluation
+from .pirls import newton_modes
 from .terms import CovarianceTerm
 
-# Inner Newton iterations: the same stopping rule as the single-factor engine (glmm.pirls).
-_STEP_EXACT = 1e-9
-_STEP_QUADRATIC = 1e-6
 # The Schur complement of the terms after the largest is dense: refuse designs where it is too big.
 MAX_DENSE_COLUMNS = 6000
 
@@ -422,35 +419,19 @@ class SparseModel:
             kv = data.family.eta_values(eta, data.response, data.weights)
             return eta, kv, float(kv.loglik.sum() - 0.5 * u_try @ u_try)
 
-        u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
-        converged = False
-        iterations = 0
-        factor_obs = None
-        for iterations in range(1, max_iter + 1):
-            gradient = self.At(A, kv.score) - u
-            factor_obs = self.factor(A, kv.neg_hessian)
-            step = self.solve(factor_obs, gradient)
-            decrement = float(gradient @ step)
-            largest = float(np.abs(step).max()) if step.size else 0.0
-            if iterations > min_iter and decrement <= tol * (1.0 + abs(h)) and largest <= _STEP_EXACT:
-                converged = True
-                break
-            fraction = 1.0
-            for _ in range(60):
-                u_new = u + fraction * step
-                eta_new, kv_new, h_new = evaluate(u_new)
-                passes += 1
-                if h_new >= h - 1e-12 * (1.0 + abs(h)):
-                    break
-                fraction *= 0.5
-            u, eta, kv, h = u_new, eta_new, kv_new, h_new
-            if iterations >= min_iter and largest <= _STEP_QUADRATIC and fraction == 1.0:
-                factor_obs = self.factor(A, kv.neg_hessian)
-                converged = True
-                break
-        assert factor_obs is not None
+        def gradient(u_now: np.ndarray, kv: EtaValues) -> np.ndarray:
+            return self.At(A, kv.score) - u_now
+
+        def solve(factor: Factor, g: np.ndarray) -> tuple[np.ndarray, float]:
+            step = self.solve(factor, g)
+            return step, float(g @ step)
+
+        found = newton_modes(evaluate, gradient, lambda kv: self.factor(A, kv.neg_hessian), solve, u,
+                             u_start is not None, tol, max_iter, min_iter)
+        kv, factor_obs = found.values, found.curvature
         factor_fisher = factor_obs if data.family.canonical else self.factor(A, kv.fisher)
-        return SparseModeState(u, eta, kv, h, A, factor_obs, factor_fisher, iterations, passes, converged)
+        return SparseModeState(found.u, found.eta, kv, found.penalised, A, factor_obs, factor_fisher,
+                               found.iterations, found.passes, found.converged)
 
     # ---- Laplace log-likelihood and gradient -----------------------------------------------
     def laplace_loglik(self, state: SparseModeState) -> float:
