@@ -20,11 +20,13 @@ The one-cluster teaching functions are in :mod:`glmmteach.integration`.
 
 from .api import glmer
 from .devfun import agq_loglik, laplace_loglik, loglik_and_gradient, make_devfun, marginal_loglik
-from .model import GroupedData
-from .optimize import Diagnosis, FitOutcome, diagnose, fit_glmm, glm_start, maximise_beta
+from .grouped import GroupedModel, as_model
+from .model import GroupedData, MixedModel
+from .optimize import Diagnosis, FitOutcome, diagnose, fit_glmm, maximise_beta
 from .pirls import ModeState, conditional_modes
 from .results import GLMMResults
 from .sparse import SparseModel, TermLayout
+from .start import glm_start
 from .summary import GLMMSummary, r_abbreviate
 from .terms import CovarianceTerm, theta_lower_bounds, theta_positions, theta_to_T
 
@@ -35,10 +37,13 @@ __all__ = [
     "GLMMResults",
     "GLMMSummary",
     "GroupedData",
+    "GroupedModel",
+    "MixedModel",
     "ModeState",
     "SparseModel",
     "TermLayout",
     "agq_loglik",
+    "as_model",
     "conditional_modes",
     "diagnose",
     "fit_glmm",
