@@ -36,11 +36,12 @@ from ..formula import (
     parse_formula,
 )
 from ..negbin import warn_bound
+from .diagnosis import diagnose
 from .grouped import GroupedModel
 from .model import GroupedData, MixedModel
 from .nagq0 import fit_nagq0
 from .negbin import fit_negative_binomial_glmm
-from .optimize import diagnose, fit_glmm
+from .optimize import fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
 from .sparse import SparseModel, StackedCovariance, TermLayout

@@ -1,7 +1,7 @@
 r"""The fitted GLMM: :class:`GLMMResults`, a passive record of a fit.
 
 It is built from what :func:`glmmteach.glmm.optimize.fit_glmm` found and what
-:func:`glmmteach.glmm.optimize.diagnose` concluded (covariance, warnings): it computes no fit and
+:func:`glmmteach.glmm.diagnosis.diagnose` concluded (covariance, warnings): it computes no fit and
 raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse``, ``llf``,
 ``conf_int()``, ``summary()``) and lme4's names where statsmodels has none.
 """
@@ -19,8 +19,9 @@ from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
 from ..negbin import ShapeEstimate
+from .diagnosis import Diagnosis, is_singular
 from .model import MixedModel
-from .optimize import Diagnosis, FitOutcome, is_singular
+from .optimize import FitOutcome
 from .simulate import as_generator, check_nsim
 from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
@@ -95,7 +96,7 @@ class GLMMResults:
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
         self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
-        # a variance that is not positive is NaN by now (optimize.diagnose names it in a warning)
+        # a variance that is not positive is NaN by now (glmm.diagnosis names it in a warning)
         bse = np.sqrt(np.diag(diagnosis.cov_beta))
         with np.errstate(divide="ignore", invalid="ignore"):  # (as pandas divides: a zero SE gives inf quietly)
             z = self.params.to_numpy() / bse
