@@ -27,7 +27,8 @@ from .devfun import agq_loglik, laplace_loglik, loglik_and_gradient, make_devfun
 from .diagnosis import Diagnosis, diagnose
 from .grouped import GroupedModel, as_model
 from .model import GroupedData, MixedModel
-from .optimize import FitOutcome, fit_glmm, maximise_beta
+from .optimize import fit_glmm, maximise_beta
+from .outcome import FitOutcome
 from .pirls import ModeState, conditional_modes
 from .results import GLMMResults
 from .sparse import SparseModel, TermLayout

@@ -35,12 +35,12 @@ from ..formula import (
     new_response_values,
     parse_formula,
 )
-from ..negbin import warn_bound
+from ..theta_ml import warn_bound
 from .diagnosis import diagnose
 from .grouped import GroupedModel
 from .model import GroupedData, MixedModel
 from .nagq0 import fit_nagq0
-from .negbin import fit_negative_binomial_glmm
+from .nb_shape import fit_negative_binomial_glmm
 from .optimize import fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
@@ -370,7 +370,7 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
         outcome = replace(outcome, converged=False)
     diagnosis.emit(stacklevel=stacklevel)
     return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
-                       nb_shape=shape)
+                       nb_shape=shape, refit_with=refit_response)
 
 
 def general_model(grouped: GroupedData, terms: list[RandomTerm]) -> SparseModel:

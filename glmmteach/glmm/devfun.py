@@ -17,12 +17,12 @@ evaluate and plot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from ..families import LOG_2PI
+from ..quadrature import gauss_hermite
 from .model import (
     GroupedData,
     batch_inverse,
@@ -35,24 +35,6 @@ from .model import (
 )
 from .pirls import ModeState, conditional_modes
 from .terms import theta_positions, theta_to_T
-
-
-def gauss_hermite(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Gauss–Hermite nodes :math:`x_k` and weights :math:`w_k` for
-    :math:`\int e^{-x^2} f(x)\,dx \approx \sum_k w_k f(x_k)` (read-only arrays, computed once per rule)."""
-    if int(n_nodes) != n_nodes or n_nodes < 1:
-        raise ValueError(f"the number of quadrature nodes must be a positive integer, got {n_nodes!r}")
-    return _hermite_rule(int(n_nodes))
-
-
-@lru_cache(maxsize=64)
-def _hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    # numpy's hermgauss evaluates the Hermite polynomials afresh on every call: a third of an nAGQ = 25
-    # fit of the crossover (134 rows) was spent there, once per likelihood evaluation
-    nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
-    nodes.setflags(write=False)
-    weights.setflags(write=False)
-    return nodes, weights
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:

@@ -11,18 +11,15 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..exceptions import ConvergenceWarning, FlatRidgeWarning, ScalingWarning, SingularFitWarning
 from .grouped import as_model
 from .model import GroupedData, MixedModel, column_sd
+from .outcome import FitOutcome
 from .sparse import StackedCovariance
 from .terms import CovarianceTerm
-
-if TYPE_CHECKING:
-    from .optimize import FitOutcome
 
 SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
 LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol

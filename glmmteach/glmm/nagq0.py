@@ -28,7 +28,8 @@ from scipy import optimize
 
 from .grouped import as_model
 from .model import GroupedData, MixedModel
-from .optimize import FitOutcome, single_threaded_blas
+from .optimize import single_threaded_blas
+from .outcome import FitOutcome
 from .start import glm_start
 
 # Newton on beta stops when its decrement (twice the possible gain in h) is below this

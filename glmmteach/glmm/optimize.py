@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,7 @@ from .diagnosis import QUADRATURE_CHECK_FACTOR, QUADRATURE_TOLERANCE, SINGULAR_T
 from .diagnosis import FitWarning as FitWarning  # (glmm.separation's import path)
 from .grouped import as_model
 from .model import GroupedData, MixedModel
+from .outcome import FitOutcome
 from .pirls import ModeState
 from .sparse import StackedCovariance
 from .start import conditional_scale, glm_start
@@ -70,29 +71,6 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
 # --------------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FitOutcome:
-    """What the optimiser found: estimates, log-likelihood, modes, Hessian and diagnostics."""
-
-    theta: np.ndarray
-    beta: np.ndarray
-    llf: float
-    state: ModeState
-    hessian: np.ndarray  # of the log-likelihood in (theta, beta)
-    gradient: np.ndarray  # of the log-likelihood in (theta, beta)
-    evaluations: int
-    passes: int
-    converged: bool
-    message: str
-    newton_decrement: float
-    n_nodes: int = 1  # 1: Laplace; more: adaptive Gauss-Hermite nodes
-    boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
-    restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
-    quadrature_change: float = 0.0  # log-likelihood at the optimum with twice the nodes minus llf (AGQ only)
-    log_prior: float = 0.0  # log prior density at the estimates (a MAP fit: the objective was llf + log_prior)
-    method: str = "L-BFGS-B"  # the optimiser (OPTIMISERS)
 
 
 def covariance_of(model: Any, correlated: bool | None = None) -> CovarianceTerm | StackedCovariance:

@@ -8,6 +8,7 @@ raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,11 @@ from scipy import special
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
-from ..negbin import ShapeEstimate
+from ..simulation import as_generator, check_nsim
+from ..theta_ml import ShapeEstimate
 from .diagnosis import Diagnosis, is_singular
 from .model import MixedModel
-from .optimize import FitOutcome
-from .simulate import as_generator, check_nsim
+from .outcome import FitOutcome
 from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
 
@@ -56,11 +57,13 @@ class GLMMResults:
     def __init__(self, formula: str, family: Family, design: Design, data: MixedModel,
                  outcome: FitOutcome,
                  diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
-                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None):
+                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None,
+                 refit_with: Callable[[GLMMResults, Any], GLMMResults] | None = None):
         self.formula = formula
         self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
         self.frame = frame
         self.nb_shape = nb_shape
+        self._refit_with = refit_with  # glmer's refit_response: the record refits without importing the API
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
@@ -670,11 +673,12 @@ class GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
         :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
         in the response's units. The fit starts from these estimates (a diagonal entry of theta, a relative SD,
-        below 0.1 restarts at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record
-        only delegates."""
-        from .api import refit_response
-
-        return refit_response(self, new_response)
+        below 0.1 restarts at 0.1). Fitting is the job of the function that made this fit
+        (:func:`glmmteach.glmm.api.refit_response`, given by :func:`~glmmteach.glmer`); this record only delegates."""
+        if self._refit_with is None:
+            raise GlmmteachError("this result was built without its fitting function (refit_with): fit the model with "
+                                 "glmmteach.glmer to refit it")
+        return self._refit_with(self, new_response)
 
     # ---- reporting --------------------------------------------------------------------------
     def tidy(self, effects: str | list[str] = ("ran_pars", "fixed"), conf_int: bool = False,

@@ -54,9 +54,9 @@ from scipy import linalg
 
 from ..exceptions import GlmmteachError, GlmmteachWarning
 from ..families import EtaValues, Family
+from ..simulation import draw_responses
 from .model import GroupedData, batch_inverse, batch_logdet, column_sd
 from .pirls import newton_modes
-from .simulate import draw_responses
 from .start import moment_theta_terms
 from .terms import CovarianceTerm
 

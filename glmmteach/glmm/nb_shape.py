@@ -36,10 +36,11 @@ import numpy as np
 from scipy import optimize
 
 from ..families import get_glmm_family
-from ..negbin import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
+from ..theta_ml import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
 from .grouped import as_model
 from .model import GroupedData, MixedModel
-from .optimize import FitOutcome, fit_glmm, single_threaded_blas
+from .optimize import fit_glmm, single_threaded_blas
+from .outcome import FitOutcome
 
 _DERIVATIVE_STEP = 1e-3  # in log theta_NB, for P'(s) at fixed (theta, beta)
 _CURVATURE_STEP = 2e-3  # in log theta_NB, for P''(s) from two values of P'
