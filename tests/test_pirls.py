@@ -106,17 +106,12 @@ def test_one_loop_serves_any_representation() -> None:
     def evaluate(u):
         return u, None, float(-(np.exp(u[0]) - 2 * u[0]) - 0.5 * u[0] ** 2)
 
-    state = {"u": None}
+    def newton_step(u, _):
+        g = np.array([-(np.exp(u[0]) - 2) - u[0]])
+        step = g / (np.exp(u[0]) + 1.0)
+        return None, step, float(g @ step)
 
-    def gradient(u, _):
-        state["u"] = u
-        return np.array([-(np.exp(u[0]) - 2) - u[0]])
-
-    def solve(_, g):
-        step = g / (np.exp(state["u"][0]) + 1.0)
-        return step, float(g @ step)
-
-    found = newton_modes(evaluate, gradient, lambda _: None, solve, np.array([8.0]), False, 1e-12, 200, 1)
+    found = newton_modes(evaluate, newton_step, lambda _: None, np.array([8.0]), False, 1e-12, 200, 1)
     assert found.converged and found.iterations < 20
     root = optimize.brentq(lambda u: np.exp(u) + u - 2, -5, 5, xtol=1e-14)
     assert found.u[0] == pytest.approx(root, abs=1e-10)

@@ -82,9 +82,8 @@ class NewtonModes:
 
 def newton_modes(
     evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, Any]],
-    gradient: Callable[[np.ndarray, EtaValues], np.ndarray],
+    newton_step: Callable[[np.ndarray, EtaValues], tuple[Any, np.ndarray, float]],
     curvature: Callable[[EtaValues], Any],
-    solve: Callable[[Any, np.ndarray], tuple[np.ndarray, float]],
     u: np.ndarray,
     warm: bool,
     tol: float,
@@ -95,29 +94,30 @@ def newton_modes(
     both representations (one grouping factor here, several terms in :mod:`glmmteach.glmm.sparse`).
 
     The representation supplies ``evaluate(u) -> (eta, values, h)`` (``h`` the penalised log-likelihood: per
-    independent block, an array, whose blocks are step-halved separately; or one float), ``gradient(u,
-    values)``, ``curvature(values)`` (the observed information :math:`I + A^	op W A` in its own form) and
-    ``solve(curvature, gradient) -> (step, decrement)``.
+    independent block, an array, whose blocks are step-halved separately; or one float),
+    ``curvature(values)`` (the observed information :math:`I + A^\top W A` in its own form) and
+    ``newton_step(u, values) -> (curvature, step, decrement)`` (one call per iteration: on small data the
+    number of Python calls, not arithmetic, is most of an evaluation's cost).
 
-    Iteration stops when the Newton decrement :math:`g^	op H^{-1} g` (about twice the distance to the
+    Iteration stops when the Newton decrement :math:`g^\top H^{-1} g` (about twice the distance to the
     maximum in log-likelihood units) is below ``tol`` × ``(1 + |Σ h|)`` and every step is below 1e-9, or
     right after a full Newton step below 1e-6; and only after at least ``min_iter`` Newton steps: a warm
     start from the modes of a nearby (θ, β) can already pass the test while the modes have not yet
     responded to the change, which would make the gradient inconsistent with the value.
     """
     u, eta, kv, h, passes = first_evaluation(evaluate, u, warm)
+    per_block = np.ndim(h) > 0  # one penalised log-likelihood per independent block, or one for all
     converged = False
     iterations = 0
     H = None
     for iterations in range(1, max_iter + 1):
-        H = curvature(kv)
-        step, decrement = solve(H, gradient(u, kv))
+        H, step, decrement = newton_step(u, kv)
         largest_step = float(np.abs(step).max()) if step.size else 0.0
-        if (iterations > min_iter and decrement <= tol * (1.0 + abs(float(np.sum(h))))
-                and largest_step <= _STEP_EXACT):
+        total = float(h.sum()) if per_block else h
+        if iterations > min_iter and decrement <= tol * (1.0 + abs(total)) and largest_step <= _STEP_EXACT:
             converged = True
             break
-        u, eta, kv, h, tries, full_step = _halved_step(evaluate, u, h, step)
+        u, eta, kv, h, tries, full_step = _halved_step(evaluate, u, h, step, per_block)
         passes += tries
         # Newton converges quadratically: after a full step this small, the new point is exact to
         # about the square of it, so stop there (saving the pass that would only confirm it).
@@ -129,11 +129,10 @@ def newton_modes(
 
 
 def _halved_step(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, Any]], u: np.ndarray, h: Any,
-                 step: np.ndarray) -> tuple[np.ndarray, np.ndarray, EtaValues, Any, int, bool]:
-    """The Newton step from ``u``, halved (block by block when ``h`` has one entry per block) until the
-    penalised log-likelihood does not decrease; returns the new point, what ``evaluate`` gave there, the
-    number of evaluations and whether every block took the full step."""
-    per_block = np.ndim(h) > 0
+                 step: np.ndarray, per_block: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, Any, int, bool]:
+    """The Newton step from ``u``, halved (block by block when ``per_block``: ``h`` has one entry per block)
+    until the penalised log-likelihood does not decrease; returns the new point, what ``evaluate`` gave there,
+    the number of evaluations and whether every block took the full step."""
     fraction: Any = None  # None: the full step
     tries = 0
     while tries < MAX_HALVINGS:
@@ -143,13 +142,15 @@ def _halved_step(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, A
         else:
             u_new = u + (fraction[:, None] if per_block and step.ndim > 1 else fraction) * step
         eta_new, kv_new, h_new = evaluate(u_new)
-        worse = ~np.asarray(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
-        if not worse.any():
-            break
         if per_block:
+            worse = ~(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
+            if not worse.any():
+                break
             fraction = np.ones(len(h)) if fraction is None else fraction
             fraction[worse] *= 0.5
         else:
+            if h_new >= h - 1e-12 * (1.0 + abs(h)):
+                break
             fraction = 0.5 if fraction is None else 0.5 * fraction
     return u_new, eta_new, kv_new, h_new, tries, fraction is None
 
@@ -204,17 +205,16 @@ def conditional_modes(
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
-    def gradient(u_now: np.ndarray, kv: EtaValues) -> np.ndarray:
-        return group_vector_sum(data, kv.score, ZT) - u_now
-
     def curvature(kv: EtaValues) -> np.ndarray:
         return eye + weighted_crossprod(data, kv.neg_hessian, ZT)
 
-    def solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+    def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[np.ndarray, np.ndarray, float]:
+        g = group_vector_sum(data, kv.score, ZT) - u_now
+        H = eye + weighted_crossprod(data, kv.neg_hessian, ZT)
         step = batch_solve(H, g)
-        return step, float(np.einsum("gr,gr->", g, step))
+        return H, step, float(np.einsum("gr,gr->", g, step))
 
-    found = newton_modes(evaluate, gradient, curvature, solve, u, u_start is not None, tol, max_iter, min_iter)
+    found = newton_modes(evaluate, newton_step, curvature, u, u_start is not None, tol, max_iter, min_iter)
     kv = found.values
     H_fisher = found.curvature if data.family.canonical else eye + weighted_crossprod(data, kv.fisher, ZT)
     return ModeState(found.u, found.eta, kv, found.penalised, found.curvature, H_fisher, ZT, found.iterations,
@@ -244,14 +244,13 @@ def _scalar_modes(
     def information(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
         return 1.0 + (tau * tau * data.group_sum(values) if zt2 is None else data.group_sum(values * zt2))
 
-    def gradient(u_now: np.ndarray, kv: EtaValues) -> np.ndarray:
-        return (tau * data.group_sum(kv.score) if zt is None else data.group_sum(kv.score * zt)) - u_now
-
-    def solve(H: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, float]:
+    def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[np.ndarray, np.ndarray, float]:
+        g = (tau * data.group_sum(kv.score) if zt is None else data.group_sum(kv.score * zt)) - u_now
+        H = information(kv.neg_hessian)
         step = g / H
-        return step, float(g @ step)
+        return H, step, float(g @ step)
 
-    found = newton_modes(evaluate, gradient, lambda kv: information(kv.neg_hessian), solve, u, u_start is not None,
+    found = newton_modes(evaluate, newton_step, lambda kv: information(kv.neg_hessian), u, u_start is not None,
                          tol, max_iter, min_iter)
     H_obs, kv = found.curvature, found.values
     H_fisher = H_obs if family.canonical else information(kv.fisher)

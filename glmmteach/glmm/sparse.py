@@ -480,15 +480,14 @@ class SparseModel:
             kv = data.family.eta_values(eta, data.response, data.weights)
             return eta, kv, float(kv.loglik.sum() - 0.5 * u_try @ u_try)
 
-        def gradient(u_now: np.ndarray, kv: EtaValues) -> np.ndarray:
-            return self.At(A, kv.score) - u_now
-
-        def solve(factor: Factor, g: np.ndarray) -> tuple[np.ndarray, float]:
+        def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[Factor, np.ndarray, float]:
+            g = self.At(A, kv.score) - u_now
+            factor = self.factor(A, kv.neg_hessian)
             step = self.solve(factor, g)
-            return step, float(g @ step)
+            return factor, step, float(g @ step)
 
-        found = newton_modes(evaluate, gradient, lambda kv: self.factor(A, kv.neg_hessian), solve, u,
-                             u_start is not None, tol, max_iter, min_iter)
+        found = newton_modes(evaluate, newton_step, lambda kv: self.factor(A, kv.neg_hessian), u, u_start is not None,
+                             tol, max_iter, min_iter)
         kv, factor_obs = found.values, found.curvature
         factor_fisher = factor_obs if data.family.canonical else self.factor(A, kv.fisher)
         return SparseModeState(found.u, found.eta, kv, found.penalised, A, factor_obs, factor_fisher,
