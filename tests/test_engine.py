@@ -6,20 +6,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import pytest
 
 from glmmteach import datasets, glmer
 from glmmteach.exceptions import ScalingWarning
 from glmmteach.glmm import CovarianceTerm
 
 OHIO = "death ~ offset(logpop) + factor(sex) + factor(race) + year + (1 | county)"
-
-
-@pytest.fixture(scope="module")
-def crossover_fit():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return glmer("outcome ~ trt*period + (1|ID)", datasets.load_crossover(), nAGQ=10)
 
 
 def test_covariance_term_maps_theta_to_T_and_back() -> None:
