@@ -18,7 +18,6 @@ import pytest
 import glmmteach
 from glmmteach import datasets
 from glmmteach.exceptions import ConvergenceWarning
-from glmmteach.glmm.devfun import marginal_loglik
 from glmmteach.glmm.laplace_check import (
     MAX_DRAWS_X_ROWS,
     SCREEN_DRAWS,
@@ -49,7 +48,7 @@ def test_runaway_slope_fit_is_not_called_converged() -> None:
 
 def test_runaway_slope_fit_overstates_the_likelihood() -> None:
     fit = quiet_fit(CROSSOVER_SLOPE, datasets.load_crossover(), "binomial")
-    accuracy = laplace_accuracy(fit.model, fit.correlated, fit.theta, fit.params.to_numpy(), fit.llf, draws=4000)
+    accuracy = laplace_accuracy(fit.model, fit.theta, fit.params.to_numpy(), fit.llf, draws=4000)
     assert fit.llf > -46
     assert accuracy.overstated and accuracy.error > 20 and accuracy.mc_se < 1
     # the true log-likelihood there is below the scalar model's maximum (nAGQ = 25): the extra SD and
@@ -65,10 +64,10 @@ def test_sampling_matches_quadrature_for_a_scalar_effect() -> None:
     model = fit.model.sorted_by_group()
     for tau in (4.9, 2.0):
         theta = np.array([tau])
-        beta, _ = maximise_beta(model, theta, fit.params.to_numpy(), False, 1)
-        laplace = marginal_loglik(model, theta, beta, False, 1)
-        exact = marginal_loglik(model, theta, beta, False, 200)
-        accuracy = laplace_accuracy(model, False, theta, beta, laplace, draws=4000)
+        beta, _ = maximise_beta(model.with_nodes(1), theta, fit.params.to_numpy())
+        laplace = model.with_nodes(1).marginal_loglik(theta, beta)
+        exact = model.with_nodes(200).marginal_loglik(theta, beta)
+        accuracy = laplace_accuracy(model, theta, beta, laplace, draws=4000)
         assert abs(accuracy.sampled - exact) < 4 * accuracy.mc_se
         assert accuracy.mc_se < 0.1
         assert abs(laplace - exact) > 0.3  # the check sees differences of that size
@@ -76,7 +75,7 @@ def test_sampling_matches_quadrature_for_a_scalar_effect() -> None:
 
 def test_sampling_is_reproducible() -> None:
     fit = quiet_fit(CROSSOVER_SLOPE, datasets.load_crossover(), "binomial")
-    args = (fit.model, fit.correlated, fit.theta, fit.params.to_numpy(), fit.llf)
+    args = (fit.model, fit.theta, fit.params.to_numpy(), fit.llf)
     assert laplace_accuracy(*args, draws=300) == laplace_accuracy(*args, draws=300)
     assert laplace_accuracy(*args, draws=300, seed=1) != laplace_accuracy(*args, draws=300)
 
@@ -89,7 +88,7 @@ def test_cbpp_with_observation_level_effect_passes_silently() -> None:
         fit = glmmteach.glmer("incidence ~ factor(period) + (1 | herd) + (1 | obs)", cbpp, "binomial",
                               trials="size")
     assert fit.converged and checked_by_default(fit.model, 1)
-    accuracy = laplace_accuracy(fit.model, fit.correlated, fit.theta, fit.params.to_numpy(), fit.llf)
+    accuracy = laplace_accuracy(fit.model, fit.theta, fit.params.to_numpy(), fit.llf)
     assert abs(accuracy.error) < 0.2 and accuracy.mc_se < 0.1
 
 
@@ -110,7 +109,7 @@ def test_ohio_slope_model_is_accurate() -> None:
                     "poisson")
     assert not checked_by_default(fit.model, 1)
     assert fit.model.nobs * SCREEN_DRAWS > MAX_DRAWS_X_ROWS
-    accuracy = laplace_accuracy(fit.model, fit.correlated, fit.theta, fit.params.to_numpy(), fit.llf, draws=300)
+    accuracy = laplace_accuracy(fit.model, fit.theta, fit.params.to_numpy(), fit.llf, draws=300)
     assert abs(accuracy.error) < TOLERANCE / 2 and accuracy.mc_se < 0.25
 
 

@@ -37,16 +37,17 @@ understatement (Laplace's usual error on small binary clusters) does not (see th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import special
 
 from ..exceptions import ConvergenceWarning
-from .model import GroupedData
-from .optimize import FitWarning
-from .pirls import conditional_modes
-from .sparse import SparseModel
-from .terms import CovarianceTerm
+from .diagnosis import FitWarning
+from .model import MixedModel
+
+if TYPE_CHECKING:  # only for the annotation: the model arrives built
+    from .sparse import SparseModel
 
 # Draws per integral and the t proposal's degrees of freedom. Every checked fit is first screened with
 # SCREEN_DRAWS (a few milliseconds on a small fit: bootstraps refit hundreds of times); only a difference above
@@ -97,17 +98,15 @@ class LaplaceAccuracy:
         return self.error > TOLERANCE and self.error > MC_SIGMAS * self.mc_se
 
 
-def laplace_accuracy(model: GroupedData | SparseModel, correlated: bool, theta: np.ndarray, beta: np.ndarray,
-                     laplace: float, draws: int = DRAWS, seed: int = SEED) -> LaplaceAccuracy:
+def laplace_accuracy(model: MixedModel, theta: np.ndarray, beta: np.ndarray, laplace: float, draws: int = DRAWS,
+                     seed: int = SEED) -> LaplaceAccuracy:
     """The importance-sampling estimate of the log-likelihood at ``(theta, beta)`` next to the Laplace value
     ``laplace`` there (see the module docstring); for a fit of any size."""
     rng = np.random.default_rng(seed)
-    if isinstance(model, SparseModel):
-        logs, variances = _joint_sample(model, theta, beta, draws, rng)
-        constant = model.data.log_constant
-    else:
-        logs, variances = _grouped_sample(model, correlated, theta, beta, draws, rng)
-        constant = model.log_constant
+    # one grouping factor (the model that offers quadrature): its groups' integrals are independent
+    sample = _grouped_sample if model.offers_quadrature else _joint_sample
+    logs, variances = sample(model, theta, beta, draws, rng)
+    constant = model.data.log_constant
     return LaplaceAccuracy(float(laplace), float(logs.sum() + constant), float(np.sqrt(variances.sum())), draws)
 
 
@@ -131,12 +130,12 @@ def _log_mean_and_variance(log_weights: np.ndarray, axis: int) -> tuple[np.ndarr
     return np.log(mean) + np.squeeze(top, axis=axis), variance
 
 
-def _grouped_sample(data: GroupedData, correlated: bool, theta: np.ndarray, beta: np.ndarray, draws: int,
+def _grouped_sample(model: MixedModel, theta: np.ndarray, beta: np.ndarray, draws: int,
                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Per group, the sampled log integral and its Monte-Carlo variance (one grouping factor)."""
-    work = data.sorted_by_group()
-    T = CovarianceTerm(work.n_re, correlated).T(theta)
-    state = conditional_modes(work, T, beta, tol=1e-13, min_iter=2)
+    ordered = model.sorted_by_group()
+    state = ordered.conditional_modes(theta, beta, tol=1e-13, min_iter=2)
+    work = ordered.data
     G, r = state.u.shape
     L = np.linalg.cholesky(state.hessian_obs)  # G x r x r
     x, log_q = _t_draws(rng, (draws, G), r)
@@ -175,28 +174,28 @@ def _joint_sample(model: SparseModel, theta: np.ndarray, beta: np.ndarray, draws
     return value, variance
 
 
-def checked_by_default(model: GroupedData | SparseModel, n_nodes: int) -> bool:
+def checked_by_default(model: MixedModel, n_nodes: int) -> bool:
     """Whether a fit gets the check without being asked: a Laplace fit (``n_nodes == 1``) where quadrature is not
     available (a vector random effect or several terms), within the size limits. A single scalar term has
     quadrature: its Laplace fit is the approximation asked for, and ``nAGQ > 1`` fits are checked by
     :mod:`glmmteach.glmm.optimize` with twice the nodes."""
     if n_nodes != 1 or model.nobs * SCREEN_DRAWS > MAX_DRAWS_X_ROWS:
         return False
-    if isinstance(model, SparseModel):
+    if not model.offers_quadrature:  # several terms: one joint sample of all random effects
         return model.q <= MAX_JOINT_DIMENSION
-    return model.n_re > 1
+    return model.data.n_re > 1
 
 
-def laplace_warning(model: GroupedData | SparseModel, correlated: bool, theta: np.ndarray, beta: np.ndarray,
-                    laplace: float, n_nodes: int) -> FitWarning | None:
+def laplace_warning(model: MixedModel, theta: np.ndarray, beta: np.ndarray, laplace: float,
+                    n_nodes: int) -> FitWarning | None:
     """The warning for a Laplace fit whose log-likelihood at the estimates is off by more than
     :data:`TOLERANCE` (``None`` when it is accurate, or when the fit is not checked by default)."""
     if not checked_by_default(model, n_nodes):
         return None
-    screen = laplace_accuracy(model, correlated, theta, beta, laplace, draws=SCREEN_DRAWS)
+    screen = laplace_accuracy(model, theta, beta, laplace, draws=SCREEN_DRAWS)
     if screen.error <= SCREEN_TOLERANCE:
         return None
-    accuracy = laplace_accuracy(model, correlated, theta, beta, laplace)
+    accuracy = laplace_accuracy(model, theta, beta, laplace)
     if not accuracy.overstated:
         return None
     remedy = ("quadrature, the accurate integral, is not available for vector random effects or several terms: "
