@@ -87,3 +87,13 @@ def test_results_object_is_passive(crossover_fit) -> None:
     assert result.llf == crossover_fit.llf
     assert result.warnings == [w.message for w in diagnosis.warnings] == crossover_fit.warnings
     np.testing.assert_array_equal(result.bse, crossover_fit.bse)
+
+
+def test_the_ridge_advice_offers_quadrature_only_where_it_exists() -> None:
+    """A flat ridge in a fit with a vector random effect (one grouping factor): nAGQ > 1 is refused for it, so
+    the advice must not tell the user to refit with more nodes."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        glmer("outcome ~ trt * period + (1 + trt | ID)", datasets.load_crossover(), family="binomial")
+    ridge = [str(w.message) for w in caught if "flat likelihood ridge" in str(w.message)]
+    assert ridge and all("refit with nAGQ" not in text and "single scalar" in text for text in ridge)

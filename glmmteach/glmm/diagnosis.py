@@ -208,9 +208,10 @@ def _ridge_warning(outcome: FitOutcome, model: MixedModel, column_names: list[st
     per_group = model.nobs / n_groups
     if theta_share >= 0.1:
         advice = "theta and the fixed effects trade off along it"
-        if not model.offers_quadrature:  # quadrature is defined for a single scalar term only
+        if not model.offers_quadrature or model.data.n_re > 1:  # nAGQ > 1 needs a single scalar term
             advice += (f": with {per_group:.3g} observations per level of the largest grouping factor the Laplace "
-                       "approximation may be crude here, and only more observations per level identify it")
+                       "approximation may be crude here (quadrature, nAGQ > 1, is defined for a single scalar "
+                       "random effect only), and only more observations per level identify it")
         elif outcome.n_nodes < ACCURATE_NODES:
             method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
             advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
