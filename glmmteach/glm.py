@@ -45,8 +45,8 @@ from .exceptions import (
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design, check_response, new_response_values
 from .formula.response import binomial_density_weights, binomial_start_weights, family_weights, proportions
-from .negbin import ShapeEstimate, bound_message, theta_ml, warn_bound
 from .rformat import coef_table_text, format_r
+from .theta_ml import ShapeEstimate, bound_message, theta_ml, warn_bound
 
 EPSILON = 1e-8
 MAX_ITERATIONS = 25
@@ -317,7 +317,7 @@ class GLMResults:
         column per simulation (``sim_1`` …), in the response's units (0/1, successes out of the trials,
         counts). Prior weights are ignored, with a warning, as in R. ``seed``: an integer, a
         ``numpy.random.Generator`` or ``None``."""
-        from .glmm.simulate import as_generator, check_nsim, draw_responses
+        from .simulation import as_generator, check_nsim, draw_responses
 
         nsim = check_nsim(nsim)
         if self.family.name not in ("binomial", "poisson", "negative_binomial"):
@@ -703,7 +703,7 @@ def fit_negative_binomial(
 ) -> tuple[IRLSFit, Family, ShapeEstimate]:
     r"""MASS's ``glm.nb``: the shape :math:`\theta` by maximum likelihood alternating with Fisher scoring.
 
-    A Poisson fit (same link) gives the first means and :func:`glmmteach.negbin.theta_ml` the first
+    A Poisson fit (same link) gives the first means and :func:`glmmteach.theta_ml.theta_ml` the first
     :math:`\theta`; then, in turn, Fisher scoring at the current :math:`\theta` (started from the current
     means) and :math:`\theta` at the new means, until MASS's criterion
     :math:`|\Delta\ell|/\sqrt{2\,\mathrm{df}} + |\Delta\theta| <` ``tol``. A last Fisher-scoring pass at

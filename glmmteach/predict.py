@@ -44,7 +44,7 @@ import numpy as np
 
 from .exceptions import FamilyError, GlmmteachError
 from .families import LINKS, Family, Link
-from .glmm.devfun import gauss_hermite
+from .quadrature import gauss_hermite
 
 
 def inverse_link(link: str | Link | Family) -> Link:

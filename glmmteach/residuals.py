@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import GlmmteachError
-from .glmm.simulate import as_generator, check_nsim
+from .simulation import as_generator, check_nsim
 
 __all__ = ["SimulatedResiduals", "SimulationTest", "from_simulations", "quantile_residuals", "rank_transform",
            "simulated_residuals"]

@@ -54,7 +54,7 @@ from glmmteach.datasets import load_grouseticks, load_ohio_cancer
 from glmmteach.exceptions import ConvergenceWarning, DataError, FamilyError
 from glmmteach.families import get_family, get_glmm_family
 from glmmteach.glmm import make_devfun
-from glmmteach.negbin import THETA_MAX, theta_ml
+from glmmteach.theta_ml import THETA_MAX, theta_ml
 
 DATA = Path(__file__).parent / "data"
 STRUCTURES = json.loads((DATA / "lme4_structures" / "reference.json").read_text())["cases"]

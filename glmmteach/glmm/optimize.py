@@ -42,7 +42,6 @@ import numpy as np
 from scipy import optimize
 
 from .diagnosis import QUADRATURE_CHECK_FACTOR, QUADRATURE_TOLERANCE, SINGULAR_TOLERANCE
-from .diagnosis import FitWarning as FitWarning  # (glmm.separation's import path)
 from .grouped import as_model
 from .model import GroupedData, MixedModel
 from .outcome import FitOutcome

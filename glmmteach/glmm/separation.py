@@ -29,7 +29,7 @@ from scipy.optimize import linprog
 
 from ..exceptions import SeparationWarning
 from ..families import Family
-from .optimize import FitWarning
+from .diagnosis import FitWarning
 
 # Fitted probabilities this close to 0 or 1 in some row trigger the exact test. At a stop on a separating ray
 # the Newton decrement is about the rows' residuals, so a "converged" stop (decrement < 1e-6) has them far

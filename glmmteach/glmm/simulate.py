@@ -20,8 +20,6 @@ import warnings
 import numpy as np
 
 from ..exceptions import GlmmteachWarning
-from ..simulation import as_generator as as_generator
-from ..simulation import check_nsim as check_nsim
 from ..simulation import draw_responses
 from .model import GroupedData
 
