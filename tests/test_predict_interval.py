@@ -123,6 +123,7 @@ def test_bad_interval_options_are_named() -> None:
 
 # ---- given the random effects: the joint covariance of (beta, u), built here from the data -------------------
 CROSSED = Path(__file__).parent / "data" / "lme4_structures" / "crossed_poisson.csv"
+CROSSED_SLOPE = CROSSED.with_name("crossed_slope.csv")
 
 
 @cache
@@ -132,29 +133,29 @@ def crossed_fit() -> Any:
         return glmer("y ~ x + (1 | a) + (1 | b)", pd.read_csv(CROSSED), "poisson")
 
 
-def intercept_sd(fit: Any, name: str) -> float:
-    return float(fit.sd_re.iloc[0] if len(fit.terms) == 1 else fit.sd_re[(name, "(Intercept)")])
+def random_columns(fit: Any, frame: pd.DataFrame, terms: list[tuple[str, list[str]]]):
+    """:math:`A = Z\\Lambda` built from the data (a block of columns per term, r per level, levels sorted as the
+    fit orders them, :math:`z_j^\\top T` in row j's own level) and the spherical modes :math:`u = T^{-1}b`."""
+    blocks, modes = [], []
+    for k, (name, covariates) in enumerate(terms):
+        Z = np.column_stack([np.ones(len(frame)) if c == "1" else frame[c].to_numpy(float) for c in covariates])
+        T = fit.Ts[k]
+        member = frame[name].to_numpy()[:, None] == np.unique(frame[name])[None, :]
+        blocks.append((member[:, :, None] * (Z @ T)[:, None, :]).reshape(len(frame), -1))
+        ranef = fit.ranef if len(fit.terms) == 1 else fit.ranef[name]
+        modes.append((ranef[fit.terms[k].names].to_numpy() @ np.linalg.inv(T).T).ravel())
+    return np.hstack(blocks), np.concatenate(modes)
 
 
-def intercept_columns(fit: Any, frame: pd.DataFrame, factors: list[str]) -> np.ndarray:
-    """:math:`A = Z\\Lambda` of random intercepts: a block of columns per factor, one per level (sorted, as
-    the fit orders them), holding the factor's SD in each row's own level."""
-    blocks = [intercept_sd(fit, name) * (frame[name].to_numpy()[:, None] == np.unique(frame[name])[None, :])
-              for name in factors]
-    return np.hstack(blocks).astype(float)
-
-
-def joint_system(fit: Any, frame: pd.DataFrame, X: np.ndarray, factors: list[str], family: str):
+def joint_system(case: str):
     """The penalised log-likelihood's gradient and negative Hessian in (beta, u) at (beta-hat, u-tilde)."""
-    A = intercept_columns(fit, frame, factors)
-    modes = [fit.ranef if len(fit.terms) == 1 else fit.ranef[name] for name in factors]
-    u = np.concatenate([m["(Intercept)"].to_numpy() / intercept_sd(fit, name) for m, name in zip(modes, factors,
-                                                                                                  strict=True)])
+    fit, frame, X, terms, family, offset = conditional_case(case)
+    A, u = random_columns(fit, frame, terms)
     C = np.hstack([X, A])
     p, y = X.shape[1], frame["y" if family == "poisson" else "outcome"].to_numpy(dtype=float)
 
     def mean(x: np.ndarray) -> np.ndarray:
-        eta = C @ x
+        eta = C @ x + offset
         return np.exp(eta) if family == "poisson" else 1 / (1 + np.exp(-eta))
 
     def gradient(x: np.ndarray) -> np.ndarray:
@@ -164,14 +165,42 @@ def joint_system(fit: Any, frame: pd.DataFrame, X: np.ndarray, factors: list[str
     mu = mean(x0)
     weights = mu if family == "poisson" else mu * (1 - mu)
     information = C.T @ (weights[:, None] * C) + np.diag(np.r_[np.zeros(p), np.ones(A.shape[1])])
-    return x0, gradient, information, A
+    return x0, gradient, information, C
 
 
-@pytest.mark.parametrize("case", ["crossover", "crossed"])
+def conditional_case(case: str) -> tuple[Any, pd.DataFrame, np.ndarray, list, str, Any]:
+    """The fit, its data, X built by hand, its random-effects terms (factor, covariates), family, offset."""
+    if case == "crossover":
+        frame = datasets.load_crossover()[["outcome", "trt", "period", "ID"]]
+        X = np.column_stack([np.ones(len(frame)), frame.trt, frame.period, frame.trt * frame.period])
+        return fitted("crossover"), frame, X, [("ID", ["1"])], "binomial", 0.0
+    if case == "pois_slope":  # one correlated term with two effects: the grouped engine's r = 2
+        path = Path(__file__).parent / "data" / "lme4_features" / "pois_slope.csv"
+        frame, fit = pd.read_csv(path), quiet_glmer("y ~ x + offset(logexpo) + (1 + x | g)", path)
+        return fit, frame, np.column_stack([np.ones(len(frame)), frame.x]), [("g", ["1", "x"])], "poisson", \
+            frame.logexpo.to_numpy()
+    frame = pd.read_csv(CROSSED if case == "crossed" else CROSSED_SLOPE)
+    X = np.column_stack([np.ones(len(frame)), frame.x])
+    if case == "crossed":
+        return crossed_fit(), frame, X, [("a", ["1"]), ("b", ["1"])], "poisson", 0.0
+    fit = quiet_glmer("y ~ x + (1 + x | a) + (1 | b)", CROSSED_SLOPE)
+    return fit, frame, X, [("a", ["1", "x"]), ("b", ["1"])], "poisson", 0.0
+
+
+@cache
+def quiet_glmer(formula: str, path: Path) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return glmer(formula, pd.read_csv(path), "poisson")
+
+
+CASES = ["crossover", "pois_slope", "crossed", "crossed_slope"]
+
+
+@pytest.mark.parametrize("case", CASES)
 def test_the_test_s_hessian_is_the_penalised_log_likelihood_s(case: str) -> None:
-    fit, frame, X, factors, family = conditional_case(case)
-    x0, gradient, information, _ = joint_system(fit, frame, X, factors, family)
-    p = X.shape[1]
+    x0, gradient, information, _ = joint_system(case)
+    p = len(conditional_case(case)[0].params)
     assert np.max(np.abs(gradient(x0)[p:])) < 1e-6  # u-tilde is the mode given beta-hat
     h = 1e-5
     steps = np.eye(len(x0)) * h
@@ -179,25 +208,15 @@ def test_the_test_s_hessian_is_the_penalised_log_likelihood_s(case: str) -> None
     np.testing.assert_allclose(-differences, information, rtol=1e-6, atol=1e-6 * np.abs(information).max())
 
 
-def conditional_case(case: str) -> tuple[Any, pd.DataFrame, np.ndarray, list[str], str]:
-    if case == "crossover":
-        frame = datasets.load_crossover()[["outcome", "trt", "period", "ID"]]
-        X = np.column_stack([np.ones(len(frame)), frame.trt, frame.period, frame.trt * frame.period])
-        return fitted("crossover"), frame, X, ["ID"], "binomial"
-    frame = pd.read_csv(CROSSED)
-    return crossed_fit(), frame, np.column_stack([np.ones(len(frame)), frame.x]), ["a", "b"], "poisson"
-
-
-@pytest.mark.parametrize("case", ["crossover", "crossed"])
+@pytest.mark.parametrize("case", CASES)
 def test_conditional_intervals_are_the_joint_covariance_s(case: str) -> None:
-    fit, frame, X, factors, family = conditional_case(case)
-    x0, _, information, A = joint_system(fit, frame, X, factors, family)
+    fit, frame, _, _, _, offset = conditional_case(case)
+    x0, _, information, C = joint_system(case)
     covariance = np.linalg.inv(information)
-    C = np.hstack([X, A])
     expected = np.sqrt(np.einsum("ij,jk,ik->i", C, covariance, C))
     rows = frame.iloc[::7]
     table = fit.predict(rows, interval="confidence")
-    np.testing.assert_allclose(table["fit"], C[::7] @ x0, rtol=1e-9)
+    np.testing.assert_allclose(table["fit"], (C @ x0 + offset)[::7], rtol=1e-9)
     np.testing.assert_allclose(table["se_fit"], expected[::7], rtol=1e-7)
     # the fitted rows (newdata=None) are the same computation
     np.testing.assert_allclose(fit.predict(interval="confidence")["se_fit"], expected, rtol=1e-7)
@@ -210,19 +229,18 @@ def test_conditional_intervals_are_the_joint_covariance_s(case: str) -> None:
 
 
 def test_re_form_conditions_on_the_chosen_terms_only() -> None:
-    fit, frame, X, factors, family = conditional_case("crossed")
-    _, _, information, A = joint_system(fit, frame, X, factors, family)
+    fit, frame, X, _, _, _ = conditional_case("crossed")
+    _, _, information, C = joint_system("crossed")
     covariance = np.linalg.inv(information)
-    n_a = frame["a"].nunique()
-    C = np.hstack([X, A[:, :n_a], np.zeros_like(A[:, n_a:])])  # the b effects are left out
+    C[:, X.shape[1] + frame["a"].nunique():] = 0  # the b effects are left out
     expected = np.sqrt(np.einsum("ij,jk,ik->i", C, covariance, C))
     np.testing.assert_allclose(fit.predict(frame, re_form=["a"], interval="confidence")["se_fit"], expected,
                                rtol=1e-7)
 
 
 def test_a_new_level_has_the_random_effect_zero_and_the_fixed_effects_uncertainty() -> None:
-    fit, frame, X, factors, family = conditional_case("crossover")
-    _, _, information, _ = joint_system(fit, frame, X, factors, family)
+    fit, frame, _, _, _, _ = conditional_case("crossover")
+    _, _, information, _ = joint_system("crossover")
     V_beta = np.linalg.inv(information)[:4, :4]  # the fixed-effects block of the joint inverse (theta held)
     rows = pd.DataFrame({"trt": [0, 1], "period": [1, 0], "ID": ["new", frame.ID.iloc[0]]})
     table = fit.predict(rows, interval="confidence", allow_new_levels=True)
@@ -235,13 +253,20 @@ def test_a_new_level_has_the_random_effect_zero_and_the_fixed_effects_uncertaint
         fit.predict(rows, interval="confidence")
 
 
-def test_given_beta_the_random_part_is_lme4s_condvar() -> None:
-    fit, frame, X, factors, family = conditional_case("crossed")
-    _, _, information, A = joint_system(fit, frame, X, factors, family)
-    p, n_a = X.shape[1], frame["a"].nunique()
-    given_beta = np.linalg.inv(information[p:, p:])  # H^{-1}: the u block with beta known
-    np.testing.assert_allclose(intercept_sd(fit, "a")**2 * np.diag(given_beta)[:n_a],
-                               fit.ranef_cov["a"].to_numpy().ravel(), rtol=1e-7)
+@pytest.mark.parametrize("case", CASES)
+def test_given_beta_the_random_part_is_lme4s_condvar(case: str) -> None:
+    fit, frame, X, terms, _, _ = conditional_case(case)
+    _, _, information, _ = joint_system(case)
+    given_beta = np.linalg.inv(information[X.shape[1]:, X.shape[1]:])  # H^{-1}: the u block with beta known
+    start = 0
+    for k, (name, covariates) in enumerate(terms):
+        T, r, levels = fit.Ts[k], len(covariates), frame[name].nunique()
+        blocks = np.stack([given_beta[start + g * r:start + (g + 1) * r, start + g * r:start + (g + 1) * r]
+                           for g in range(levels)])
+        start += levels * r
+        stored = fit.ranef_cov if len(fit.terms) == 1 else fit.ranef_cov[fit.term_labels[k]]
+        np.testing.assert_allclose(T @ blocks @ T.T, stored.to_numpy().reshape(levels, r, r), rtol=1e-6,
+                                   atol=1e-12)
 
 
 # ---- the bootstrap --------------------------------------------------------------------------------------
