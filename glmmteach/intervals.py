@@ -148,7 +148,7 @@ class JointCovariance:
         from .glmm.optimize import beta_information
 
         self.fit = fit
-        beta = np.nan_to_num(fit.params.to_numpy(dtype=float))
+        beta = fit.params.to_numpy(dtype=float)
         model = fit.model
         self.general = isinstance(model, SparseModel)
         if self.general:
@@ -163,7 +163,13 @@ class JointCovariance:
             self.H_inv = batch_inverse(self.state.hessian_fisher)
             self.q = self.H_inv.shape[0] * self.H_inv.shape[1]
             self.starts = np.zeros(1, dtype=int)
-        self.V_beta = np.linalg.inv(beta_information(model, self.state))
+        try:
+            self.V_beta = np.linalg.inv(beta_information(model, self.state))
+        except np.linalg.LinAlgError as error:
+            raise GlmmteachError(
+                "the fixed effects' information given the random effects is singular (outcomes separated by a "
+                "covariate?): no delta-method interval given the random effects; method='boot' or re_form=[] "
+                "may still give one") from error
         self.K = self.solve(self._AtWX())
 
     def _AtWX(self) -> np.ndarray:
