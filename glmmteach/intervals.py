@@ -25,7 +25,9 @@ together. Their joint covariance is the inverse of the negative Hessian of the p
     \begin{pmatrix} X^\top W X & X^\top W A \\ A^\top W X & H \end{pmatrix}^{-1}, \qquad
     A = Z\Lambda_{\hat\theta},\quad H = I + A^\top W A,
 
-:math:`W` the GLM working (Fisher) weights at the conditional modes. By the block inverse the variance of
+:math:`W` the GLM working (Fisher) weights at the conditional modes (for a negative binomial GLMM at the
+estimated shape, which is held too; for a canonical link, logit or log, they are the observed weights and the
+matrix is the Hessian itself). By the block inverse the variance of
 the row's :math:`\hat\eta` is
 
 .. math::
