@@ -113,6 +113,8 @@ def test_bad_interval_options_are_named() -> None:
         fitted("crossover_glm").predict(newdata("crossover_glm"), interval="prediction")
     with pytest.raises(GlmmteachError, match="method must be one of 'delta', 'boot'"):
         fitted("crossover").predict(newdata("crossover"), re_form=[], interval="confidence", method="wald")
+    with pytest.raises(GlmmteachError, match="pass interval='confidence'"):
+        fitted("crossover").predict(newdata("crossover"), method="boot")
     with pytest.raises(GlmmteachError, match="n_jobs apply to method='boot' only"):
         fitted("crossover").predict(newdata("crossover"), re_form=[], interval="confidence", n_jobs=2)
     with pytest.raises(DataError, match="'county'"):  # the level checks of predict itself
@@ -226,6 +228,37 @@ def test_conditional_intervals_are_the_joint_covariance_s(case: str) -> None:
     np.testing.assert_allclose(response["lower"], link.linkinv(table["lower"].to_numpy()), rtol=1e-12)
     np.testing.assert_allclose(response["se_fit"], link.mu_eta(table["fit"].to_numpy()) * table["se_fit"],
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("case", ["crossover", "crossed_slope"])
+def test_beta_cov_fit_carries_the_fits_covariance_through_the_modes(case: str) -> None:
+    fit, frame, X, _, _, _ = conditional_case(case)
+    _, _, information, C = joint_system(case)
+    p = X.shape[1]
+    K = np.linalg.solve(information[p:, p:], information[p:, :p])  # the modes' shift per unit of beta
+    d = X - C[:, p:] @ K
+    given_beta = np.linalg.inv(information[p:, p:])
+    variance = np.einsum("ij,jk,ik->i", d, fit.cov_params().to_numpy(), d) + np.einsum(
+        "ij,jk,ik->i", C[:, p:], given_beta, C[:, p:])
+    table = fit.predict(frame.iloc[::5], interval="confidence", beta_cov="fit")
+    np.testing.assert_allclose(table["se_fit"], np.sqrt(variance[::5]), rtol=1e-7)
+
+
+def test_a_new_level_with_beta_cov_fit_is_the_population_interval() -> None:
+    rows = pd.DataFrame({"trt": [0, 1, 0, 1], "period": [0, 0, 1, 1], "ID": ["new"] * 4})
+    fit = fitted("crossover")
+    new_level = fit.predict(rows, interval="confidence", allow_new_levels=True, beta_cov="fit")
+    pd.testing.assert_frame_equal(new_level, fit.predict(rows, re_form=[], interval="confidence"), rtol=1e-12)
+    # what the module docstring says of the two fixed-effects covariances
+    joint = fit.predict(rows, interval="confidence", allow_new_levels=True)
+    assert np.all(joint["se_fit"] / new_level["se_fit"] > 2)
+    ohio = fitted("ohio")
+    new = newdata("ohio").assign(county=-1)
+    ratio = (ohio.predict(new, interval="confidence", allow_new_levels=True)["se_fit"]
+             / ohio.predict(new, re_form=[], interval="confidence")["se_fit"])
+    assert np.all(np.abs(ratio - 1) < 3e-4)
+    with pytest.raises(GlmmteachError, match="beta_cov must be one of 'joint', 'fit'"):
+        fit.predict(rows, re_form=[], interval="confidence", beta_cov="wald")
 
 
 def test_re_form_conditions_on_the_chosen_terms_only() -> None:

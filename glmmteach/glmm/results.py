@@ -544,7 +544,7 @@ class GLMMResults:
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
                 n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False,
                 re_form: Any = None, interval: str | None = None, level: float = 0.95, method: str = "delta",
-                nsim: int = 1000, seed: Any = None, **boot: Any) -> pd.Series | pd.DataFrame:
+                nsim: int = 1000, seed: Any = None, **interval_options: Any) -> pd.Series | pd.DataFrame:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         ``conditional=True``: given the estimated random effects,
@@ -564,16 +564,16 @@ class GLMMResults:
         was given ``offset=`` as an array (a column name is looked up in ``newdata``).
         ``interval="confidence"``: a DataFrame with ``fit``, ``se_fit``, ``lower``, ``upper`` at ``level``, by
         the delta method (given the random effects: their joint covariance with the fixed effects, theta held)
-        or ``method="boot"`` (``nsim``, ``seed``; ``boot``: ``n_jobs``, ``client``, ``boot_type``), see
-        :func:`glmmteach.intervals.predict_interval`.
+        or ``method="boot"`` (``nsim``, ``seed``); ``interval_options``: ``beta_cov``, and for the bootstrap
+        ``n_jobs``, ``client``, ``boot_type``; see :func:`glmmteach.intervals.predict_interval`.
         """
         from ..predict import population_average_mean
 
-        if interval is not None:
+        if interval is not None or method != "delta" or interval_options:  # (the options without interval: refused)
             from ..intervals import predict_interval
 
             return predict_interval(self, newdata, type, conditional, re_form, offset, interval, level, n_nodes,
-                                    allow_new_levels, method, nsim, seed, **boot)
+                                    allow_new_levels, method, nsim, seed, **interval_options)
 
         if type not in ("link", "response"):
             raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
