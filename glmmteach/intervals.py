@@ -84,19 +84,7 @@ def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = 
     passes ``n_jobs``, ``client`` and ``boot_type``, the interval's type: ``"perc"``, ``"basic"``, ``"norm"``).
     ``beta_cov`` (given the random effects): ``"joint"`` the fixed-effects block of the joint inverse, ``"fit"``
     ``fit.cov_params()`` (see the module docstring)."""
-    if interval is None:
-        raise GlmmteachError("method, beta_cov and the bootstrap's options apply to intervals: pass "
-                             "interval='confidence'")
-    if interval != "confidence":
-        raise GlmmteachError(f"interval must be 'confidence', got {interval!r} (prediction intervals for a new "
-                             "observation are not defined for a GLM's discrete response)")
-    if type not in ("link", "response"):
-        raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
-    if method not in METHODS:
-        raise GlmmteachError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
-    check_level("level", level)
-    if beta_cov not in BETA_COVARIANCES:
-        raise GlmmteachError(f"beta_cov must be one of {', '.join(map(repr, BETA_COVARIANCES))}, got {beta_cov!r}")
+    _check_options(interval, type, method, level, beta_cov)
     mixed = hasattr(fit, "terms")
     options = {"conditional": conditional, "re_form": re_form, "allow_new_levels": allow_new_levels} if mixed else {}
     if method == "boot":
@@ -136,6 +124,22 @@ def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = 
         lower, upper = ends[:, 0], ends[:, 1]
         se = np.abs(link.mu_eta(eta)) * se
     return pd.DataFrame({"fit": value, "se_fit": se, "lower": lower, "upper": upper}, index=index)
+
+
+def _check_options(interval: Any, type: Any, method: Any, level: Any, beta_cov: Any) -> None:  # noqa: A002
+    if interval is None:
+        raise GlmmteachError("method, beta_cov and the bootstrap's options apply to intervals: pass "
+                             "interval='confidence'")
+    if interval != "confidence":
+        raise GlmmteachError(f"interval must be 'confidence', got {interval!r} (prediction intervals for a new "
+                             "observation are not defined for a GLM's discrete response)")
+    if type not in ("link", "response"):
+        raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
+    if method not in METHODS:
+        raise GlmmteachError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    check_level("level", level)
+    if beta_cov not in BETA_COVARIANCES:
+        raise GlmmteachError(f"beta_cov must be one of {', '.join(map(repr, BETA_COVARIANCES))}, got {beta_cov!r}")
 
 
 # ---- conditional on the random effects: the joint covariance of (beta, u) ----------------------------------
