@@ -5,7 +5,8 @@ and package loading are excluded, as Python's imports are on this side):
 
 - ``profile ohio``, ``profile crossed``: ``fit.conf_int(method="profile")`` for every parameter of the Ohio
   Poisson GLMM and of the crossed Poisson GLMM ``y ~ x + (1 | a) + (1 | b)`` against lme4's
-  ``confint(fit, method = "profile")`` (its default step and spline), the median of ``--repeats`` runs
+  ``confint(fit, method = "profile")`` (its default step and spline), the median of ``--profile-repeats`` runs
+  (default 1: lme4's profile of the Ohio fit takes minutes)
   (``bench_profile.py``'s two sides); accuracy: the largest relative difference of the interval ends from
   lme4's and from the fine-step reference (tests/data/profile_ci/reference.json).
 - ``bootstrap n_jobs=1``, ``bootstrap n_jobs=2``: ``glmmteach.bootstrap`` of ``--nsim`` crossover replicates
@@ -16,13 +17,13 @@ and package loading are excluded, as Python's imports are on this side):
   the largest relative difference of the bootstrap standard errors (a Monte-Carlo quantity: about
   ``1/sqrt(2 nsim)`` is chance), and whether the two glmmteach runs gave the same replicates.
 - ``emmeans``: the 29 marginal-mean and contrast calls of tests/data/emmeans/reference.json against R emmeans
-  (``bench_reporting.py``'s two sides); accuracy on R's own coefficients.
+  (``bench_reporting.py``'s two sides, the median of ``--repeats`` runs); accuracy on R's own coefficients.
 
 The ratio is R's time over glmmteach's (above 1: glmmteach is faster). The load average (``os.getloadavg``,
 what ``uptime`` prints) is shown before and after each row: on a shared machine times under load are longer.
 
-Usage: ``python benchmarks/bench_inference.py [--repeats 2] [--nsim 1000] [--r-nsim 100]`` (R's column
-needs ``Rscript`` with lme4, MASS, emmeans, jsonlite).
+Usage: ``python benchmarks/bench_inference.py [--profile-repeats 1] [--repeats 5] [--nsim 1000]
+[--r-nsim 100]`` (R's column needs ``Rscript`` with lme4, MASS, emmeans, jsonlite).
 """
 
 from __future__ import annotations
@@ -142,12 +143,13 @@ def emmeans_rows(repeats: int) -> list[dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--profile-repeats", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--nsim", type=int, default=1000)
     parser.add_argument("--r-nsim", type=int, default=100)
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; load average at start {load()}; R: {'Rscript' if have_r() else 'not available'}")
-    rows = profile_rows(args.repeats) + bootstrap_rows(args.nsim, args.r_nsim) + emmeans_rows(args.repeats)
+    rows = profile_rows(args.profile_repeats) + bootstrap_rows(args.nsim, args.r_nsim) + emmeans_rows(args.repeats)
     print(f"{'row':<28} {'glmmteach s':>11} {'R s':>8} {'R/ours':>7}  {'load before / after':<31} accuracy")
     for row in rows:
         ratio = row["r"] / row["ours"]
