@@ -31,7 +31,7 @@ STUDENT_README = ("README.md", "STUDENTS.md")
 COURSE_PATTERNS = {
     "lessons": ("*.ipynb", "*.md"),
     "exercises": ("*.ipynb", "*.md"),
-    "data": ("*.csv", "*.md", "ohio_counties/*"),
+    "data": ("*.csv", "*.md", "ohio_counties/*", "lme4_practice/*"),
 }
 
 

@@ -44,6 +44,7 @@ from .exceptions import (
 )
 from .families import Family, get_family
 from .formula import ArrayLike, Design, build_design, check_response, new_response_values
+from .formula.response import binomial_density_weights, binomial_start_weights, family_weights, proportions
 from .negbin import ShapeEstimate, bound_message, theta_ml, warn_bound
 from .rformat import coef_table_text, format_r
 
@@ -125,12 +126,14 @@ def irls(
     tol: float = EPSILON,
     max_iter: int = MAX_ITERATIONS,
     eta_start: np.ndarray | None = None,
+    start_weights: np.ndarray | None = None,
 ) -> IRLSFit:
     """Fit a GLM by Fisher scoring, as R's ``glm.fit`` does (same start, step halving, criterion).
 
     ``X`` must have full column rank (drop aliased columns first, see :func:`estimable_columns`).
     The iteration history (coefficients and deviance after each step) is kept. ``eta_start`` is R's
-    ``etastart`` (default: the family's starting means).
+    ``etastart`` (default: the family's starting means, those of a binomial response of ``start_weights``
+    trials, by default ``weights``: see :func:`~glmmteach.formula.response.binomial_start_weights`).
     """
     n = len(y)
     weights = np.ones(n) if weights is None else weights
@@ -142,7 +145,7 @@ def irls(
         dev = float(np.sum(family.deviance_residuals(y, mu, weights)))
         return IRLSFit(np.zeros(0), mu, eta, step_weights, dev, 0, True, [])
     if eta_start is None:
-        mu = family.starting_mu(y, weights)
+        mu = family.starting_mu(y, weights if start_weights is None else start_weights)
         eta = family.link.linkfun(mu)
     else:
         eta = np.asarray(eta_start, dtype=float)
@@ -211,13 +214,13 @@ class GLMResults:
         self._fit = fit
         self._keep = keep
         names = design.column_names
-        prior = design.weights * design.trials
+        prior = family_weights(design.trials, design.weights)
         self.nobs = int(np.sum(prior > 0))
         self.rank = int(keep.sum())
         self.df_resid = self.nobs - self.rank
         has_intercept = "(Intercept)" in names
         self.df_null = self.nobs - int(has_intercept)
-        y = proportions(design)
+        y = proportions(design.y, design.trials)
         if self.dispersion_estimated:
             pearson = np.sum(prior * (y - fit.mu) ** 2 / family.variance(fit.mu))
             if family.positive_continuous:
@@ -289,11 +292,14 @@ class GLMResults:
         if self.family.name.startswith("quasi"):
             return np.nan
         d = self.design
-        y = proportions(d)
+        y = proportions(d.y, d.trials)
+        weights, multiplier = family_weights(d.trials, d.weights), 1.0
+        if self.family.base == "binomial":  # (R's binomial()$aic: a prior weight with trials counts the row w times)
+            weights, multiplier = binomial_density_weights(d.trials, d.weights)
         scale = self.deviance / self.nobs if self.family.name == "gaussian" else 1.0
         if self.family.positive_continuous:  # (R's Gamma and inverse.gaussian aic: deviance / sum of weights)
-            scale = self.deviance / float(np.sum(d.weights * d.trials))
-        return float(np.sum(self.family.loglik(y, self._fit.mu, d.weights * d.trials, scale)))
+            scale = self.deviance / float(np.sum(weights))
+        return float(np.sum(multiplier * self.family.loglik(y, self._fit.mu, weights, scale)))
 
     @property
     def aic(self) -> float:
@@ -385,9 +391,11 @@ class GLMResults:
         names = np.array(d.column_names)
         others = self._keep & (names != name)
         j = int(np.flatnonzero(names == name)[0])
-        prior = d.weights * d.trials
+        prior = family_weights(d.trials, d.weights)
         offset = d.offset + value * d.X[:, j]
-        return irls(d.X[:, others], proportions(d), self.family, prior, offset).deviance
+        start = binomial_start_weights(d.trials if d.has_trials else None, d.weights)
+        return irls(d.X[:, others], proportions(d.y, d.trials), self.family, prior, offset,
+                    start_weights=start).deviance
 
     def _profile_bounds(self, name: str, alpha: float) -> tuple[float, float]:
         if np.isnan(self.params[name]):
@@ -460,18 +468,17 @@ class GLMResults:
     def resid_pearson(self) -> pd.Series:
         r"""Pearson residuals :math:`\sqrt{p_i}(y_i - \hat\mu_i)/\sqrt{V(\hat\mu_i)}`."""
         d = self.design
-        y = proportions(d)
+        y = proportions(d.y, d.trials)
         mu = self._fit.mu
-        return d.pad(pd.Series(
-            np.sqrt(d.weights * d.trials) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index
-        ))
+        prior = family_weights(d.trials, d.weights)
+        return d.pad(pd.Series(np.sqrt(prior) * (y - mu) / np.sqrt(self.family.variance(mu)), index=d.row_index))
 
     @property
     def resid_deviance(self) -> pd.Series:
         r"""Deviance residuals :math:`\operatorname{sign}(y_i-\hat\mu_i)\sqrt{d_i}`."""
         d = self.design
-        y = proportions(d)
-        unit = self.family.deviance_residuals(y, self._fit.mu, d.weights * d.trials)
+        y = proportions(d.y, d.trials)
+        unit = self.family.deviance_residuals(y, self._fit.mu, family_weights(d.trials, d.weights))
         return d.pad(pd.Series(np.sign(y - self._fit.mu) * np.sqrt(np.maximum(unit, 0)), index=d.row_index))
 
     def tidy(self, conf_int: bool = False, conf_level: float = 0.95, conf_method: str = "profile") -> pd.DataFrame:
@@ -660,12 +667,6 @@ def glm(
     return result
 
 
-def proportions(design: Design) -> np.ndarray:
-    """The response as R's ``glm`` fits it: successes / trials for binomial trials (0 in a row with 0 trials,
-    whose weight is 0, as R's ``binomial()$initialize`` sets it), else the response itself."""
-    return np.divide(design.y, design.trials, out=np.zeros_like(design.y), where=design.trials > 0)
-
-
 def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_ITERATIONS) -> GLMResults:
     """Fit the GLM of a built :class:`~glmmteach.formula.Design` (the last step of :func:`glm`, and what
     :meth:`GLMResults.refit` calls with a new response)."""
@@ -677,17 +678,18 @@ def fit_glm_design(design: Design, fam: Family, formula: str, maxit: int = MAX_I
             RankDeficiencyWarning,
             stacklevel=3,
         )
-    y = proportions(design)
-    prior = design.weights * design.trials
+    y = proportions(design.y, design.trials)
+    prior = family_weights(design.trials, design.weights)
+    start = binomial_start_weights(design.trials if design.has_trials else None, design.weights)
     shape = None
     if fam.is_negative_binomial and fam.theta is None:
         fit, fam, shape = fit_negative_binomial(design.X[:, keep], y, fam, prior, design.offset, maxit)
         warn_bound(shape, stacklevel=3)
     else:
-        fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit)
-    _warn_fit_problems(fit, fam, prior, stacklevel=4)
+        fit = irls(design.X[:, keep], y, fam, prior, design.offset, max_iter=maxit, start_weights=start)
+    fit = _warn_fit_problems(fit, fam, design, keep, stacklevel=4)
     if "(Intercept)" in design.column_names:
-        null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset)
+        null_fit = irls(np.ones((len(y), 1)), y, fam, prior, design.offset, start_weights=start)
         null_deviance = null_fit.deviance
     else:
         mu0 = fam.link.linkinv(design.offset)
@@ -742,7 +744,10 @@ def fit_negative_binomial(
     return fit, fam, shape
 
 
-def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklevel: int = 3) -> None:
+def _warn_fit_problems(fit: IRLSFit, family: Family, design: Design, keep: np.ndarray,
+                       stacklevel: int = 3) -> IRLSFit:
+    """Warn about non-convergence and separation; a separated fit is returned as not converged (its estimates
+    are where Fisher scoring stopped on the way to infinity)."""
     if not fit.converged:
         warnings.warn(
             f"Fisher scoring did not converge in {fit.iterations} iterations; the estimates are not "
@@ -750,12 +755,23 @@ def _warn_fit_problems(fit: IRLSFit, family: Family, prior: np.ndarray, stacklev
             ConvergenceWarning,
             stacklevel=stacklevel,
         )
-    if family.is_binomial:
-        eps = 10 * np.finfo(float).eps
-        if np.any((fit.mu > 1 - eps) | (fit.mu < eps)):
-            warnings.warn(
-                "fitted probabilities numerically 0 or 1 occurred: the data are (quasi-)separated and "
-                "some estimates and standard errors are effectively infinite",
-                SeparationWarning,
-                stacklevel=stacklevel,
-            )
+    if not family.is_binomial:
+        return fit
+    from .glmm.separation import separation_warning  # the one separation test, shared with glmer
+
+    used = np.where(design.weights > 0, design.trials, 0.0)  # a row with prior weight 0 carries no outcome
+    names = list(np.array(design.column_names)[keep])
+    separated = separation_warning(family, design.X[:, keep], design.y, used, fit.mu, names)
+    if separated is not None:
+        warnings.warn(separated.message, separated.category, stacklevel=stacklevel)
+        return replace(fit, converged=False)
+    eps = 10 * np.finfo(float).eps
+    if np.any((fit.mu > 1 - eps) | (fit.mu < eps)):
+        warnings.warn(
+            "fitted probabilities numerically 0 or 1 occurred (as R's glm warns), though the outcomes are not "
+            "separated (checked exactly): the estimates are finite, but some rows' fitted probabilities are "
+            "within 2e-15 of 0 or 1 (extreme covariate values?)",
+            SeparationWarning,
+            stacklevel=stacklevel,
+        )
+    return fit

@@ -44,7 +44,6 @@ from scipy import integrate, special
 from .families import LOG_2PI, Family, get_glmm_family
 from .glmm.devfun import (
     agq_loglik,
-    gauss_hermite,
     laplace_loglik,
     loglik_and_gradient,
     make_devfun,
@@ -54,6 +53,7 @@ from .glmm.model import GroupedData
 from .glmm.optimize import maximise_beta
 from .glmm.pirls import ModeState, conditional_modes
 from .glmm.terms import theta_lower_bounds, theta_positions, theta_to_T
+from .quadrature import gauss_hermite
 
 __all__ = [
     # one cluster, scalar random intercept (lessons 5 and 6)

@@ -66,8 +66,7 @@ import pandas as pd
 from scipy import sparse
 
 from .exceptions import GlmmteachError, check_level
-from .integration import gauss_hermite
-from .predict import population_average_mean
+from .predict import population_average_mean, population_average_slope
 
 METHODS = ("delta", "boot")
 BETA_COVARIANCES = ("joint", "fit")
@@ -75,7 +74,7 @@ BETA_COVARIANCES = ("joint", "fit")
 
 def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = "link",  # noqa: A002
                      conditional: bool = True, re_form: Any = None, offset: Any = None,
-                     interval: str = "confidence", level: float = 0.95, n_nodes: int = 40,
+                     interval: str = "confidence", level: float = 0.95, n_nodes: int | None = None,
                      allow_new_levels: bool = False, method: str = "delta", nsim: int = 1000, seed: Any = None,
                      beta_cov: str = "joint", **boot: Any) -> pd.DataFrame:
     """Predictions with confidence intervals (see the module docstring): columns ``fit``, ``se_fit``,
@@ -117,7 +116,7 @@ def predict_interval(fit: Any, newdata: pd.DataFrame | None = None, type: str = 
         value = population_average_mean(eta, variance, fit.family, n_nodes)
         lower = population_average_mean(eta - q * se, variance, fit.family, n_nodes)
         upper = population_average_mean(eta + q * se, variance, fit.family, n_nodes)
-        se = _population_slope(eta, variance, link, n_nodes) * se
+        se = population_average_slope(eta, variance, fit.family, n_nodes) * se
     else:
         value = link.linkinv(eta)
         ends = np.sort(np.column_stack([link.linkinv(eta - q * se), link.linkinv(eta + q * se)]), axis=1)
@@ -289,9 +288,3 @@ def _re_variance(fit: Any, X: np.ndarray, newdata: pd.DataFrame | None) -> np.nd
     return total
 
 
-def _population_slope(eta: np.ndarray, variance: np.ndarray, link: Any, n_nodes: int) -> np.ndarray:
-    r""":math:`\bar\mu'(\eta) = E[(g^{-1})'(\eta + s)]`, :math:`s \sim N(0, v)`, by the Gauss–Hermite rule
-    that :func:`~glmmteach.predict.population_average_mean` uses for :math:`\bar\mu`."""
-    nodes, weights = gauss_hermite(n_nodes)
-    shifts = np.sqrt(2.0 * variance)[:, None] * nodes
-    return (link.mu_eta(eta[:, None] + shifts) * weights).sum(axis=1) / np.sqrt(np.pi)

@@ -21,7 +21,7 @@ from matplotlib.colors import Normalize
 from scipy import stats
 
 from .datasets import CountyShape
-from .exceptions import DataError
+from .exceptions import DataError, check_level
 
 __all__ = [
     "plot_integrand",
@@ -235,8 +235,7 @@ def _caterpillar_fit(fit: Any, term: str | None, level: float, ax: Axes | Sequen
         term = next(iter(frames))
     if term not in frames:
         raise DataError(f"term {term!r} is not a grouping factor of the model; it has {', '.join(map(repr, frames))}")
-    if not 0 < level < 1:
-        raise DataError(f"level must be between 0 and 1, got {level!r}")
+    level = check_level("level", level)
     frame = frames[term]
     modes, sds = frame.iloc[:, 0::2], frame.iloc[:, 1::2]  # ranef's layout: <effect>, <effect>_sd, ...
     z = stats.norm.ppf((1 + level) / 2)
@@ -272,12 +271,29 @@ def plot_qq_uniform(residuals: Any, *, ax: Axes | None = None) -> Axes:
     ax = _axes(ax, figsize=(4.5, 4.5))
     ax.plot(expected, r, "^", ms=3, mfc="none", color="C0")
     ax.plot([0, 1], [0, 1], color="C3", lw=1)
-    lines = [f"KS test: p = {residuals.test_uniformity().p_value:.4g}",
-             f"dispersion test: p = {residuals.test_dispersion().p_value:.4g}"]
+    lines = [f"KS test: p = {monte_carlo_p_text(residuals.test_uniformity().p_value)}",
+             f"dispersion test: p = {monte_carlo_p_text(residuals.test_dispersion().p_value, residuals.nsim)}"]
     ax.text(0.03, 0.97, "\n".join(lines), transform=ax.transAxes, va="top", fontsize="small")
     ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="expected (uniform)", ylabel="observed scaled residual",
            title="Q-Q plot of the scaled residuals")
     return ax
+
+
+def monte_carlo_p_text(p: float, nsim: int | None = None) -> str:
+    """A p-value of a simulation test as the plot shows it: 2 significant digits (DHARMa's plots show about as
+    many) and, for a share of ``nsim`` simulations, no digit below its Monte-Carlo error
+    (:func:`glmmteach.booktools.to_mc_error` with SE sqrt(p(1 - p)/nsim)); a share of 0 is "< 1/nsim". The
+    KS test's p-value (``nsim=None``) is exact for the residuals drawn, but they are randomised: 2 digits."""
+    from .booktools import to_mc_error
+
+    if nsim is not None and p == 0:
+        return f"< {1 / nsim:.2g}"
+    shown = float(f"{p:.2g}")
+    if nsim is not None and 0 < p < 1:
+        mc_se = float(np.sqrt(p * (1 - p) / nsim))
+        if np.floor(np.log10(mc_se)) > np.floor(np.log10(p)) - 1:  # the MC error is coarser than 2 digits
+            shown = to_mc_error(p, mc_se)
+    return f"{shown:g}"
 
 
 def plot_residuals_predicted(residuals: Any, *, bins: int = 10, ax: Axes | None = None) -> Axes:

@@ -27,7 +27,7 @@ FILE_MARKERS = (
     ("lesson_cells", "book"),  # the lesson notebooks' code cells and figure metadata
     ("lessons_r_python", "book"),  # the R <-> Python page
     ("test_pdf", "book"),  # make pdf: the book printed by Chromium
-    ("lesson18", "book"),  # the numbers recorded by lesson 18
+    ("lesson19", "book"),  # the numbers recorded by lesson 19
     ("grading", "grading"),  # executes notebooks as students and instructors would
     ("exercises", "grading"),
     ("lme4_live", "r"),  # runs R with lme4

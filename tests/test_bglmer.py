@@ -18,7 +18,7 @@ import pytest
 import glmmteach
 from glmmteach import priors
 from glmmteach.datasets import load_crossover
-from glmmteach.exceptions import GlmmteachError, SeparationWarning
+from glmmteach.exceptions import ConvergenceWarning, GlmmteachError, SeparationWarning
 from glmmteach.glmm import make_devfun
 
 DATA = Path(__file__).parent / "data"
@@ -178,3 +178,32 @@ def test_estimated_negative_binomial_shape_is_refused() -> None:
     data = load("pois_scalar_12")
     with pytest.raises(GlmmteachError, match="known shape with theta="):
         glmmteach.bglmer("y ~ x + (1 | g)", data, family="negative_binomial")
+
+
+NAGQ_REFERENCE = json.loads((DATA / "bglmer" / "reference_nagq.json").read_text())["cases"]
+
+
+def test_crossover_nagq25_mode_is_flagged_and_more_nodes_agree_with_blme() -> None:
+    """At the nAGQ = 25 posterior mode (tau 6.79, blme's too) 25 nodes are 0.053 log-likelihood units off the
+    50-node value: with two binary observations per patient the mode climbs the quadrature's error, so the fit
+    is not converged and the warning says refit with more nodes (blme reports 6.793 without a word). With 50
+    and 100 nodes glmmteach equals blme (tau 6.339, 6.321) and the 100-node mode passes its check."""
+    crossover = load_crossover()
+    with pytest.warns(ConvergenceWarning, match="nAGQ = 25 quadrature is not accurate") as caught:
+        coarse = glmmteach.bglmer("outcome ~ trt * period + (1 | ID)", crossover, nAGQ=25)
+    message = next(str(w.message) for w in caught if "quadrature" in str(w.message))
+    assert "not the posterior modes" in message and "Refit with nAGQ = 50" in message
+    assert "maximum-likelihood" not in message  # a MAP fit: no claim about the MLE
+    assert not coarse.converged
+    np.testing.assert_allclose(coarse.theta, NAGQ_REFERENCE["nAGQ_25"]["theta"], rtol=1e-4)
+    for k in (50, 100):
+        case = NAGQ_REFERENCE[f"nAGQ_{k}"]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fit = glmmteach.bglmer("outcome ~ trt * period + (1 | ID)", crossover, nAGQ=k)
+        np.testing.assert_allclose(fit.theta, case["theta"], rtol=1e-4)
+        np.testing.assert_allclose(fit.params.to_numpy(), list(case["fixef"].values()), rtol=1e-4)
+        assert fit.llf == pytest.approx(case["loglik"], abs=2e-4)
+        assert -2 * fit.log_prior == pytest.approx(case["penalty"], abs=3e-4)
+        if k == 100:
+            assert fit.converged and not any(issubclass(w.category, ConvergenceWarning) for w in caught)

@@ -162,8 +162,8 @@ def scan(html: str) -> PageScan:
     return parser
 
 
-def render_dom(chromium: str, page: Path) -> str:
-    """The page's DOM after scripts ran, as serialised by headless Chromium."""
+def render_dom(chromium: str, page: Path, query: str = "") -> str:
+    """The page's DOM after scripts ran, as serialised by headless Chromium (``query``: "?q=..." for a search)."""
     with tempfile.TemporaryDirectory() as profile:
         command = [
             chromium, "--headless", "--no-sandbox", "--disable-gpu",
@@ -171,7 +171,7 @@ def render_dom(chromium: str, page: Path) -> str:
             "--disable-sync", "--disable-extensions", f"--user-data-dir={profile}",
             # No name resolves: the page must render from local files alone.
             "--host-resolver-rules=MAP * ~NOTFOUND",
-            "--virtual-time-budget=5000", "--dump-dom", page.as_uri(),
+            "--virtual-time-budget=5000", "--dump-dom", page.as_uri() + query,
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     if result.returncode != 0 or "<html" not in result.stdout:
@@ -449,3 +449,47 @@ def test_one_search_box(docname: str, html_dir: Path) -> None:
     page = (html_dir / f"{docname}.html").read_text(encoding="utf-8")
     assert "navbar-persistent--container" not in page
     assert page.count('class="btn search-button-field') == 1
+
+
+SEARCH_WORD = "Laplace"  # taught in lessons 5-7 and used in most lessons after them
+
+
+def test_search_shows_excerpts_offline(chromium: str, html_dir: Path) -> None:
+    """The search page of the book opened from disk (file://, no network) lists each result with an excerpt of
+    its page around the search word (issue 17 A26). Sphinx fetches a result's page to cut the excerpt, which a
+    browser refuses on file://; glmmteach.search_excerpts supplies the pages' texts instead."""
+    texts = html_dir / "_static" / "search_texts.js"
+    assert texts.is_file(), "the build wrote no _static/search_texts.js (glmmteach.search_excerpts)"
+    pages = json.loads(re.fullmatch(r"window\.SEARCH_PAGE_TEXTS = (.*);\n", texts.read_text(encoding="utf-8"),
+                                    re.S).group(1))
+    assert set(pages) >= set(_docnames()), "search_texts.js lacks pages of the book"
+    lessons = [name for name in pages if name.startswith("lessons/") and (BOOK_ROOT / f"{name}.ipynb").exists()]
+    assert all("record(" not in pages[name] for name in lessons), "a lesson's text holds bookkeeping"
+    for docname in EXERCISE_PAGES:  # the texts are the built pages': a graded set's solutions stay out
+        if is_graded(nbformat.read(BOOK_ROOT / f"{docname}.ipynb", as_version=4)):
+            assert "BEGIN SOLUTION" not in pages[docname], f"search_texts.js holds {docname}'s solutions"
+    dom = render_dom(chromium, html_dir / "search.html", f"?q={SEARCH_WORD}")
+    results = re.search(r'<ul class="search">(.*?)</ul>', dom, re.S)
+    assert results, "the search page lists no results"
+    # a page's result gets an excerpt; an API object's shows its description instead, as Sphinx does online
+    items = [item for item in re.findall(r"<li>(.*?)</li>", results.group(1), re.S) if "<span> (" not in item]
+    with_excerpt = [item for item in items if '<p class="context">' in item]
+    assert len(items) >= 10, f"only {len(items)} results for {SEARCH_WORD!r}"
+    assert len(with_excerpt) == len(items), f"{len(items) - len(with_excerpt)} of {len(items)} results lack an excerpt"
+    excerpts = [html.unescape(re.sub(r"<[^>]+>", "", item.split('<p class="context">', 1)[1]))
+                for item in with_excerpt]
+    shown = [text for text in excerpts if SEARCH_WORD.lower() in text.lower()]
+    assert len(shown) >= len(excerpts) // 2, f"most excerpts do not show {SEARCH_WORD!r}: {excerpts[:3]}"
+
+
+def test_search_page_text_is_the_article() -> None:
+    """glmmteach.search_excerpts keeps the text of the main element and drops what says nothing of the page."""
+    from glmmteach.search_excerpts import page_text
+
+    page = """<html><body><nav>sidebar</nav><main role="main">
+      <div class="bd-header-article"><button>.ipynb</button></div><div class="onlyprint">Contents</div>
+      <h1>Laplace<a class="headerlink" href="#x">#</a></h1>
+      <p>the  mode &amp; its
+      curvature</p><script>var x = 1;</script><footer class="bd-footer-content">glmmteach 1</footer>
+    </main><p>after</p></body></html>"""
+    assert page_text(page) == "Laplace the mode & its curvature"

@@ -45,7 +45,7 @@ def test_copies_lessons_exercises_and_data(tmp_path: Path) -> None:
     assert copied_files(target / "lessons") == repo_files("lessons", ("*.ipynb", "*.md"))
     assert copied_files(target / "exercises") == practice_exercises()
     assert not (target / "exercises" / "01_crossover_glm.ipynb").exists()  # graded: its solutions stay out
-    assert copied_files(target / "data") == repo_files("data", ("*.csv", "*.md", "ohio_counties/*"))
+    assert copied_files(target / "data") == repo_files("data", ("*.csv", "*.md", "ohio_counties/*", "lme4_practice/*"))
     assert (target / "lessons" / "07_crossover_glmm.ipynb").read_bytes() == (
         REPO / "lessons" / "07_crossover_glmm.ipynb").read_bytes()
     assert copied.counts["lessons"] == len(repo_files("lessons", ("*.ipynb", "*.md")))
@@ -126,6 +126,7 @@ def test_wheel_ships_the_course(tmp_path: Path) -> None:
                if name.startswith("glmmteach/exercises/")} - {"__init__.py"}
     assert shipped == practice_exercises() | {"STUDENTS.md"}, "the wheel must carry exactly the practice sets"
     assert "glmmteach/data/ohio_counties/fe_2007_39_county.shp" in names
+    assert "glmmteach/data/lme4_practice/reference.json" in names  # lesson 20's stored lme4 output
 
     site = tmp_path / "site"
     with zipfile.ZipFile(wheel) as archive:

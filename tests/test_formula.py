@@ -138,3 +138,43 @@ def test_categorical_grouping_factor_keeps_its_level_order():
     frame, _ = _categorical_frame()
     fit = glmmteach.glmer("y ~ mode + (1 | g)", frame, family="poisson")
     assert fit.ranef.index.tolist() == [f"g{k}" for k in range(5, -1, -1)]  # R's levels(g), not sorted
+
+
+# --------------------------------------------------------------------------------------------
+# The package's shape: one job per module, each importing only those above it, no private names read across
+
+
+def _package_imports() -> dict[str, tuple[set[str], set[str]]]:
+    """Each module of glmmteach.formula: the sibling modules it imports and the private names it takes from them."""
+    import ast
+    from pathlib import Path
+
+    import glmmteach.formula
+
+    root = Path(glmmteach.formula.__file__).parent
+    modules = {path.stem for path in root.glob("*.py")} - {"__init__"}
+    found = {}
+    for name in modules:
+        siblings, private = set(), set()
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                imported = {alias.name for alias in node.names}
+                siblings |= {node.module} if node.module else imported & modules
+                private |= {f"{node.module}.{n}" for n in imported if n.startswith("_")}
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+                private |= {f"{node.value.id}.{node.attr}"} if node.attr.startswith("_") else set()
+        found[name] = (siblings, private)
+    return found
+
+
+def test_formula_modules_import_no_cycle_and_no_private_name():
+    imports = _package_imports()
+    assert {name for name, (_, private) in imports.items() if private} == set()
+    done: list[str] = []  # a topological order: every module after all it imports
+    while len(done) < len(imports):
+        ready = sorted(m for m, (siblings, _) in imports.items() if m not in done and siblings <= set(done))
+        assert ready, f"an import cycle among {sorted(set(imports) - set(done))}"
+        done += ready
+    assert imports["syntax"][0] == set() and "design" not in {s for sib, _ in imports.values() for s in sib}
+

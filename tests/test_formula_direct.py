@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmteach import formula as formula_module
 from glmmteach.formula import build_design
+from glmmteach.formula import direct as direct_builder
+from glmmteach.formula.backend import DeferredModel
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ FALLBACK = ["flag", "factor(fl)", "colon", "0 + s", "s:x", "x*z*k", "log(z)", "x
 
 
 def _without_direct(monkeypatch):
-    monkeypatch.setattr(formula_module, "_direct_matrix", lambda *args, **kwargs: None)
+    monkeypatch.setattr(direct_builder, "direct_matrix", lambda *args, **kwargs: None)
 
 
 def _designs(formula, data, monkeypatch, **kwargs):
@@ -80,9 +81,9 @@ def _same(a, b) -> None:
 
 @pytest.mark.parametrize("rhs", SIMPLE)
 def test_direct_builder_equals_formulae(rhs, frame, monkeypatch):
-    assert formula_module._simple_terms(rhs) is not None
+    assert direct_builder.simple_terms(rhs) is not None
     direct, reference = _designs(f"y ~ {rhs}", frame, monkeypatch)
-    assert isinstance(direct._common, formula_module._DeferredModel)  # the direct builder built it
+    assert isinstance(direct._common, DeferredModel)  # the direct builder built it
     _same(direct, reference)
     new = frame.dropna(subset=["x", "s"]).iloc[[4, 0, 9, 2]]
     X_new, off_new = direct.new_fixed(new)
@@ -101,7 +102,7 @@ def test_other_formulas_are_left_to_formulae(rhs, frame, monkeypatch):
             with pytest.raises(type(err)):
                 build_design(f"y ~ {rhs}", frame)
         return
-    assert not isinstance(direct._common, formula_module._DeferredModel)
+    assert not isinstance(direct._common, DeferredModel)
     _same(direct, reference)
 
 

@@ -20,10 +20,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmteach import formula as formula_module
 from glmmteach import glm, glmer
 from glmmteach.exceptions import FormulaError
 from glmmteach.formula import build_design
+from glmmteach.formula import direct as direct_builder
+from glmmteach.formula.backend import DeferredModel
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "formula_terms" / "reference.json").read_text())
 
@@ -37,7 +38,7 @@ def data() -> pd.DataFrame:
 def builder(request, monkeypatch) -> str:
     """Each test runs with the direct builder and with formulae (the builder of the formulas it declines)."""
     if request.param == "formulae":
-        monkeypatch.setattr(formula_module, "_direct_matrix", lambda *args, **kwargs: None)
+        monkeypatch.setattr(direct_builder, "direct_matrix", lambda *args, **kwargs: None)
     return request.param
 
 
@@ -48,7 +49,7 @@ def _rhs(formula: str) -> str:
 @pytest.mark.parametrize("ref", REFERENCE["interaction_matrices"], ids=lambda ref: ref["formula"])
 def test_interaction_columns_in_r_order(ref, data, builder):
     design = build_design(f"counts ~ {_rhs(ref['formula'])}", data)
-    assert isinstance(design._common, formula_module._DeferredModel) == (builder == "direct")
+    assert isinstance(design._common, DeferredModel) == (builder == "direct")
     assert design.column_names == ref["names"]
     np.testing.assert_array_equal(design.X, np.column_stack(ref["X"]))
     new = data.iloc[[7, 0, 31, 4]]  # new rows are coded in the same order

@@ -90,11 +90,11 @@ def test_anova_refuses_a_larger_model_that_fits_worse() -> None:
 
 def test_a_boundary_that_cannot_be_verified_is_not_called_converged(monkeypatch: pytest.MonkeyPatch) -> None:
     """With no restarts allowed, the wrong boundary is found but not left: the fit must say so."""
-    from glmmteach.glmm import optimize
+    from glmmteach.glmm import optimize, start
 
     monkeypatch.setattr(optimize, "MAX_RESTARTS", 0)
     # from lme4's start (T = I) this fit reaches the wrong boundary; the moment start avoids it
-    monkeypatch.setattr(optimize, "_moment_theta",
+    monkeypatch.setattr(start, "moment_theta",
                         lambda data, beta, term: (term.theta_start, np.full(term.n_theta, np.nan), 0.0))
     name = "pois_small_13"
     with warnings.catch_warnings(record=True) as caught:

@@ -114,3 +114,45 @@ def test_certificate_never_contradicts_the_linear_programme() -> None:
                      bounds=[(None, None)] * X.shape[1], method="highs")
         assert lp.status == 0 and -lp.fun < 1e-7
     assert certified >= 20  # the certificate applies often enough to be tested (measured: 30 of the 150)
+
+
+@pytest.mark.parametrize("outcome", [0, 1])
+def test_glm_with_one_outcome_in_every_row_is_not_converged(outcome: int) -> None:
+    """glm on an all-0 (all-1) binary response: Fisher scoring stops at intercept -25.6 (+25.6) with fitted
+    probabilities 8e-12 from the outcomes, which R 4.2's glm calls converged without a warning (its warning needs
+    2e-15). The estimate is infinite: the one separation test says so and the fit is not converged."""
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"y": np.full(20, outcome), "x": rng.standard_normal(20)})
+    with pytest.warns(SeparationWarning, match=f"every row's outcome is a {'failure' if outcome == 0 else 'success'}"):
+        fit = glmmteach.glm("y ~ x", data, family="binomial")
+    assert not fit.converged
+    assert abs(fit.params["(Intercept)"]) > 20
+
+
+def test_glm_separation_uses_the_exact_test() -> None:
+    """Separated by x (the classic case): the warning names the direction; the glm is not converged."""
+    data = pd.DataFrame({"y": [0, 0, 0, 1, 1, 1], "x": [1, 2, 3, 4, 5, 6]})
+    with pytest.warns(SeparationWarning, match=r"along -1 \(Intercept\) \+ 0\.29 x"):
+        fit = glmmteach.glm("y ~ x", data, family="binomial")
+    assert not fit.converged
+
+
+def test_glm_with_overlapping_outcomes_is_not_flagged() -> None:
+    data = pd.DataFrame({"y": [0, 0, 1, 0, 1, 1], "x": [1, 2, 3, 4, 5, 6]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SeparationWarning)
+        fit = glmmteach.glm("y ~ x", data, family="binomial")
+    assert fit.converged
+
+
+def test_glmm_group_with_a_single_outcome_is_not_separation() -> None:
+    """One group all 0: its random effect is pulled to a finite mode by the variance; the maximum is finite and
+    lme4 gives no warning (checked on such data with R 4.2 / lme4: no warning, mode -2.3). Neither does glmer."""
+    rng = np.random.default_rng(3)
+    data = pd.DataFrame({"g": np.repeat(np.arange(10), 8), "x": np.round(rng.standard_normal(80), 3)})
+    eta = 0.3 + 0.8 * data["x"] + np.repeat(rng.standard_normal(10), 8)
+    data["y"] = (rng.uniform(size=80) < 1 / (1 + np.exp(-eta))).astype(int)
+    data.loc[data["g"] == 4, "y"] = 0
+    result, separation = fit_recording("y ~ x + (1 | g)", data, family="binomial")
+    assert separation == [] and result.converged
+    assert np.isfinite(result.ranef.loc[4].iloc[0]) and result.ranef.loc[4].iloc[0] < 0

@@ -8,6 +8,7 @@ integration function it mentions.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -81,3 +82,43 @@ def test_results_attribute_exists(attribute: str, fits: list) -> None:
     assert any(hasattr(fit, attribute) for fit in fits), (
         f"r_python.md uses fit.{attribute}, which neither a GLM nor a GLMM fit has"
     )
+
+
+# The objects the page's inference rows name besides ``fit``: what each name stands for.
+PAGE_OBJECTS = {
+    "res": glmmteach.SimulatedResiduals,
+    "boot": glmmteach.BootstrapResult,
+    "fits": glmmteach.AllFit,
+    "means": glmmteach.MarginalMeans,
+}
+
+
+@pytest.mark.parametrize("name, attribute", sorted(set(re.findall(
+    rf"\b({'|'.join(PAGE_OBJECTS)})\.(\w+)", " ".join(python_cells())))))
+def test_reporting_object_attribute_exists(name: str, attribute: str) -> None:
+    cls = PAGE_OBJECTS[name]
+    # a dataclass field without a default is not a class attribute
+    fields = {field.name for field in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    assert hasattr(cls, attribute) or attribute in fields, (
+        f"r_python.md uses {name}.{attribute}, which {PAGE_OBJECTS[name].__name__} does not have"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(set(re.findall(r"\bplots\.(\w+)", " ".join(python_cells())))))
+def test_plot_function_exists(name: str) -> None:
+    from glmmteach import plots
+
+    assert callable(getattr(plots, name, None)), f"r_python.md names glmmteach.plots.{name}, which does not exist"
+
+
+def test_page_maps_the_inference_calls() -> None:
+    """The R calls a GLMM report needs (issue 17), each with its glmmteach counterpart on the page."""
+    text = PAGE.read_text(encoding="utf-8")
+    for r_call, python_call in [
+        ("glmer.nb(", 'family="negative_binomial"'), ("confint(fit)", "fit.conf_int("),
+        ("bootMer(", "glmmteach.bootstrap("), ("emmeans::emmeans(", "glmmteach.emmeans("),
+        ("allFit(", "glmmteach.all_fit("), ("bglmer(", "glmmteach.bglmer("),
+        ("simulateResiduals(", "fit.simulated_residuals("), ("broom.mixed::tidy(", "fit.tidy("),
+    ]:
+        assert r_call in text and python_call in text, (r_call, python_call)
+    assert "The default family differs" in text

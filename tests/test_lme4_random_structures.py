@@ -205,6 +205,10 @@ def test_random_effect_sds_match_lme4(name: str) -> None:
 
 
 SINGULAR_TRUTH = [name for name in CASES if min(SIMULATION[name]["sd"]) == 0]
+# Laplace runaways (glmmteach.glmm.laplace_check): Laplace's "optimum" (-2.02, SDs 13-23) is above lme4's boundary
+# fit (-4.53, exact there: every SD 0) only by the approximation's error; the sampled true log-likelihood at it is
+# -9.9 +- 0.4 (40,000 draws). lme4's fit is the better one, and glmmteach's is not called converged.
+LAPLACE_RUNAWAY = {"scan101_018_cr3_probit_30x3x4"}
 
 
 @pytest.mark.parametrize("name", SINGULAR_TRUTH)
@@ -213,6 +217,10 @@ def test_singular_truth_gives_a_verified_optimum(name: str) -> None:
     and on the boundary exactly where lme4 is, unless one of the two is better."""
     result = fit_case(name)
     case = CASES[name]
+    if name in LAPLACE_RUNAWAY:
+        assert not result.converged
+        assert any("Laplace approximation is not accurate" in text for text in result.warnings)
+        return
     assert result.converged, f"a singular truth left the fit unconverged:\n{describe(name, result)}"
     assert not any("not verified" in text for text in result.warnings)
     if abs(result.llf - case["loglik"]) <= BETTER_THAN_REFERENCE:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glmmteach import formula as formula_module
 from glmmteach import glm, glmer
 from glmmteach.formula import build_design, contr_poly, contr_poly_names
+from glmmteach.formula import direct as direct_builder
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "ordered_factors" / "reference.json").read_text())
 
@@ -51,7 +51,7 @@ def test_glm_with_an_ordered_factor_equals_r(key, formula, family, doses):
 @pytest.mark.parametrize("direct", [True, False])
 def test_glmer_with_an_ordered_factor_equals_lme4(direct, doses, monkeypatch):
     if not direct:  # the same through formulae (the builder for formulas the direct one declines)
-        monkeypatch.setattr(formula_module, "_direct_matrix", lambda *args, **kwargs: None)
+        monkeypatch.setattr(direct_builder, "direct_matrix", lambda *args, **kwargs: None)
     fit, ref = glmer("y ~ dose + x + (1 | g)", doses, family="binomial"), REFERENCE["glmer_binomial"]
     assert list(fit.params.index) == ref["names"]
     np.testing.assert_allclose(fit.params, ref["estimate"], atol=1e-6)
@@ -64,7 +64,7 @@ def test_glmer_with_an_ordered_factor_equals_lme4(direct, doses, monkeypatch):
 def test_both_builders_code_ordered_factors_alike(rhs, doses, monkeypatch):
     direct = build_design(f"y ~ {rhs}", doses)
     with monkeypatch.context() as patch:
-        patch.setattr(formula_module, "_direct_matrix", lambda *args, **kwargs: None)
+        patch.setattr(direct_builder, "direct_matrix", lambda *args, **kwargs: None)
         reference = build_design(f"y ~ {rhs}", doses)
     assert direct.column_names == reference.column_names
     assert direct.X.tobytes() == reference.X.tobytes()

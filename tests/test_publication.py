@@ -27,13 +27,30 @@ CITE_ROLE = re.compile(r"\{cite(?::[a-z]+)?\}`([^`]+)`")
 # Keep a Changelog: a released version is "## [x.y.z] - YYYY-MM-DD", the next one "## [Unreleased]".
 RELEASE = re.compile(r"^## \[(\d+\.\d+\.\d+)\] - (\d{4}-\d{2}-\d{2})", re.M)
 CHANGE_KINDS = {"Added", "Changed", "Deprecated", "Removed", "Fixed", "Security"}
-# The pages that cite their sources with {cite} roles (issue 17 D; lessons 07, 10 and 12-17 to follow).
+# The pages that cite their sources with {cite} roles (issue 17 D).
 CITING_PAGES = tuple(
     [f"lessons/{name}.ipynb" for name in ("01_motivation", "02_crossover_glm", "03_model_comparison",
                                           "04_independence", "05_glmm_likelihood", "06_numerical_integration",
-                                          "08_population_vs_subject", "09_poisson", "11_overdispersion")]
+                                          "08_population_vs_subject", "09_poisson", "11_overdispersion",
+                                          "17_richer_structures", "18_nested_crossed", "19_boundaries")]
     + [f"lessons/{name}.md" for name in ("intro", "errata", "r_python", "run_locally", "glossary", "references")]
+    # lessons 07, 10 and 12-16 (issue 17 D), one page a line
+    + ["lessons/07_crossover_glmm.ipynb"]
+    + ["lessons/10_ohio_glmm.ipynb"]
+    + ["lessons/12_summary.md"]
+    + ["lessons/13_fitting_by_hand.ipynb"]
+    + ["lessons/14_simulation_studies.ipynb"]
+    + ["lessons/15_effect_sizes.ipynb"]
+    + ["lessons/16_model_checking.ipynb"]
+    + ["lessons/21_inference_reporting.ipynb"]
 )
+# Pages that end with a References section of their own: a bibliography of the works the page cites.
+PAGES_WITH_REFERENCES = tuple(f"lessons/{name}.ipynb" for name in (
+    "07_crossover_glmm", "10_ohio_glmm", "13_fitting_by_hand", "14_simulation_studies", "15_effect_sizes",
+    "16_model_checking", "17_richer_structures", "18_nested_crossed", "19_boundaries", "21_inference_reporting",
+))
+# (alpha labels, "[BMBW15]": the References page numbers its entries, and a number may label one work only)
+LOCAL_BIBLIOGRAPHY = "## References\n\n```{bibliography}\n:filter: docname in docnames\n:style: alpha\n```"
 GLOSSARY_TERMS = (
     "conditional mode", "Laplace approximation", "adaptive Gauss–Hermite quadrature", "PIRLS", "singular fit",
     "boundary", "marginal effect", "population-averaged effect", "conditional effect", "subject-specific effect",
@@ -166,6 +183,18 @@ def test_named_works_are_cited_not_written_out() -> None:
     for page in CITING_PAGES:
         match = handwritten.search(texts[page])
         assert match is None, f"{page}: {match.group(0)} is written out instead of cited"
+
+
+def test_pages_end_with_their_references() -> None:
+    assert set(PAGES_WITH_REFERENCES) <= set(CITING_PAGES)
+    for page in PAGES_WITH_REFERENCES:
+        cells = nbformat.read(ROOT / page, as_version=4).cells
+        assert cells[-1].cell_type == "markdown" and cells[-1].source.strip() == LOCAL_BIBLIOGRAPHY, (
+            f"{page} does not end with its own References section")
+        # a list typed by hand next to it would repeat (and drift from) references.bib
+        assert sum("## References" in c.source for c in cells if c.cell_type == "markdown") == 1, page
+    # the References page lists every work too: the repetition is intended (see _config.yml)
+    assert "bibtex.duplicate_citation" in SPHINX["suppress_warnings"]
 
 
 def test_bibliography_entries_are_complete() -> None:

@@ -361,3 +361,30 @@ def test_rows_dropped_for_missing_values_and_other_models():
     assert crossed.simulated_residuals(100, seed=1).test_dispersion().p_value < 0.05
     nb = quiet_glmer("TICKS ~ cHEIGHT + (1 | BROOD)", grouse, "negative_binomial")
     assert nb.simulated_residuals(100, seed=1).test_dispersion().p_value > 0.05
+
+
+def test_qq_plot_shows_p_values_to_the_digits_simulation_determines():
+    """DHARMa-style plot text: 2 significant digits, none below a simulated p-value's Monte-Carlo error."""
+    assert plots.monte_carlo_p_text(0.123456) == "0.12"
+    assert plots.monte_carlo_p_text(0.0004567) == "0.00046"
+    assert plots.monte_carlo_p_text(0.0432, nsim=100) == "0.04"  # MC SE 0.02: hundredths only
+    assert plots.monte_carlo_p_text(0.0432, nsim=100_000) == "0.043"
+    assert plots.monte_carlo_p_text(0.0, nsim=250) == "< 0.004"
+    assert plots.monte_carlo_p_text(1.0, nsim=250) == "1"
+    res = ohio_fit().simulated_residuals(50, seed=2)
+    text = res.plot_qq().texts[0].get_text()
+    ks, dispersion = (line.split("p = ")[1] for line in text.splitlines())
+    assert ks == plots.monte_carlo_p_text(res.test_uniformity().p_value)
+    assert dispersion == plots.monte_carlo_p_text(res.test_dispersion().p_value, 50)
+    for shown in (ks, dispersion):  # at most 2 significant digits (before: 4)
+        value = float(shown.lstrip("< "))
+        assert float(f"{value:.2g}") == value
+    plt.close("all")
+
+
+def test_caterpillar_level_is_checked_by_the_one_level_rule():
+    fit = ohio_fit()
+    for bad in (1.5, 0, "0.95", True):
+        with pytest.raises(GlmmteachError, match="level must be between 0 and 1"):
+            plots.plot_caterpillar(fit, level=bad)
+    plt.close("all")

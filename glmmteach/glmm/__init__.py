@@ -9,7 +9,11 @@ r"""The GLMM engine, one module per stage, in lme4's shape.
   on a block factorisation whose symbolic analysis is done once per fit;
 - :mod:`~glmmteach.glmm.devfun`: Laplace and adaptive Gauss–Hermite log-likelihood and gradient,
   :func:`make_devfun`;
-- :mod:`~glmmteach.glmm.optimize`: start values, optimiser, convergence checks, warnings about the fit;
+- :mod:`~glmmteach.glmm.grouped`: the one-grouping-factor model of the engine's protocol
+  (:class:`~glmmteach.glmm.model.MixedModel`) and :func:`as_model`, where a representation is chosen;
+- :mod:`~glmmteach.glmm.start`: start values (the GLM fit, moment estimates of the SDs);
+- :mod:`~glmmteach.glmm.optimize`: the optimiser, Newton polish, boundary checks, convergence test;
+- :mod:`~glmmteach.glmm.diagnosis`: covariance of the estimates and the warnings about a fit;
 - :mod:`~glmmteach.glmm.nagq0`: lme4's ``nAGQ = 0`` approximation (beta inside PIRLS, theta alone optimised);
 - :mod:`~glmmteach.glmm.results`: :class:`GLMMResults`, a passive record of the fit;
 - :mod:`~glmmteach.glmm.summary`: lme4's printed summary;
@@ -20,11 +24,15 @@ The one-cluster teaching functions are in :mod:`glmmteach.integration`.
 
 from .api import glmer
 from .devfun import agq_loglik, laplace_loglik, loglik_and_gradient, make_devfun, marginal_loglik
-from .model import GroupedData
-from .optimize import Diagnosis, FitOutcome, diagnose, fit_glmm, glm_start, maximise_beta
+from .diagnosis import Diagnosis, diagnose
+from .grouped import GroupedModel, as_model
+from .model import GroupedData, MixedModel
+from .optimize import fit_glmm, maximise_beta
+from .outcome import FitOutcome
 from .pirls import ModeState, conditional_modes
 from .results import GLMMResults
 from .sparse import SparseModel, TermLayout
+from .start import glm_start
 from .summary import GLMMSummary, r_abbreviate
 from .terms import CovarianceTerm, theta_lower_bounds, theta_positions, theta_to_T
 
@@ -35,10 +43,13 @@ __all__ = [
     "GLMMResults",
     "GLMMSummary",
     "GroupedData",
+    "GroupedModel",
+    "MixedModel",
     "ModeState",
     "SparseModel",
     "TermLayout",
     "agq_loglik",
+    "as_model",
     "conditional_modes",
     "diagnose",
     "fit_glmm",

@@ -35,11 +35,14 @@ from ..formula import (
     new_response_values,
     parse_formula,
 )
-from ..negbin import warn_bound
-from .model import GroupedData
+from ..theta_ml import warn_bound
+from .diagnosis import diagnose
+from .grouped import GroupedModel
+from .laplace_check import laplace_warning
+from .model import GroupedData, MixedModel
 from .nagq0 import fit_nagq0
-from .negbin import fit_negative_binomial_glmm
-from .optimize import covariance_of, diagnose, fit_glmm
+from .nb_shape import fit_negative_binomial_glmm
+from .optimize import fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
 from .sparse import SparseModel, StackedCovariance, TermLayout
@@ -337,7 +340,6 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
     :func:`refit_response` calls with a new response and the previous estimates as the start."""
     _check_response_varies(design, spec.family)
     term = design.random[0]
-    correlated = term.correlated
     estimate_shape = spec.family.is_negative_binomial and spec.family.theta is None
     grouped = GroupedData(
         design.X, term.Z, design.y, term.group_codes, term.n_groups,
@@ -346,27 +348,32 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
         offset=design.offset if np.any(design.offset != 0) else None,
         prior_weights=design.weights if np.any(design.weights != 1) else None,
     )
-    model: GroupedData | SparseModel = grouped if len(design.random) == 1 else general_model(grouped, design.random)
+    # the one choice of representation: one grouping factor (batched blocks) or several terms (sparse)
+    model: MixedModel = (GroupedModel(grouped, CovarianceTerm(term.Z.shape[1], term.correlated), max(spec.n_nodes, 1))
+                         if len(design.random) == 1 else general_model(grouped, design.random))
     shape = None
     if estimate_shape:  # lme4's glmer.nb (refit_response estimates the shape again)
-        model, outcome, shape = fit_negative_binomial_glmm(model, correlated, spec.n_nodes)
+        model, outcome, shape = fit_negative_binomial_glmm(model)
         warn_bound(shape, stacklevel=stacklevel)
     elif spec.n_nodes == 0:  # lme4's nAGQ = 0: an approximation, asked for by name
-        outcome = fit_nagq0(model, correlated, theta_start, beta_start)
+        outcome = fit_nagq0(model, theta_start=theta_start, beta_start=beta_start)
     else:
-        log_prior = None if spec.prior is None else spec.prior.log_density(model, correlated)
-        outcome = fit_glmm(model, correlated, spec.n_nodes, theta_start, beta_start, log_prior, spec.optimizer)
-    diagnosis = diagnose(outcome, model, correlated, design.column_names)
+        log_prior = None if spec.prior is None else spec.prior.log_density(model, term.correlated)
+        outcome = fit_glmm(model, theta_start=theta_start, beta_start=beta_start, log_prior=log_prior,
+                           method=spec.optimizer)
+    diagnosis = diagnose(outcome, model, column_names=design.column_names)
     separated = separation_warning(spec.family, design.X, design.y, design.trials,
                                    spec.family.linkinv(outcome.state.eta), design.column_names)
     if separated is not None and spec.prior is not None and spec.prior.bounds_fixef:
         separated = None  # a proper prior on every fixed effect: the posterior mode exists (bglmer's purpose)
-    if separated is not None:  # no maximum exists: wherever the optimiser stopped is not a converged fit
-        diagnosis.warnings.append(separated)
+    laplace = laplace_warning(model, outcome.theta, outcome.beta, outcome.llf, spec.n_nodes)
+    problems = [found for found in (separated, laplace) if found is not None]
+    if problems:  # no maximum exists, or the approximation's is not the likelihood's: not a converged fit
+        diagnosis.warnings.extend(problems)
         outcome = replace(outcome, converged=False)
     diagnosis.emit(stacklevel=stacklevel)
     return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
-                       nb_shape=shape)
+                       nb_shape=shape, refit_with=refit_response)
 
 
 def general_model(grouped: GroupedData, terms: list[RandomTerm]) -> SparseModel:
@@ -402,7 +409,7 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
         check_response(spec.family, y, design.trials if design.has_trials else None, design.response_name)
         new_design = replace(design, y=y)
     # the likelihood's gradient in a diagonal entry of theta is exactly 0 at 0: a start there cannot leave it
-    diagonal = covariance_of(result.model, result.correlated).diagonal
+    diagonal = result.model.covariance.diagonal
     theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
     return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=4)
 

@@ -17,12 +17,12 @@ evaluate and plot.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from ..families import LOG_2PI
+from ..quadrature import gauss_hermite
 from .model import (
     GroupedData,
     batch_inverse,
@@ -35,24 +35,6 @@ from .model import (
 )
 from .pirls import ModeState, conditional_modes
 from .terms import theta_positions, theta_to_T
-
-
-def gauss_hermite(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    r"""Gauss–Hermite nodes :math:`x_k` and weights :math:`w_k` for
-    :math:`\int e^{-x^2} f(x)\,dx \approx \sum_k w_k f(x_k)` (read-only arrays, computed once per rule)."""
-    if int(n_nodes) != n_nodes or n_nodes < 1:
-        raise ValueError(f"the number of quadrature nodes must be a positive integer, got {n_nodes!r}")
-    return _hermite_rule(int(n_nodes))
-
-
-@lru_cache(maxsize=64)
-def _hermite_rule(n_nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    # numpy's hermgauss evaluates the Hermite polynomials afresh on every call: a third of an nAGQ = 25
-    # fit of the crossover (134 rows) was spent there, once per likelihood evaluation
-    nodes, weights = np.polynomial.hermite.hermgauss(n_nodes)
-    nodes.setflags(write=False)
-    weights.setflags(write=False)
-    return nodes, weights
 
 
 def _logsumexp_rows(a: np.ndarray) -> np.ndarray:
@@ -344,9 +326,10 @@ def make_devfun(
 ) -> Callable[[np.ndarray, np.ndarray], Any]:
     r"""The objective of the fit as a function of :math:`(\theta, \beta)`, as lme4's ``devfun``.
 
-    ``model`` is a fitted :class:`~glmmteach.glmm.results.GLMMResults` (its ``model``, ``correlated`` and
-    ``nAGQ`` are the defaults) or a :class:`~glmmteach.glmm.model.GroupedData` (defaults: correlated
-    effects, Laplace). Returns ``f(theta, beta)``: the marginal log-likelihood (Laplace for
+    ``model`` is a fitted :class:`~glmmteach.glmm.results.GLMMResults` (its engine ``model`` and ``nAGQ``
+    are the defaults), an engine model (:class:`~glmmteach.glmm.model.MixedModel`, which carries its
+    covariance term) or a :class:`~glmmteach.glmm.model.GroupedData` (defaults: correlated effects,
+    Laplace). Returns ``f(theta, beta)``: the marginal log-likelihood (Laplace for
     ``n_nodes=1``, adaptive Gauss–Hermite otherwise), or the deviance :math:`-2\log L` with
     ``deviance=True``. With ``gradient=True`` it returns ``(value, gradient)``, the gradient in
     :math:`(\theta, \beta)` (theta first). Every call solves for the conditional modes from zero, so
@@ -355,26 +338,37 @@ def make_devfun(
     >>> devfun = make_devfun(fit)                    # doctest: +SKIP
     >>> devfun(fit.theta, fit.params.to_numpy())     # doctest: +SKIP
     """
-    if isinstance(model, GroupedData) or not hasattr(model, "model"):  # arrays: a GroupedData or a SparseModel
-        data = model
+    fitted = hasattr(model, "nAGQ")  # a fitted model: its engine model and node count are the defaults
+    engine = model.model if fitted else model
+    if fitted and n_nodes is None:
+        # (an nAGQ = 0 fit's value at its estimates is the Laplace approximation: glmmteach.glmm.nagq0)
+        n_nodes = max(model.nAGQ, 1)
+    sign = -2.0 if deviance else 1.0
+    if hasattr(engine, "loglik_and_gradient"):  # an engine model (glmmteach.glmm.model.MixedModel)
+        if n_nodes is not None:
+            engine = engine.with_nodes(n_nodes)
+
+        def value_and_gradient(theta: np.ndarray, beta: np.ndarray) -> tuple[float, np.ndarray]:
+            return engine.loglik_and_gradient(theta, beta, tol=tol)[:2]
+
+        def value_only(theta: np.ndarray, beta: np.ndarray) -> float:
+            return engine.marginal_loglik(theta, beta, tol=tol)
+    else:  # the arrays of one grouping factor
         correlated = True if correlated is None else correlated
         n_nodes = 1 if n_nodes is None else n_nodes
-    else:  # a fitted model
-        data = model.model
-        correlated = model.correlated if correlated is None else correlated
-        # (an nAGQ = 0 fit's value at its estimates is the Laplace approximation: glmmteach.glmm.nagq0)
-        n_nodes = max(model.nAGQ, 1) if n_nodes is None else n_nodes
-    sign = -2.0 if deviance else 1.0
+
+        def value_and_gradient(theta: np.ndarray, beta: np.ndarray) -> tuple[float, np.ndarray]:
+            return loglik_and_gradient(engine, theta, beta, correlated, n_nodes, tol=tol)[:2]
+
+        def value_only(theta: np.ndarray, beta: np.ndarray) -> float:
+            return marginal_loglik(engine, theta, beta, correlated, n_nodes, tol=tol)
 
     def devfun(theta: np.ndarray, beta: np.ndarray) -> Any:
         theta = np.atleast_1d(np.asarray(theta, dtype=float))
         beta = np.atleast_1d(np.asarray(beta, dtype=float))
-        if not isinstance(data, GroupedData):  # several terms: the general engine (Laplace)
-            value, grad, _ = data.loglik_and_gradient(theta, beta, tol=tol)
-            return (sign * value, sign * grad) if gradient else sign * value
         if gradient:
-            value, grad, _ = loglik_and_gradient(data, theta, beta, correlated, n_nodes, tol=tol)
+            value, grad = value_and_gradient(theta, beta)
             return sign * value, sign * grad
-        return sign * marginal_loglik(data, theta, beta, correlated, n_nodes, tol=tol)
+        return sign * value_only(theta, beta)
 
     return devfun

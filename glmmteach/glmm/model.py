@@ -9,11 +9,13 @@ modes) is a ``np.bincount`` or a batched closed form here, so no stage loops ove
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
 from ..families import Family, get_glmm_family
+from ..formula.response import family_weights, proportions
 
 
 @dataclass
@@ -63,18 +65,13 @@ class GroupedData:
         if self.offset is not None:
             self.offset = np.ascontiguousarray(self.offset, dtype=float)
         self.family = get_glmm_family(self.family)
-        if self.trials is None:
-            self.response, self.weights = self.y, None
-        else:
-            # a row with no trials carries no information (and no 0/0)
-            proportion = np.divide(self.y, self.trials, out=np.zeros_like(self.y), where=self.trials > 0)
-            self.response, self.weights = proportion, self.trials
+        self.response = self.y if self.trials is None else proportions(self.y, self.trials)  # (R's convention)
         # the data-only constant is the trials' (binomial coefficients), times the prior weight
-        constant = self.family.log_constant(self.response, self.weights)
+        constant = self.family.log_constant(self.response, self.trials)
         if self.prior_weights is not None:
             self.prior_weights = np.ascontiguousarray(self.prior_weights, dtype=float)
             constant = self.prior_weights * constant
-            self.weights = self.prior_weights if self.weights is None else self.weights * self.prior_weights
+        self.weights = family_weights(self.trials, self.prior_weights)
         self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
         if self.groups.size and self.groups[0] == 0 and np.all(np.diff(self.groups) >= 0):
@@ -174,6 +171,12 @@ def random_part(data: GroupedData, ZT: np.ndarray, u: np.ndarray) -> np.ndarray:
     return out
 
 
+def column_sd(A: np.ndarray) -> np.ndarray:
+    """SD of each column, 1 for a constant column (the intercept is left on its own scale)."""
+    sd = np.asarray(A, dtype=float).reshape(len(A), -1).std(axis=0)
+    return np.where(sd > 0, sd, 1.0)
+
+
 # Stacked symmetric r×r systems: closed forms for r = 1 and 2 (the usual cases), LAPACK otherwise.
 
 def batch_solve(H: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -215,3 +218,73 @@ def leverage(data: GroupedData, ZT: np.ndarray, M: np.ndarray) -> np.ndarray:
                 + ZT[:, 1] ** 2 * data.gather(M[:, 1, 1]))
     return np.einsum("na,nab,nb->n", ZT, M[data.groups], ZT)
 
+
+
+@runtime_checkable
+class MixedModel(Protocol):
+    r"""What the optimiser, the diagnosis, profiles, ``nAGQ = 0`` and the shape search ask of a GLMM, answered
+    by both representations: one grouping factor (:class:`~glmmteach.glmm.grouped.GroupedModel`, batched
+    per-group blocks) and several terms (:class:`~glmmteach.glmm.sparse.SparseModel`, a block factorisation).
+    Chosen once, where the model is built (:func:`glmmteach.glmm.grouped.as_model`, :func:`glmmteach.glmer`).
+
+    ``data`` holds ``X``, the response, family, offset and weights; ``covariance`` the map
+    :math:`\theta \leftrightarrow T` (``lower_bounds``, ``diagonal``, ``n_theta``); ``n_nodes`` the quadrature
+    nodes of the likelihood (1: Laplace). The stages: ``conditional_modes(theta, beta, u_start, tol, max_iter,
+    min_iter)``, ``loglik_and_gradient(theta, beta, u_start, tol, min_iter)`` (gradient theta first),
+    ``marginal_loglik``, ``laplace_loglik(state)``, ``beta_information(state)``; starts:
+    ``moment_start(beta)``, ``warm_start(u, theta_old, theta_new)``; variants: ``with_family``,
+    ``with_nodes``, ``sorted_by_group``; reports: ``term_effects(state, theta)``,
+    ``simulate(beta, theta, state, nsim, rng, use_u)``, ``theta_column_sd()``, ``Ts(theta)``.
+    """
+
+    data: GroupedData
+    covariance: Any
+    n_nodes: int
+    offers_quadrature: bool
+
+    @property
+    def X(self) -> np.ndarray: ...
+
+    @property
+    def nobs(self) -> int: ...
+
+    @property
+    def family(self) -> Family: ...
+
+    @property
+    def n_groups(self) -> int: ...
+
+    @property
+    def n_terms(self) -> int: ...
+
+    def Ts(self, theta: np.ndarray) -> list[np.ndarray]: ...
+
+    def with_family(self, family: Family) -> MixedModel: ...
+
+    def with_nodes(self, n_nodes: int) -> MixedModel: ...
+
+    def sorted_by_group(self) -> MixedModel: ...
+
+    def conditional_modes(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
+                          tol: float = 1e-10, max_iter: int = 200, min_iter: int = 1) -> Any: ...
+
+    def loglik_and_gradient(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
+                            tol: float = 1e-10, min_iter: int = 1) -> tuple[float, np.ndarray, Any]: ...
+
+    def marginal_loglik(self, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None = None,
+                        tol: float = 1e-10) -> float: ...
+
+    def laplace_loglik(self, state: Any) -> float: ...
+
+    def beta_information(self, state: Any) -> np.ndarray: ...
+
+    def warm_start(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray: ...
+
+    def moment_start(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]: ...
+
+    def theta_column_sd(self) -> np.ndarray: ...
+
+    def term_effects(self, state: Any, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]: ...
+
+    def simulate(self, beta: np.ndarray, theta: np.ndarray, state: Any, nsim: int, rng: np.random.Generator,
+                 use_u: bool) -> np.ndarray: ...

@@ -26,11 +26,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from .devfun import laplace_loglik
-from .model import GroupedData
-from .optimize import FitOutcome, beta_information, covariance_of, glm_start, single_threaded_blas
-from .pirls import conditional_modes
-from .sparse import SparseModel
+from .grouped import as_model
+from .model import GroupedData, MixedModel
+from .optimize import single_threaded_blas
+from .outcome import FitOutcome
+from .start import glm_start
 
 # Newton on beta stops when its decrement (twice the possible gain in h) is below this
 BETA_DECREMENT = 1e-14
@@ -49,27 +49,23 @@ class _Point:
     converged: bool
 
 
-def _modes(data: GroupedData | SparseModel, correlated: bool, theta: np.ndarray, beta: np.ndarray,
-           u_start: np.ndarray | None):
-    if isinstance(data, SparseModel):
-        return data.conditional_modes(theta, beta, u_start, tol=1e-12, min_iter=1)
-    T = covariance_of(data, correlated).T(theta)
-    return conditional_modes(data, T, beta, u_start=u_start, tol=1e-12)
+def _modes(model: MixedModel, theta: np.ndarray, beta: np.ndarray, u_start: np.ndarray | None):
+    return model.conditional_modes(theta, beta, u_start, tol=1e-12, min_iter=1)
 
 
 def _penalised(state) -> float:
     return float(np.sum(state.penalised))
 
 
-def joint_estimates(data: GroupedData | SparseModel, correlated: bool, theta: np.ndarray, beta: np.ndarray,
+def joint_estimates(model: MixedModel, theta: np.ndarray, beta: np.ndarray,
                     u_start: np.ndarray | None = None) -> tuple[np.ndarray, object, bool]:
     r""":math:`(\hat\beta(\theta), \tilde u)` maximising the penalised log-likelihood at ``theta`` (Newton on
     :math:`\beta` with the modes profiled, step halving); returns beta, the mode state and whether it converged."""
-    X = data.X
-    state = _modes(data, correlated, theta, beta, u_start)
+    X = model.X
+    state = _modes(model, theta, beta, u_start)
     for _ in range(MAX_BETA_STEPS):
         grad = X.T @ state.values.score
-        step = np.linalg.solve(beta_information(data, state), grad)
+        step = np.linalg.solve(model.beta_information(state), grad)
         decrement = float(grad @ step)
         if not np.isfinite(decrement):
             return beta, state, False
@@ -77,7 +73,7 @@ def joint_estimates(data: GroupedData | SparseModel, correlated: bool, theta: np
             return beta, state, True
         current = _penalised(state)
         for _ in range(30):  # the step must not lower h
-            trial = _modes(data, correlated, theta, beta + step, state.u)
+            trial = _modes(model, theta, beta + step, state.u)
             if _penalised(trial) >= current - 1e-12 * abs(current):
                 break
             step = step / 2
@@ -85,25 +81,17 @@ def joint_estimates(data: GroupedData | SparseModel, correlated: bool, theta: np
     return beta, state, False
 
 
-def _laplace(data: GroupedData | SparseModel, correlated: bool, theta: np.ndarray, beta: np.ndarray, state) -> float:
-    """The Laplace log-likelihood at (theta, beta) from the modes ``state`` there."""
-    if isinstance(data, SparseModel):
-        return data.laplace_loglik(state)
-    return laplace_loglik(data, covariance_of(data, correlated).T(theta), beta, state=state)[0]
-
-
-def fit_nagq0(data: GroupedData | SparseModel, correlated: bool, theta_start: np.ndarray | None = None,
+def fit_nagq0(model: MixedModel | GroupedData, correlated: bool | None = None, theta_start: np.ndarray | None = None,
               beta_start: np.ndarray | None = None) -> FitOutcome:
-    """lme4's ``nAGQ = 0`` fit of ``data`` (see the module docstring)."""
+    """lme4's ``nAGQ = 0`` fit of ``model`` (see the module docstring; ``correlated``: for a bare
+    :class:`GroupedData`, :func:`~glmmteach.glmm.grouped.as_model`)."""
     with single_threaded_blas():
-        return _fit(data, correlated, theta_start, beta_start)
+        return _fit(as_model(model, correlated), theta_start, beta_start)
 
 
-def _fit(data: GroupedData | SparseModel, correlated: bool, theta_start: np.ndarray | None,
-         beta_start: np.ndarray | None) -> FitOutcome:
-    term = covariance_of(data, correlated)
-    grouped = data.data if isinstance(data, SparseModel) else data
-    beta0 = glm_start(grouped)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
+def _fit(model: MixedModel, theta_start: np.ndarray | None, beta_start: np.ndarray | None) -> FitOutcome:
+    term = model.covariance
+    beta0 = glm_start(model.data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
     warm = {"beta": beta0, "u": None}
     evaluations = 0
@@ -112,11 +100,10 @@ def _fit(data: GroupedData | SparseModel, correlated: bool, theta_start: np.ndar
     def evaluate(theta: np.ndarray) -> _Point:
         nonlocal evaluations
         evaluations += 1
-        beta, state, converged = joint_estimates(data, correlated, theta, warm["beta"], warm["u"])
+        beta, state, converged = joint_estimates(model, theta, warm["beta"], warm["u"])
         if converged:  # (a failed point does not become the next start)
             warm["beta"], warm["u"] = beta, state.u
-        point = _Point(np.array(theta, dtype=float), beta, state, _laplace(data, correlated, theta, beta, state),
-                       converged)
+        point = _Point(np.array(theta, dtype=float), beta, state, model.laplace_loglik(state), converged)
         last[:] = [point]
         return point
 
@@ -128,7 +115,7 @@ def _fit(data: GroupedData | SparseModel, correlated: bool, theta_start: np.ndar
     result = optimize.minimize(deviance, theta0, method="COBYQA", bounds=bounds,
                                options={"final_tr_radius": THETA_TOLERANCE, "maxfev": 2000 * term.n_theta})
     point = evaluate(np.asarray(result.x, dtype=float))
-    n_theta, info = term.n_theta, beta_information(data, point.state)
+    n_theta, info = term.n_theta, model.beta_information(point.state)
     # the theta block: the curvature of the nAGQ = 0 objective (a central difference); beta's: lme4's, given theta
     hessian = np.zeros((n_theta + len(point.beta),) * 2)
     hessian[:n_theta, :n_theta] = _theta_curvature(lambda t: evaluate(t).value, point.theta, term.lower_bounds)
@@ -137,7 +124,7 @@ def _fit(data: GroupedData | SparseModel, correlated: bool, theta_start: np.ndar
     point = last[0]
     converged = bool(result.success) and point.converged
     message = "nAGQ = 0: beta inside PIRLS, theta optimised" if converged else f"nAGQ = 0: {result.message}"
-    gradient = np.concatenate([np.zeros(n_theta), data.X.T @ point.state.values.score])
+    gradient = np.concatenate([np.zeros(n_theta), model.X.T @ point.state.values.score])
     return FitOutcome(point.theta, point.beta, point.value, point.state, hessian, gradient, evaluations,
                       evaluations, converged, message, 0.0, n_nodes=0)
 

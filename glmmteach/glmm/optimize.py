@@ -1,4 +1,4 @@
-r"""Fitting a GLMM: start values, the optimiser, the convergence test and the warnings about the fit.
+r"""Fitting a GLMM: the optimiser, the Newton polish, the boundary checks and the convergence test.
 
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
 log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)` with L-BFGS-B and the
@@ -27,28 +27,28 @@ optimum: the log-likelihood there is recomputed with twice the nodes, and a chan
 ``QUADRATURE_TOLERANCE`` makes the fit unconverged (see :func:`_quadrature_change`). The optimiser
 maximises the approximation, and where the approximation is poor it finds the maxima of its error.
 
-:func:`diagnose` turns a :class:`FitOutcome` into the covariance of the estimates and the warnings
-about the fit: a Hessian that is not positive definite, a singular (boundary) fit, non-convergence,
-a badly scaled problem (largest eigenvalue of the deviance Hessian above 1e6, as lme4's "very large
-eigenvalue"; the warning names the column and a rescaling) and a flat likelihood ridge (see
-``RIDGE_CURVATURE``).
+The fit's outcome, :class:`FitOutcome`, is an immutable record; :mod:`glmmteach.glmm.diagnosis` turns it into the
+covariance of the estimates and the warnings about the fit, and :mod:`glmmteach.glmm.start` gives the start values.
 """
 
 from __future__ import annotations
 
 import contextlib
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from scipy import optimize
 
-from ..exceptions import ConvergenceWarning, FlatRidgeWarning, ScalingWarning, SingularFitWarning
-from .devfun import loglik_and_gradient, marginal_loglik
-from .model import GroupedData
-from .pirls import ModeState, conditional_modes
-from .sparse import SparseModel, StackedCovariance
+from .diagnosis import QUADRATURE_CHECK_FACTOR, QUADRATURE_TOLERANCE, SINGULAR_TOLERANCE
+from .diagnosis import FitWarning as FitWarning  # (glmm.separation's import path)
+from .grouped import as_model
+from .model import GroupedData, MixedModel
+from .outcome import FitOutcome
+from .pirls import ModeState
+from .sparse import StackedCovariance
+from .start import conditional_scale, glm_start
 from .terms import CovarianceTerm
 
 try:  # optional: keeps OpenBLAS from waking threads for tiny matrices (10x slower on a busy machine)
@@ -68,196 +68,20 @@ def single_threaded_blas() -> contextlib.AbstractContextManager:
     return _BLAS_CONTROLLER[0].limit(limits=1, user_api="blas")
 
 
-SINGULAR_TOLERANCE = 1e-4  # lme4's isSingular() default
-LARGE_EIGENVALUE = 1e6  # lme4: "very large eigenvalue" when the deviance Hessian exceeds 1/tol
-# Flat ridge: smallest eigenvalue of the deviance Hessian in standardised coordinates (each beta per SD of
-# its column, so one unit is a change of 1 in the linear predictor per SD: for a logit an odds ratio of
-# e per SD, a large effect). Below 0.1 the standard error along that direction exceeds sqrt(2/0.1) = 4.5
-# such units, a 95% interval wider than +-8.8 (odds ratios beyond 1:6600 per SD): the data do not place
-# the combination at all. Measured: crossover Laplace 0.023-0.030 in any coding of trt and period (tau
-# runs up the ridge to 23 with the intercept), nAGQ = 10 0.064 (tau 8.6); the accurate nAGQ >= 25 fits
-# (tau 4.9) 0.20-0.42 and nAGQ = 5 0.46; Ohio 3,600; lme4_extra cases >= 26; non-singular simulated
-# 40 x 8 fits >= 0.65.
-RIDGE_CURVATURE = 0.1
-ACCURATE_NODES = 25  # quadrature nodes from which the crossover estimates no longer move (lesson 7)
-
-
 # --------------------------------------------------------------------------------------------
 # Fitting
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FitOutcome:
-    """What the optimiser found: estimates, log-likelihood, modes, Hessian and diagnostics."""
-
-    theta: np.ndarray
-    beta: np.ndarray
-    llf: float
-    state: ModeState
-    hessian: np.ndarray  # of the log-likelihood in (theta, beta)
-    gradient: np.ndarray  # of the log-likelihood in (theta, beta)
-    evaluations: int
-    passes: int
-    converged: bool
-    message: str
-    newton_decrement: float
-    n_nodes: int = 1  # 1: Laplace; more: adaptive Gauss-Hermite nodes
-    boundary_verified: bool = True  # every variance parameter at 0 was checked to be a maximum there
-    restarts: int = 0  # optimiser restarts (from the interior of a boundary, or after an early stop)
-    quadrature_change: float = 0.0  # log-likelihood at the optimum with twice the nodes minus llf (AGQ only)
-    log_prior: float = 0.0  # log prior density at the estimates (a MAP fit: the objective was llf + log_prior)
-    method: str = "L-BFGS-B"  # the optimiser (OPTIMISERS)
+def covariance_of(model: Any, correlated: bool | None = None) -> CovarianceTerm | StackedCovariance:
+    r"""The map :math:`\theta \leftrightarrow T` of a model (one term, or several stacked); ``correlated`` is
+    read only when ``model`` is a bare :class:`GroupedData`."""
+    return as_model(model, correlated).covariance
 
 
-def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.ndarray]:
-    r"""Fixed-effects-only GLM fit (Newton/Fisher scoring with step-halving), the starting point.
-
-    Starts from least squares on the linked, slightly shrunk responses (R's ``mustart``) and stops
-    when the Newton decrement is below 1e-6: a starting point needs no more. It works on the family's
-    log-likelihood in :math:`\eta` rather than calling :func:`glmmteach.glm.irls` (R's algorithm, with its
-    deviance bookkeeping and QR solves), which costs three times as much on the 1e6-row benchmark.
-    Returns
-    :math:`\hat\beta_{GLM}` and the information :math:`X^\top W X` there.
-    """
-    family = data.family
-    offset = 0.0 if data.offset is None else data.offset
-    eta_start = family.starting_eta(data.response, data.weights)
-    target = eta_start - offset
-    gram = data.X.T @ data.X
-    if np.linalg.cond(gram) < 1e10:  # normal equations: a tenth of lstsq's SVD of the n-row matrix
-        beta = np.linalg.solve(gram, data.X.T @ target)
-    else:
-        beta = np.linalg.lstsq(data.X, target, rcond=None)[0]
-    kv = family.eta_values(data.eta_fixed(beta), data.response, data.weights)
-    value = float(kv.loglik.sum())
-    info = np.eye(data.X.shape[1])
-    for _ in range(max_iter):
-        grad = data.X.T @ kv.score
-        info = data.X.T @ (kv.fisher[:, None] * data.X)
-        step = np.linalg.solve(info, grad)
-        if float(grad @ step) < 1e-6:
-            break
-        for _ in range(40):  # step-halving: the new point must not lower the log-likelihood
-            kv_new = family.eta_values(data.eta_fixed(beta + step), data.response, data.weights)
-            new_value = float(kv_new.loglik.sum())
-            if new_value >= value - 1e-12 * abs(value):
-                break
-            step = step * 0.5
-        beta, value, kv = beta + step, new_value, kv_new
-    return beta, info
-
-
-def covariance_of(data: GroupedData | SparseModel, correlated: bool) -> CovarianceTerm | StackedCovariance:
-    r"""The map :math:`\theta \leftrightarrow T` of a model: one term (single grouping factor) or several."""
-    return data.covariance if isinstance(data, SparseModel) else CovarianceTerm(data.n_re, correlated)
-
-
-def _loglik_and_gradient(data: GroupedData | SparseModel, theta, beta, correlated, n_nodes, u_start, tol, min_iter):
-    """The engine's value and gradient: the general (sparse) one for several terms, else the batched one."""
-    if isinstance(data, SparseModel):
-        return data.loglik_and_gradient(theta, beta, u_start, tol, min_iter)
-    return loglik_and_gradient(data, theta, beta, correlated, n_nodes, u_start, tol, min_iter)
-
-
-def beta_information(data: GroupedData | SparseModel, state) -> np.ndarray:
-    r"""Information for :math:`\beta` with the random effects profiled out at fixed :math:`\theta`:
-    :math:`X^\top W X - \sum_i B_i^\top H_i^{-1} B_i`, :math:`B_i = \sum_j w_j (T^\top z_j) x_j^\top`."""
-    if isinstance(data, SparseModel):
-        return data.beta_information(state)
-    w = state.values.fisher
-    X = data.X
-    info = X.T @ (w[:, None] * X)
-    r, p = state.ZT.shape[1], X.shape[1]
-    B = np.empty((data.n_groups, r, p))
-    for a in range(r):
-        wa = w * state.ZT[:, a]
-        for k in range(p):
-            B[:, a, k] = data.group_sum(wa * X[:, k])
-    HinvB = np.linalg.solve(state.hessian_fisher, B)
-    return info - np.einsum("gak,gal->kl", B, HinvB)
-
-
-def _moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> tuple[np.ndarray, np.ndarray]:
-    r"""Start for :math:`\theta`: a method-of-moments estimate of each random effect's SD (DerSimonian–Laird),
-    :math:`T_\theta` diagonal, and an approximate information for each :math:`\theta` entry.
-
-    At the GLM fit each group's effect of random-effect column :math:`z` is estimated by one Newton
-    step, :math:`\hat b_i = \sum_j z_j s_j / \sum_j w_j z_j^2` with sampling variance
-    :math:`v_i = 1/\sum_j w_j z_j^2` (:math:`s, w` score and information); the between-group
-    variance is what their spread leaves over :math:`v_i`. A start near the optimum saves most of the
-    optimiser's iterations (and the whitening of :math:`\beta` is then computed where it matters).
-    A column whose spread says nothing (no excess, or under 3 groups) keeps lme4's start, 1.
-    See :func:`_moment_sd` for the information.
-    """
-    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
-    columns = []
-    for a in range(data.n_re):  # loop over the few random-effect columns
-        z = data.Z[:, a]
-        ones = data.z_is_ones or bool(np.all(z == 1.0))
-        columns.append((data.group_sum(kv.fisher if ones else kv.fisher * z * z),
-                        data.group_sum(kv.score if ones else kv.score * z)))
-    return _moment_term(term, columns, data.Z)
-
-
-def _moment_term(term: CovarianceTerm, columns: list[tuple[np.ndarray, np.ndarray]],
-                 Z: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """:math:`\theta` (diagonal :math:`T`), the information of its diagonal entries (NaN elsewhere) and the
-    variance the term adds to an average linear predictor, from each random-effect column's per-group
-    information and score sums (``Z``: the term's random-effect columns, n×r)."""
-    sds, informations, variances = np.array([_moment_sd(info, score) for info, score in columns]).T
-    rows, cols = term.positions
-    information = np.where(rows == cols, informations[rows], np.nan)
-    variance = float(variances @ np.mean(Z * Z, axis=0))
-    return term.theta(np.diag(sds)), information, variance
-
-
-def _moment_sd(info: np.ndarray, score: np.ndarray) -> tuple[float, float, float]:
-    r"""DerSimonian–Laird SD :math:`\hat\tau` of one random-effect column from its per-group information and
-    score sums (see :func:`_moment_theta`; 1 when the spread says nothing), and the expected information for
-    :math:`\tau` there in the normal model of the one-step estimates, :math:`\hat b_i \sim N(0, \tau^2 + v_i)`:
-    :math:`2\tau^2\sum_i (\tau^2 + v_i)^{-2}` (NaN with under 3 groups). It sets the optimiser's scale of that
-    :math:`\theta` entry (an SD for a scalar term) without a finite difference of the likelihood. Third: the
-    estimated variance itself (0 when the spread shows none)."""
-    keep = info > 0
-    if keep.sum() < 3:
-        return 1.0, np.nan, 0.0
-    w = info[keep]
-    b = score[keep] / w
-    b_mean = (w @ b) / w.sum()
-    excess = float(w @ (b - b_mean) ** 2) - (keep.sum() - 1)
-    tau2 = excess / float(w.sum() - (w @ w) / w.sum())
-    found = bool(np.isfinite(tau2) and tau2 > 0)
-    sd = min(max(np.sqrt(tau2), 0.1), 10.0) if found else 1.0
-    return sd, float(2.0 * sd**2 * np.sum((sd**2 + 1.0 / w) ** -2.0)), sd**2 if found else 0.0
-
-
-def _moment_theta_terms(model: SparseModel, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_moment_theta` for each term of the general engine, every term read at the GLM fit
-    on its own (the other terms' effects only add to the spread: a start, not an estimate)."""
-    data = model.data
-    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
-    starts = []
-    for term in model.terms:  # loop over the few terms and their columns
-        columns = [(np.bincount(term.codes, kv.fisher * z * z, minlength=term.n_levels),
-                    np.bincount(term.codes, kv.score * z, minlength=term.n_levels)) for z in term.Z.T]
-        starts.append(_moment_term(term.cov, columns, term.Z))
-    return (np.concatenate([t for t, _, _ in starts]), np.concatenate([i for _, i, _ in starts]),
-            sum(v for _, _, v in starts))
-
-
-# Attenuation of a logit or probit model's coefficients by random effects of total variance s^2 on the
-# linear predictor: marginal = conditional / sqrt(1 + c^2 s^2) (Zeger, Liang & Albert 1988; exact for the
-# probit, c = 16 sqrt(3) / (15 pi) for the logit).
-ATTENUATION_C2 = {"logit": (16 * np.sqrt(3) / (15 * np.pi)) ** 2, "probit": 1.0}
-
-
-def _conditional_scale(family, variance: float) -> float:
-    r"""The factor from marginal (GLM, no random effects) to conditional (GLMM) coefficients: the GLM start and
-    the moment SDs, both read off the marginal fit, are that much too small for a logit or probit model."""
-    if not family.is_binomial:
-        return 1.0
-    return float(np.sqrt(1.0 + ATTENUATION_C2.get(family.link.name, 0.0) * variance))
+def beta_information(model: MixedModel, state) -> np.ndarray:
+    r"""Information for :math:`\beta` with the random effects profiled out at fixed :math:`\theta`."""
+    return model.beta_information(state)
 
 
 class _Objective:
@@ -268,13 +92,12 @@ class _Objective:
     unit step means about one standard error in every coordinate (L-BFGS-B is not scale free).
     """
 
-    def __init__(self, data: GroupedData, correlated: bool, n_nodes: int, beta0: np.ndarray, R: np.ndarray,
-                 log_prior: LogPrior | None = None):
-        self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
+    def __init__(self, model: MixedModel, beta0: np.ndarray, R: np.ndarray, log_prior: LogPrior | None = None):
+        self.model = model
         self.log_prior = log_prior  # a MAP fit: the objective is the log-likelihood plus this (bglmer)
         self.beta0 = beta0
         self.R_inv = np.linalg.inv(R)
-        self.n_theta = covariance_of(data, correlated).n_theta
+        self.n_theta = model.covariance.n_theta
         self.theta_scale = np.ones(self.n_theta)
         self.u: np.ndarray | None = None
         self.u_theta: np.ndarray | None = None  # the theta at which self.u are the modes (general engine)
@@ -299,17 +122,16 @@ class _Objective:
     def loglik(self, x: np.ndarray, u_start: np.ndarray | None = None, tol: float = 1e-10, min_iter: int = 1):
         theta, beta = self.split(x)
         start = self.u if u_start is None else u_start
-        if u_start is None and self.u_theta is not None and isinstance(self.data, SparseModel):
-            start = self.data.rescaled_modes(self.u, self.u_theta, theta)
+        if u_start is None and self.u_theta is not None:
+            start = self.model.warm_start(self.u, self.u_theta, theta)
         self.evaluations += 1
         try:
-            value, grad, state = _loglik_and_gradient(self.data, theta, beta, self.correlated, self.n_nodes, start,
-                                                      tol, min_iter)
+            value, grad, state = self.model.loglik_and_gradient(theta, beta, start, tol, min_iter)
         except np.linalg.LinAlgError:
             # H lost positive definiteness to rounding at an extreme trial point of the line search (huge
             # weights): a point to back off from, not the end of the fit (lme4 fits these data)
             return -np.inf, np.zeros(len(x)), None
-        self.passes += state.passes + (1 if self.n_nodes == 1 else 2 * self.n_nodes)
+        self.passes += state.passes + (1 if self.model.n_nodes == 1 else 2 * self.model.n_nodes)
         if self.log_prior is not None:
             prior_value, prior_grad = self.log_prior(theta, beta)
             value, grad = value + prior_value, grad + prior_grad
@@ -361,9 +183,9 @@ FORWARD_ASYMMETRY = 2e-6
 
 
 def fit_glmm(
-    data: GroupedData,
-    correlated: bool,
-    n_nodes: int = 1,
+    model: MixedModel | GroupedData,
+    correlated: bool | None = None,
+    n_nodes: int | None = None,
     theta_start: np.ndarray | None = None,
     beta_start: np.ndarray | None = None,
     log_prior: LogPrior | None = None,
@@ -371,6 +193,8 @@ def fit_glmm(
 ) -> FitOutcome:
     """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring.
 
+    ``model``: an engine model (:class:`~glmmteach.glmm.model.MixedModel`), or a :class:`GroupedData` with
+    ``correlated`` and ``n_nodes`` (:func:`~glmmteach.glmm.grouped.as_model`).
     ``log_prior`` (:mod:`glmmteach.glmm.bglmer`): maximise the log-likelihood plus this log density of
     (theta, beta) instead, the posterior mode; the outcome's ``llf`` is still the log-likelihood there.
     ``method``: the optimiser, one of ``OPTIMISERS`` (:func:`glmmteach.all_fit` tries each); every one ends
@@ -381,45 +205,40 @@ def fit_glmm(
     Rows not in group order are fitted in group order (:meth:`GroupedData.sorted_by_group`); the
     returned modes and linear predictor are in the caller's order.
     """
+    model = as_model(model, correlated, n_nodes)
     with single_threaded_blas():
-        if isinstance(data, SparseModel):  # the general engine needs no row order
-            return _fit_glmm(data, correlated, n_nodes, theta_start, beta_start, log_prior, method)
-        work = data.sorted_by_group()
-        outcome = _fit_glmm(work, correlated, n_nodes, theta_start, beta_start, log_prior, method)
-        if work is not data:  # the modes, linear predictor and weights in the caller's row order
-            T = CovarianceTerm(data.n_re, correlated).T(outcome.theta)
-            outcome.state = conditional_modes(data, T, outcome.beta, u_start=outcome.state.u, tol=1e-13, min_iter=2)
-            outcome.passes += outcome.state.passes
+        work = model.sorted_by_group()
+        outcome = _fit_glmm(work, theta_start, beta_start, log_prior, method)
+        if work is not model:  # the modes, linear predictor and weights in the caller's row order
+            state = model.conditional_modes(outcome.theta, outcome.beta, u_start=outcome.state.u, tol=1e-13,
+                                            min_iter=2)
+            outcome = replace(outcome, state=state, passes=outcome.passes + state.passes)
         return outcome
 
 
 def _fit_glmm(
-    data: GroupedData,
-    correlated: bool,
-    n_nodes: int,
+    model: MixedModel,
     theta_start: np.ndarray | None,
     beta_start: np.ndarray | None,
     log_prior: LogPrior | None = None,
     method: str = "L-BFGS-B",
 ) -> FitOutcome:
-    sparse = isinstance(data, SparseModel)
-    beta0 = glm_start(data.data if sparse else data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
-    term = covariance_of(data, correlated)
+    beta0 = glm_start(model.data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
+    term = model.covariance
     theta0 = term.theta_start if theta_start is None else np.asarray(theta_start, dtype=float)
     theta_information = np.full(term.n_theta, np.nan)
     if theta_start is None:
-        theta0, theta_information, variance = (_moment_theta_terms(data, beta0) if sparse
-                                               else _moment_theta(data, beta0, term))
-        scale = _conditional_scale((data.data if sparse else data).family, variance)
+        theta0, theta_information, variance = model.moment_start(beta0)
+        scale = conditional_scale(model.family, variance)
         theta0, theta_information = theta0 * scale, theta_information / scale**2
         beta0 = beta0 * scale if beta_start is None else beta0
-    state0 = data.conditional_modes(theta0, beta0) if sparse else conditional_modes(data, term.T(theta0), beta0)
-    info = beta_information(data, state0)
+    state0 = model.conditional_modes(theta0, beta0)
+    info = model.beta_information(state0)
     try:
         R = np.linalg.cholesky(info).T
     except np.linalg.LinAlgError:
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
-    objective = _Objective(data, correlated, n_nodes, beta0, R, log_prior)
+    objective = _Objective(model, beta0, R, log_prior)
     objective.passes += state0.passes + 1
     objective.u, objective.u_theta = state0.u, theta0
     n_theta = objective.n_theta
@@ -443,7 +262,7 @@ def _fit_glmm(
                        state_start)
 
     lower = term.lower_bounds
-    bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * data.X.shape[1]
+    bounds = [(0.0 if np.isfinite(lo) else None, None) for lo in lower] + [(None, None)] * model.X.shape[1]
     if log_prior is not None:  # blme's default prior is -inf at an SD of 0: L-BFGS-B's projections must stay finite
         bounds = [(MAP_THETA_FLOOR if lo == 0.0 else lo, hi) for lo, hi in bounds]
     x = objective.to_x(theta0, beta0)
@@ -469,14 +288,14 @@ def _fit_glmm(
     theta, beta = objective.split(x)
     prior_value = 0.0 if log_prior is None else float(log_prior(theta, beta)[0])
     value -= prior_value  # the log-likelihood (for a MAP fit the objective added the log prior)
-    quadrature_change = _quadrature_change(data, theta, beta, correlated, n_nodes, state, value)
+    quadrature_change = _quadrature_change(model, theta, beta, state, value)
     converged = bool(decrement < 1e-6) and boundary_verified and abs(quadrature_change) <= QUADRATURE_TOLERANCE
 
     J_inv = np.linalg.inv(objective.jacobian())
     hessian = J_inv.T @ H_x @ J_inv
     gradient = J_inv.T @ grad_x
     return FitOutcome(theta, beta, value, state, hessian, gradient, objective.evaluations, objective.passes,
-                      converged, str(result.message), decrement, n_nodes, boundary_verified, restarts,
+                      converged, str(result.message), decrement, model.n_nodes, boundary_verified, restarts,
                       quadrature_change, prior_value, method)
 
 
@@ -547,7 +366,7 @@ def _interior_improvement(objective: _Objective, x: np.ndarray, value: float, st
     of moving the diagonal off 0 depends on them (to first order, through the correlation it implies)."""
     theta, beta = objective.split(x)
     starts = [x] + [objective.to_x(form, beta)
-                    for form in _boundary_forms(covariance_of(objective.data, objective.correlated), theta)]
+                    for form in _boundary_forms(objective.model.covariance, theta)]
     best_value, best_x = value + BOUNDARY_RISE, None
     for start in starts:  # the point and its few equivalent forms
         at_bound = np.flatnonzero(np.isfinite(lower) & (np.abs(objective.split(start)[0]) < SINGULAR_TOLERANCE))
@@ -612,21 +431,7 @@ def _semidefinite_cholesky(sigma: np.ndarray) -> np.ndarray:
     return L
 
 
-# Quadrature check: the log-likelihood at the optimum with QUADRATURE_CHECK_FACTOR times the nodes may differ
-# from the fit's by at most QUADRATURE_TOLERANCE. Why: with two binary outcomes per patient and a large tau, a
-# patient's integrand in the random effect is a normal density of SD tau cut off by a logistic edge, far from
-# the Gaussian shape that adaptive Gauss-Hermite rules assume, and 25 (or 100) nodes misjudge it by whole units
-# of log-likelihood. Measured on the 200 simulated crossover trials of lesson 14 (nAGQ = 25 optima, exact
-# value by scipy.integrate.quad per patient): the change with 50 nodes tracks the true error (correlation of
-# their logs 0.995; both 4e-4 at tau-hat 3-5, 0.06 at 6-8, 0.2-0.4 at 8-20, 3-57 at the runaway tau-hat of
-# 57-203, where the 25-node value exceeds the true likelihood, and even its supremum, by 2.8-5.4). Twice the
-# nodes cost one evaluation.
-QUADRATURE_CHECK_FACTOR = 2
-QUADRATURE_TOLERANCE = 0.01
-
-
-def _quadrature_change(data: GroupedData | SparseModel, theta: np.ndarray, beta: np.ndarray, correlated: bool,
-                       n_nodes: int, state: ModeState, value: float) -> float:
+def _quadrature_change(model: MixedModel, theta: np.ndarray, beta: np.ndarray, state, value: float) -> float:
     r"""The log-likelihood at the optimum with ``QUADRATURE_CHECK_FACTOR`` times the nodes minus the fit's
     (0 for the Laplace approximation, which is the model's objective by choice, not an attempt at the integral;
     ``value``: the fit's log-likelihood there, from the same modes ``state``).
@@ -636,9 +441,9 @@ def _quadrature_change(data: GroupedData | SparseModel, theta: np.ndarray, beta:
     different points of a noisy surface, each with a small gradient (lesson 14's runaway trials: two versions of
     the engine and lme4 reported different "optima" whose log-likelihoods differed by up to 1, each 2.6-5.4
     above the true log-likelihood at its estimates, and all called converged)."""
-    if n_nodes == 1 or isinstance(data, SparseModel):
+    if model.n_nodes == 1:
         return 0.0
-    check = marginal_loglik(data, theta, beta, correlated, QUADRATURE_CHECK_FACTOR * n_nodes, state.u, tol=1e-13)
+    check = model.with_nodes(QUADRATURE_CHECK_FACTOR * model.n_nodes).marginal_loglik(theta, beta, state.u, tol=1e-13)
     return float(check - value)
 
 
@@ -660,18 +465,20 @@ def _newton_decrement(H_x: np.ndarray, grad_x: np.ndarray, x: np.ndarray, n_thet
 
 
 def maximise_beta(
-    data: GroupedData,
+    model: MixedModel | GroupedData,
     theta: np.ndarray,
     beta_start: np.ndarray,
-    correlated: bool = True,
-    n_nodes: int = 1,
+    correlated: bool | None = None,
+    n_nodes: int | None = None,
 ) -> tuple[np.ndarray, float]:
-    """Maximise the marginal log-likelihood over beta with theta held fixed."""
+    """Maximise the marginal log-likelihood over beta with theta held fixed (``correlated`` and ``n_nodes``: for
+    a bare :class:`GroupedData`, see :func:`~glmmteach.glmm.grouped.as_model`)."""
+    model = as_model(model, correlated, n_nodes)
     n_theta = len(theta)
     u_cache: dict[str, np.ndarray] = {}
 
     def objective(beta: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad, state = loglik_and_gradient(data, theta, beta, correlated, n_nodes, u_cache.get("u"))
+        value, grad, state = model.loglik_and_gradient(theta, beta, u_cache.get("u"))
         u_cache["u"] = state.u
         return -value, -grad[n_theta:]
 
@@ -681,210 +488,26 @@ def maximise_beta(
 
 
 
-def is_singular(theta: np.ndarray, term: CovarianceTerm | StackedCovariance) -> bool:
-    """A boundary fit: a diagonal entry of :math:`T_\\theta` (a relative SD) below 1e-4 (lme4's ``isSingular``)."""
-    return bool(np.any(np.abs(np.asarray(theta)[term.diagonal]) < SINGULAR_TOLERANCE))
-
-
-# --------------------------------------------------------------------------------------------
-# Covariance of the estimates and the warnings about the fit
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class FitWarning:
-    """One warning about a fit: its text and its warning class."""
-
-    message: str
-    category: type[Warning]
-
-
-@dataclass
-class Diagnosis:
-    r"""Covariance of the estimates and the warnings about a fit.
-
-    ``cov_full`` is the inverse of the negative Hessian in :math:`(\theta, \beta)` (``None`` when that
-    Hessian is not positive definite); ``cov_beta`` the fixed-effects block (conditional on
-    :math:`\theta` when the full inverse does not exist).
-    """
-
-    cov_full: np.ndarray | None
-    cov_beta: np.ndarray
-    warnings: list[FitWarning] = field(default_factory=list)
-
-    def emit(self, stacklevel: int = 2) -> None:
-        """Raise every warning with :func:`warnings.warn` (``stacklevel`` counted from the caller)."""
-        for item in self.warnings:
-            warnings.warn(item.message, item.category, stacklevel=stacklevel + 1)
-
-
-def diagnose(outcome: FitOutcome, data: GroupedData | SparseModel, correlated: bool,
-             column_names: list[str]) -> Diagnosis:
-    """Covariance of the estimates and every warning about the fit, in the order they are reported."""
-    n_theta = len(outcome.theta)
-    found: list[FitWarning] = []
-    info = -outcome.hessian
-    try:
-        np.linalg.cholesky(info)
-        cov_full = np.linalg.inv(info)
-        cov_beta = cov_full[n_theta:, n_theta:]
-    except np.linalg.LinAlgError:
-        cov_full = None
-        try:
-            cov_beta = np.linalg.inv(info[n_theta:, n_theta:])
-        except np.linalg.LinAlgError:  # singular even for beta alone (separated outcomes): no standard errors
-            cov_beta = np.full((len(outcome.beta),) * 2, np.nan)
-        message = ("the Hessian with respect to (theta, beta) is not positive definite; standard errors are "
-                   "conditional on the random-effect parameters")
-        negative = ~(np.diag(cov_beta) > 0)
-        if negative.any():  # not even the conditional variance: no standard error (NaN), said here in words
-            cov_beta[negative, :] = np.nan
-            cov_beta[:, negative] = np.nan
-            names = ", ".join(name for name, bad in zip(column_names, negative, strict=True) if bad)
-            message += f", and for {names} even that variance is not positive: no standard error (NaN)"
-        found.append(FitWarning(message, ConvergenceWarning))
-    if outcome.boundary_verified and is_singular(outcome.theta, covariance_of(data, correlated)):
-        found.append(FitWarning("boundary (singular) fit: a random-effect standard deviation is estimated at (or "
-                                "near) zero; see cov_re", SingularFitWarning))
-    if not outcome.boundary_verified:
-        found.append(FitWarning("the optimum is not verified: a random-effect standard deviation is at 0, but the "
-                                "log-likelihood still rises when it moves off 0 after "
-                                f"{outcome.restarts} restarts from the interior; the estimates are not the maximum",
-                                ConvergenceWarning))
-    elif abs(outcome.quadrature_change) > QUADRATURE_TOLERANCE:
-        found.append(FitWarning(_quadrature_message(outcome, data), ConvergenceWarning))
-    elif not outcome.converged:
-        found.append(FitWarning(f"the fit may not have converged: Newton decrement {outcome.newton_decrement:.2g} "
-                                "at the final estimates (should be < 1e-6)", ConvergenceWarning))
-    deviance_hessian = -2.0 * outcome.hessian
-    scaling = _scaling_warning(deviance_hessian, data.X, n_theta, column_names)
-    ridge = _ridge_warning(outcome, data, correlated, column_names)
-    found += [w for w in (scaling, ridge) if w is not None]
-    return Diagnosis(cov_full, cov_beta, found)
-
-
-def _quadrature_message(outcome: FitOutcome, data: GroupedData) -> str:
-    n, sd = outcome.n_nodes, float(np.max(np.abs(outcome.theta)))
-    more = max(QUADRATURE_CHECK_FACTOR * n, ACCURATE_NODES)
-    return (f"the nAGQ = {n} quadrature is not accurate at the estimates: with {QUADRATURE_CHECK_FACTOR * n} nodes "
-            f"the log-likelihood there changes by {outcome.quadrature_change:+.3g} (tolerance "
-            f"{QUADRATURE_TOLERANCE:g}), so the optimiser has climbed the approximation's error and these are not "
-            f"the maximum-likelihood estimates. Refit with nAGQ = {more}; if this warning persists, the groups' "
-            f"integrands ({data.nobs / data.n_groups:.3g} observations per group, random-effect SD {sd:.3g}) are too "
-            "far from normal for Gauss-Hermite quadrature, as when the SD runs away because the likelihood still "
-            "rises as it grows (binary pairs whose discordant pairs all go one way): the maximum-likelihood "
-            "estimate of the SD may be infinite")
-
-
-def _scaling_warning(deviance_hessian: np.ndarray, X: np.ndarray, n_theta: int,
-                     column_names: list[str]) -> FitWarning | None:
-    eigenvalues = np.linalg.eigvalsh(deviance_hessian)
-    if eigenvalues.max() <= LARGE_EIGENVALUE:
-        return None
-    # The eigenvalue comes from the column with the largest curvature (sum of w x^2):
-    # dividing that column by f divides its curvature by f^2.
-    diag_h = np.diag(deviance_hessian)[n_theta:]
-    worst = int(np.argmax(diag_h))
-    column = column_names[worst]
-    factor = 10.0 ** np.ceil(np.log10(np.sqrt(diag_h[worst] / LARGE_EIGENVALUE)))
-    values = X[:, worst]
-    constant = np.flatnonzero(np.ptp(X, axis=0) == 0)
-    if constant.size and diag_h[constant].max() > LARGE_EIGENVALUE:
-        # Even the intercept's curvature is huge: the data carry that much information
-        # (large counts or many rows); no rescaling of covariates removes it.
-        advice = (f"even the intercept's curvature is {diag_h[constant].max():.3g}, so this reflects the "
-                  "amount of information in the data (large counts or many rows), and no rescaling removes "
-                  "it")
-    else:
-        advice = f"Column {column!r} dominates: measure it in larger units (e.g. {column}/{factor:g})"
-        if np.std(values) > 0 and abs(values.mean()) > np.std(values):
-            advice += (f" and centre it (subtract its mean, {values.mean():.4g}) so the intercept is "
-                       "interpretable")
-    return FitWarning(
-        f"model is nearly unidentifiable: very large eigenvalue ({eigenvalues.max():.3g}) of the deviance "
-        f"Hessian (lme4: 'Rescale variables?'). {advice}. This is a scaling issue, not a fit problem: "
-        "the estimates are unaffected", ScalingWarning)
-
-
-def _ridge_warning(outcome: FitOutcome, data: GroupedData, correlated: bool,
-                   column_names: list[str]) -> FitWarning | None:
-    r"""A flat likelihood ridge: the deviance barely changes along some combination of the estimates.
-
-    Measured in standardised coordinates, so that rescaling a covariate changes nothing: each
-    :math:`\beta_j` per SD of its model-matrix column, each :math:`\theta` entry of row ``a`` of
-    :math:`T_\theta` per SD of random-effect column ``a`` (constant columns: unscaled). Variance
-    parameters on the boundary are left out: the singular-fit warning covers them.
-    """
-    term = covariance_of(data, correlated)
-    if isinstance(data, SparseModel):  # each theta entry per SD of its term's random-effect column
-        theta_sd = np.concatenate([_column_sd(t.Z)[t.cov.positions[0]] for t in data.terms])
-        n_groups = max(t.n_levels for t in data.terms)
-    else:
-        theta_sd = _column_sd(data.Z)[term.positions[0]]
-        n_groups = data.n_groups
-    free = np.ones(len(outcome.theta) + len(outcome.beta), dtype=bool)
-    free[: term.n_theta] = ~(term.diagonal & (np.abs(outcome.theta) < SINGULAR_TOLERANCE))
-    scale = np.concatenate([theta_sd, _column_sd(data.X)])[free]
-    deviance_hessian = -2.0 * outcome.hessian[np.ix_(free, free)]
-    values, vectors = np.linalg.eigh(deviance_hessian / np.outer(scale, scale))
-    if values[0] >= RIDGE_CURVATURE:
-        return None
-    theta_labels = ["theta"] if term.n_theta == 1 else [f"theta{k + 1}" for k in range(term.n_theta)]
-    labels = [name for name, keep in zip(theta_labels + list(column_names), free, strict=True) if keep]
-    direction = vectors[:, 0] * np.sign(vectors[np.argmax(np.abs(vectors[:, 0])), 0])
-    top = [k for k in np.argsort(-np.abs(direction))[:4] if abs(direction[k]) >= 0.1]
-    combination = " ".join(f"{'-' if direction[k] < 0 else '+'} {abs(direction[k]):.2f} {labels[k]}"
-                           for k in top).lstrip("+ ")
-    se = np.sqrt(2.0 / max(values[0], 1e-300))
-    theta_share = float(np.sum(direction[: int(free[: term.n_theta].sum())] ** 2))
-    per_group = data.nobs / n_groups
-    if theta_share >= 0.1:
-        advice = "theta and the fixed effects trade off along it"
-        if isinstance(data, SparseModel):  # quadrature is defined for a single scalar term only
-            advice += (f": with {per_group:.3g} observations per level of the largest grouping factor the Laplace "
-                       "approximation may be crude here, and only more observations per level identify it")
-        elif outcome.n_nodes < ACCURATE_NODES:
-            method = "Laplace approximation" if outcome.n_nodes == 1 else f"nAGQ = {outcome.n_nodes} quadrature"
-            advice += (f": with {per_group:.3g} observations per group the {method} is crude here; refit with "
-                       f"nAGQ = {ACCURATE_NODES} or more (if the ridge persists, only more observations per group "
-                       "identify it)")
-        else:
-            advice += "; more observations per group would identify it"
-    else:
-        advice = (f"the columns {', '.join(labels[k] for k in top)} are nearly interchangeable in these data; data "
-                  "in which they vary independently (or dropping one of them) would identify it")
-    return FitWarning(
-        f"flat likelihood ridge along {combination} (per SD of each column): the deviance curvature there is only "
-        f"{values[0]:.3g} (standard error {se:.3g} on the link scale), so the data do not determine this "
-        f"combination and the Wald standard errors are unreliable; {advice}.", FlatRidgeWarning)
-
-
-def _column_sd(A: np.ndarray) -> np.ndarray:
-    """SD of each column, 1 for a constant column (the intercept is left on its own scale)."""
-    sd = np.asarray(A, dtype=float).reshape(len(A), -1).std(axis=0)
-    return np.where(sd > 0, sd, 1.0)
-
-
 # --------------------------------------------------------------------------------------------
 # Maximisation with parameters held (profile likelihood)
 # --------------------------------------------------------------------------------------------
 
 
-def maximise_held(data: GroupedData | SparseModel, correlated: bool, n_nodes: int, x0: np.ndarray,
+def maximise_held(model: MixedModel, x0: np.ndarray,
                   transform, bounds: list[tuple[float | None, float | None]],
                   u_start: np.ndarray | None = None) -> tuple[np.ndarray, float, np.ndarray | None]:
     r"""Maximise the log-likelihood over free coordinates ``x`` of :math:`(\theta, \beta)`, the rest held:
     ``transform(x)`` returns :math:`(\theta, \beta, J)`, :math:`J = \partial(\theta, \beta)/\partial x`, so that
     the held values (a fixed effect, an SD or a correlation, for :mod:`glmmteach.glmm.profile`) live inside
     ``transform``. L-BFGS-B with the engine's analytic gradient (chained through ``J``), the modes carried from
-    one evaluation to the next. Returns the maximiser, the log-likelihood there and its modes. ``data``
-    in group order (:meth:`GroupedData.sorted_by_group`) for one grouping factor."""
+    one evaluation to the next. Returns the maximiser, the log-likelihood there and its modes. ``model``
+    in group order (:meth:`~glmmteach.glmm.model.MixedModel.sorted_by_group`)."""
     memo: dict[str, np.ndarray | None] = {"u": u_start}
 
     def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
         try:
             theta, beta, J = transform(x)
-            value, grad, state = _loglik_and_gradient(data, theta, beta, correlated, n_nodes, memo["u"], 1e-12, 1)
+            value, grad, state = model.loglik_and_gradient(theta, beta, memo["u"], 1e-12, 1)
         except np.linalg.LinAlgError:  # an extreme trial point of the line search (as _Objective.loglik)
             return 1e300, np.zeros_like(x)
         if not np.isfinite(value):

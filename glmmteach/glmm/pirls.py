@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from .model import GroupedData, batch_solve, group_vector_sum, random_part, weig
 # so the decrement alone (second order) is not a sufficient test.
 _STEP_EXACT = 1e-9
 _STEP_QUADRATIC = 1e-6
+# Step halvings per Newton step before the last trial point is taken anyway.
+MAX_HALVINGS = 60
 
 
 @dataclass
@@ -48,11 +51,10 @@ class ModeState:
 
 
 
-def first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, np.ndarray]], u: np.ndarray,
-                      warm: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, np.ndarray, int]:
-    """The start of the Newton iteration (here and in :mod:`glmmteach.glmm.sparse`): ``evaluate`` at ``u``, or at
-    u = 0 when ``u`` is a warm start (the modes of another (theta, beta)) where the penalised log-likelihood is not
-    finite. Returns the start,
+def first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, Any]], u: np.ndarray,
+                     warm: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, Any, int]:
+    """The start of the Newton iteration: ``evaluate`` at ``u``, or at u = 0 when ``u`` is a warm start (the
+    modes of another (theta, beta)) where the penalised log-likelihood is not finite. Returns the start,
     what ``evaluate`` gave there and the number of data passes (1 or 2)."""
     eta, kv, h = evaluate(u)
     if not warm or np.all(np.isfinite(h)):
@@ -60,6 +62,97 @@ def first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValue
     u = np.zeros_like(u)
     eta, kv, h = evaluate(u)
     return u, eta, kv, h, 2
+
+
+@dataclass(frozen=True)
+class NewtonModes:
+    """What :func:`newton_modes` found: the modes ``u``, the linear predictor, the family's values and the
+    penalised log-likelihood there, the curvature (observed information) the last step was taken with (at
+    the modes themselves when the iteration stopped on a small full step), iterations and data passes."""
+
+    u: np.ndarray
+    eta: np.ndarray
+    values: EtaValues
+    penalised: Any  # per block (one grouping factor) or one float (several terms)
+    curvature: Any  # the representation's observed information: stacked r×r blocks or a factorisation
+    iterations: int
+    passes: int
+    converged: bool
+
+
+def newton_modes(
+    evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, Any]],
+    newton_step: Callable[[np.ndarray, EtaValues], tuple[Any, np.ndarray, float]],
+    curvature: Callable[[EtaValues], Any],
+    u: np.ndarray,
+    warm: bool,
+    tol: float,
+    max_iter: int,
+    min_iter: int,
+) -> NewtonModes:
+    r"""The conditional modes by Newton's method with step halving: the one inner loop of the engine, for
+    both representations (one grouping factor here, several terms in :mod:`glmmteach.glmm.sparse`).
+
+    The representation supplies ``evaluate(u) -> (eta, values, h)`` (``h`` the penalised log-likelihood: per
+    independent block, an array, whose blocks are step-halved separately; or one float),
+    ``curvature(values)`` (the observed information :math:`I + A^\top W A` in its own form) and
+    ``newton_step(u, values) -> (curvature, step, decrement)`` (one call per iteration: on small data the
+    number of Python calls, not arithmetic, is most of an evaluation's cost).
+
+    Iteration stops when the Newton decrement :math:`g^\top H^{-1} g` (about twice the distance to the
+    maximum in log-likelihood units) is below ``tol`` × ``(1 + |Σ h|)`` and every step is below 1e-9, or
+    right after a full Newton step below 1e-6; and only after at least ``min_iter`` Newton steps: a warm
+    start from the modes of a nearby (θ, β) can already pass the test while the modes have not yet
+    responded to the change, which would make the gradient inconsistent with the value.
+    """
+    u, eta, kv, h, passes = first_evaluation(evaluate, u, warm)
+    per_block = np.ndim(h) > 0  # one penalised log-likelihood per independent block, or one for all
+    converged = False
+    iterations = 0
+    H = None
+    for iterations in range(1, max_iter + 1):
+        H, step, decrement = newton_step(u, kv)
+        largest_step = float(np.abs(step).max()) if step.size else 0.0
+        total = float(h.sum()) if per_block else h
+        if iterations > min_iter and decrement <= tol * (1.0 + abs(total)) and largest_step <= _STEP_EXACT:
+            converged = True
+            break
+        u, eta, kv, h, tries, full_step = _halved_step(evaluate, u, h, step, per_block)
+        passes += tries
+        # Newton converges quadratically: after a full step this small, the new point is exact to
+        # about the square of it, so stop there (saving the pass that would only confirm it).
+        if iterations >= min_iter and largest_step <= _STEP_QUADRATIC and full_step:
+            H = curvature(kv)
+            converged = True
+            break
+    return NewtonModes(u, eta, kv, h, H, iterations, passes, converged)
+
+
+def _halved_step(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValues, Any]], u: np.ndarray, h: Any,
+                 step: np.ndarray, per_block: bool) -> tuple[np.ndarray, np.ndarray, EtaValues, Any, int, bool]:
+    """The Newton step from ``u``, halved (block by block when ``per_block``: ``h`` has one entry per block)
+    until the penalised log-likelihood does not decrease; returns the new point, what ``evaluate`` gave there,
+    the number of evaluations and whether every block took the full step."""
+    fraction: Any = None  # None: the full step
+    tries = 0
+    while tries < MAX_HALVINGS:
+        tries += 1
+        if fraction is None:
+            u_new = u + step
+        else:
+            u_new = u + (fraction[:, None] if per_block and step.ndim > 1 else fraction) * step
+        eta_new, kv_new, h_new = evaluate(u_new)
+        if per_block:
+            worse = ~(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
+            if not worse.any():
+                break
+            fraction = np.ones(len(h)) if fraction is None else fraction
+            fraction[worse] *= 0.5
+        else:
+            if h_new >= h - 1e-12 * (1.0 + abs(h)):
+                break
+            fraction = 0.5 if fraction is None else 0.5 * fraction
+    return u_new, eta_new, kv_new, h_new, tries, fraction is None
 
 
 def conditional_modes(
@@ -112,39 +205,20 @@ def conditional_modes(
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
-    u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
-    converged = False
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        gradient = group_vector_sum(data, kv.score, ZT) - u
-        H_obs = eye + weighted_crossprod(data, kv.neg_hessian, ZT)
-        step = batch_solve(H_obs, gradient)
-        decrement = float(np.einsum("gr,gr->", gradient, step))
-        largest_step = float(np.abs(step).max()) if step.size else 0.0
-        if iterations > min_iter and decrement <= tol * (1.0 + abs(float(h.sum()))) and largest_step <= _STEP_EXACT:
-            converged = True
-            break
-        fraction = np.ones(data.n_groups)
-        for _ in range(50):
-            u_new = u + fraction[:, None] * step
-            eta_new, kv_new, h_new = evaluate(u_new)
-            passes += 1
-            worse = ~(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
-            if not worse.any():
-                break
-            fraction[worse] *= 0.5
-        u, eta, kv, h = u_new, eta_new, kv_new, h_new
-        # Newton converges quadratically: after a full step this small, the new point is exact to
-        # about the square of it, so stop there (saving the pass that would only confirm it).
-        if iterations >= min_iter and largest_step <= _STEP_QUADRATIC and np.all(fraction == 1.0):
-            H_obs = eye + weighted_crossprod(data, kv.neg_hessian, ZT)
-            converged = True
-            break
-    if data.family.canonical:
-        H_fisher = H_obs
-    else:
-        H_fisher = eye + weighted_crossprod(data, kv.fisher, ZT)
-    return ModeState(u, eta, kv, h, H_obs, H_fisher, ZT, iterations, passes, converged)
+    def curvature(kv: EtaValues) -> np.ndarray:
+        return eye + weighted_crossprod(data, kv.neg_hessian, ZT)
+
+    def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[np.ndarray, np.ndarray, float]:
+        g = group_vector_sum(data, kv.score, ZT) - u_now
+        H = eye + weighted_crossprod(data, kv.neg_hessian, ZT)
+        step = batch_solve(H, g)
+        return H, step, float(np.einsum("gr,gr->", g, step))
+
+    found = newton_modes(evaluate, newton_step, curvature, u, u_start is not None, tol, max_iter, min_iter)
+    kv = found.values
+    H_fisher = found.curvature if data.family.canonical else eye + weighted_crossprod(data, kv.fisher, ZT)
+    return ModeState(found.u, found.eta, kv, found.penalised, found.curvature, H_fisher, ZT, found.iterations,
+                     found.passes, found.converged)
 
 
 
@@ -167,39 +241,19 @@ def _scalar_modes(
         kv = family.eta_values(eta, response, weights)
         return eta, kv, data.group_sum(kv.loglik) - 0.5 * u_try * u_try
 
-    def curvature(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
+    def information(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
         return 1.0 + (tau * tau * data.group_sum(values) if zt2 is None else data.group_sum(values * zt2))
 
-    u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
-    converged = False
-    iterations = 0
-    for iterations in range(1, max_iter + 1):
-        score_sum = tau * data.group_sum(kv.score) if zt is None else data.group_sum(kv.score * zt)
-        gradient = score_sum - u
-        H_obs = curvature(kv.neg_hessian)
-        step = gradient / H_obs
-        decrement = float(gradient @ step)
-        largest_step = float(np.abs(step).max()) if step.size else 0.0
-        if iterations > min_iter and decrement <= tol * (1.0 + abs(float(h.sum()))) and largest_step <= _STEP_EXACT:
-            converged = True
-            break
-        fraction = None
-        u_new = u + step
-        for _ in range(50):
-            eta_new, kv_new, h_new = evaluate(u_new)
-            passes += 1
-            worse = ~(h_new >= h - 1e-12 * (1.0 + np.abs(h)))
-            if not worse.any():
-                break
-            fraction = np.ones(data.n_groups) if fraction is None else fraction
-            fraction[worse] *= 0.5
-            u_new = u + fraction * step
-        u, eta, kv, h = u_new, eta_new, kv_new, h_new
-        if iterations >= min_iter and largest_step <= _STEP_QUADRATIC and fraction is None:
-            H_obs = curvature(kv.neg_hessian)
-            converged = True
-            break
-    H_fisher = H_obs if family.canonical else curvature(kv.fisher)
+    def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[np.ndarray, np.ndarray, float]:
+        g = (tau * data.group_sum(kv.score) if zt is None else data.group_sum(kv.score * zt)) - u_now
+        H = information(kv.neg_hessian)
+        step = g / H
+        return H, step, float(g @ step)
+
+    found = newton_modes(evaluate, newton_step, lambda kv: information(kv.neg_hessian), u, u_start is not None,
+                         tol, max_iter, min_iter)
+    H_obs, kv = found.curvature, found.values
+    H_fisher = H_obs if family.canonical else information(kv.fisher)
     ZT = np.full((data.nobs, 1), tau) if zt is None else zt[:, None]
-    return ModeState(u[:, None], eta, kv, h, H_obs[:, None, None], H_fisher[:, None, None], ZT, iterations,
-                     passes, converged)
+    return ModeState(found.u[:, None], found.eta, kv, found.penalised, H_obs[:, None, None], H_fisher[:, None, None],
+                     ZT, found.iterations, found.passes, found.converged)

@@ -22,15 +22,15 @@ with ``nb_shape="profiled"``, re-optimise it at every point too (the full profil
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize, stats
 
 from ..exceptions import check_level
-from .model import GroupedData
-from .optimize import covariance_of, fit_glmm, maximise_held
-from .sparse import SparseModel
+from .grouped import as_model
+from .model import GroupedData, MixedModel
+from .optimize import fit_glmm, maximise_held
 from .terms import CovarianceTerm
 
 CORRELATION_LIMIT = 1.0 - 1e-7  # a correlation profiled up to +-1: C stays positive definite just inside
@@ -67,9 +67,9 @@ class ProfileTrace:
     zeta: list[float] = field(default_factory=list)
 
 
-def _terms(model: GroupedData | SparseModel, correlated: bool) -> list[CovarianceTerm]:
-    cov = covariance_of(model, correlated)
-    return list(cov.covs) if isinstance(model, SparseModel) else [cov]
+def _terms(model: MixedModel | GroupedData, correlated: bool | None) -> list[CovarianceTerm]:
+    cov = as_model(model, correlated).covariance
+    return list(getattr(cov, "covs", [cov]))  # several terms stacked, or the one term
 
 
 def _term_phi(cov: CovarianceTerm, part: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -98,7 +98,8 @@ def _term_theta(cov: CovarianceTerm, phi: np.ndarray) -> np.ndarray:
     return cov.theta(sd[:, None] * np.linalg.cholesky(C))
 
 
-def covariance_parameters(model: GroupedData | SparseModel, correlated: bool, theta: np.ndarray) -> np.ndarray:
+def covariance_parameters(model: MixedModel | GroupedData, correlated: bool | None,
+                          theta: np.ndarray) -> np.ndarray:
     """The SDs and correlations of every term, in theta's order (lme4's ``confint`` rows)."""
     covs = _terms(model, correlated)
     parts = np.split(np.asarray(theta, dtype=float), np.cumsum([c.n_theta for c in covs])[:-1])
@@ -108,17 +109,19 @@ def covariance_parameters(model: GroupedData | SparseModel, correlated: bool, th
 class Profiler:
     r"""The profile log-likelihood of each parameter of a fitted GLMM (see the module docstring).
 
-    ``model`` is the fit's model (:class:`GroupedData` or :class:`SparseModel`), ``theta``/``beta``/``llf`` its
+    ``model`` is the fit's engine model (or a :class:`GroupedData`, :func:`~glmmteach.glmm.grouped.as_model`),
+    ``theta``/``beta``/``llf`` its
     estimates and log-likelihood, ``hessian`` the Hessian of the log-likelihood in :math:`(\theta, \beta)` (it
     sets the scale of the first steps and of the optimiser's coordinates), ``names`` the row names of the
     covariance parameters (lme4's order) and ``beta_names`` the fixed effects'. ``profile_shape``: a negative
     binomial model's shape is re-optimised at every point (else held at the model's, as lme4)."""
 
-    def __init__(self, model: GroupedData | SparseModel, correlated: bool, n_nodes: int, theta: np.ndarray,
-                 beta: np.ndarray, llf: float, hessian: np.ndarray, names: list[str], beta_names: list[str],
+    def __init__(self, model: MixedModel | GroupedData, correlated: bool | None, n_nodes: int | None,
+                 theta: np.ndarray, beta: np.ndarray, llf: float, hessian: np.ndarray, names: list[str],
+                 beta_names: list[str],
                  profile_shape: bool = False):
-        self.model = model.sorted_by_group() if isinstance(model, GroupedData) else model
-        self.correlated, self.n_nodes, self.llf = correlated, n_nodes, float(llf)
+        self.model = as_model(model, correlated, n_nodes).sorted_by_group()
+        self.llf = float(llf)
         self.covs = _terms(model, correlated)
         self.sizes = [c.n_theta for c in self.covs]
         parts = np.split(np.asarray(theta, dtype=float), np.cumsum(self.sizes)[:-1])
@@ -206,8 +209,7 @@ class Profiler:
 
         def negative(s: float) -> float:
             family = self.model.family.with_theta(float(np.exp(s)))
-            shaped = (self.model.with_family(family) if isinstance(self.model, SparseModel)
-                      else replace(self.model, family=family))
+            shaped = self.model.with_family(family)
             found[s] = self._point(shaped, j, value, start)
             return -found[s][0]
 
@@ -221,7 +223,7 @@ class Profiler:
         self.log_shape = float(result.x)
         return found[result.x]
 
-    def _point(self, model: GroupedData | SparseModel, j: int, value: float,
+    def _point(self, model: MixedModel, j: int, value: float,
                start: np.ndarray | None) -> tuple[float, np.ndarray]:
         cov_free, beta_free, scale, R_inv = self._coordinates(j)
         beta_hat = self.phi_hat[beta_free]
@@ -249,7 +251,7 @@ class Profiler:
                              if len(beta_free) else np.zeros(0)])
         bounds = [self._bounds(int(k), s) for k, s in zip(cov_free, scale, strict=True)]
         bounds += [(None, None)] * len(beta_free)
-        x, loglik, u = maximise_held(model, self.correlated, self.n_nodes, x0, transform, bounds, self.u0)
+        x, loglik, u = maximise_held(model, x0, transform, bounds, self.u0)
         self.found_higher = max(self.found_higher, loglik - self.llf)
         self.u0 = u  # the next point is near: its modes start from these
         return loglik, to_phi(x)
@@ -340,19 +342,19 @@ def _boundary_note(parameter: Parameter, limit: float, z: float, zeta: float) ->
 SHAPE_MAX = 1e6  # a shape beyond this is the Poisson limit for every practical purpose
 
 
-def shape_interval(model: GroupedData | SparseModel, correlated: bool, n_nodes: int, shape: float, llf: float,
-                   theta: np.ndarray, beta: np.ndarray, alpha: float) -> tuple[ProfileEnd, ProfileEnd]:
+def shape_interval(model: MixedModel | GroupedData, correlated: bool | None, n_nodes: int | None, shape: float,
+                   llf: float, theta: np.ndarray, beta: np.ndarray, alpha: float) -> tuple[ProfileEnd, ProfileEnd]:
     r"""Profile interval of a negative binomial GLMM's shape :math:`\theta_{NB}`: the model refitted at each
     fixed shape (lme4's ``glmer(family = negative.binomial(theta))``), the root of :math:`\zeta` found on
     :math:`\log\theta_{NB}`. An infinite estimate (the Poisson limit) has an infinite upper end."""
+    model = as_model(model, correlated, n_nodes)
     z = float(stats.norm.ppf(1 - alpha / 2))
     starts = {"theta": np.asarray(theta, dtype=float), "beta": np.asarray(beta, dtype=float)}
     s_hat = float(np.log(shape)) if np.isfinite(shape) else np.log(SHAPE_MAX)
 
     def zeta(s: float) -> float:
         family = model.family.with_theta(float(np.exp(s)))
-        shaped = model.with_family(family) if isinstance(model, SparseModel) else replace(model, family=family)
-        outcome = fit_glmm(shaped, correlated, n_nodes, starts["theta"], starts["beta"])
+        outcome = fit_glmm(model.with_family(family), theta_start=starts["theta"], beta_start=starts["beta"])
         starts["theta"], starts["beta"] = outcome.theta, outcome.beta
         return float(np.sign(s - s_hat) * np.sqrt(max(2.0 * (llf - outcome.llf), 0.0)))
 

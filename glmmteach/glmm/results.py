@@ -1,13 +1,14 @@
 r"""The fitted GLMM: :class:`GLMMResults`, a passive record of a fit.
 
 It is built from what :func:`glmmteach.glmm.optimize.fit_glmm` found and what
-:func:`glmmteach.glmm.optimize.diagnose` concluded (covariance, warnings): it computes no fit and
+:func:`glmmteach.glmm.diagnosis.diagnose` concluded (covariance, warnings): it computes no fit and
 raises no warnings. Attributes follow statsmodels' vocabulary (``params``, ``bse``, ``llf``,
 ``conf_int()``, ``summary()``) and lme4's names where statsmodels has none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,11 +19,11 @@ from scipy import special
 from ..exceptions import DataError, GlmmteachError
 from ..families import Family
 from ..formula import Design
-from ..negbin import ShapeEstimate
-from .model import GroupedData, batch_inverse
-from .optimize import Diagnosis, FitOutcome, covariance_of, is_singular
-from .simulate import as_generator, check_nsim, draw_responses, simulate_glmm
-from .sparse import SparseModel
+from ..simulation import as_generator, check_nsim
+from ..theta_ml import ShapeEstimate
+from .diagnosis import Diagnosis, is_singular
+from .model import MixedModel
+from .outcome import FitOutcome
 from .summary import GLMMSummary, VarCorrTable
 from .terms import CovarianceTerm
 
@@ -53,20 +54,21 @@ class GLMMResults:
     ``frame`` (the data frame given to :func:`~glmmteach.glmer`) are what :meth:`refit` needs.
     """
 
-    def __init__(self, formula: str, family: Family, design: Design, data: GroupedData | SparseModel,
+    def __init__(self, formula: str, family: Family, design: Design, data: MixedModel,
                  outcome: FitOutcome,
                  diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
-                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None):
+                 spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None,
+                 refit_with: Callable[[GLMMResults, Any], GLMMResults] | None = None):
         self.formula = formula
         self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
         self.frame = frame
         self.nb_shape = nb_shape
+        self._refit_with = refit_with  # glmer's refit_response: the record refits without importing the API
         self.family = family
         self.design = design
         self.nAGQ = n_nodes
-        self.model = data  # the arrays the likelihood is computed from (make_devfun(fit) uses them)
-        self._general = isinstance(data, SparseModel)
-        self._data = data.data if isinstance(data, SparseModel) else data  # X, response, family, weights
+        self.model = data  # the engine model the likelihood is computed from (make_devfun(fit) uses it)
+        self._data = data.data  # X, response, family, weights
         self._outcome = outcome
         self._frame = frame
         term = design.random[0]
@@ -76,10 +78,7 @@ class GLMMResults:
         self.group_name = term.group_name
         self.re_names = list(term.names)
         self.theta = outcome.theta
-        if isinstance(data, SparseModel):
-            self.Ts = data.covariance.Ts(outcome.theta)
-        else:
-            self.Ts = [CovarianceTerm(data.n_re, term.correlated).T(outcome.theta)]
+        self.Ts = data.Ts(outcome.theta)
         self.T = self.Ts[0]
         self.llf = float(outcome.llf)
         self.log_prior = float(getattr(outcome, "log_prior", 0.0))  # a MAP fit's (bglmer); 0 for ML
@@ -100,7 +99,7 @@ class GLMMResults:
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
         self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
-        # a variance that is not positive is NaN by now (optimize.diagnose names it in a warning)
+        # a variance that is not positive is NaN by now (glmm.diagnosis names it in a warning)
         bse = np.sqrt(np.diag(diagnosis.cov_beta))
         with np.errstate(divide="ignore", invalid="ignore"):  # (as pandas divides: a zero SE gives inf quietly)
             z = self.params.to_numpy() / bse
@@ -134,7 +133,7 @@ class GLMMResults:
     @property
     def singular(self) -> bool:
         """True for a boundary fit: a random-effect SD below 1e-4 (lme4's ``isSingular``)."""
-        return is_singular(self.theta, covariance_of(self.model, self.correlated))
+        return is_singular(self.theta, self.model.covariance)
 
     @property
     def df_resid(self) -> int:
@@ -220,15 +219,7 @@ class GLMMResults:
 
     def _term_effects(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per term: conditional modes b (levels×r) and conditional covariances (levels×r×r)."""
-        state = self._outcome.state
-        if not self._general:
-            b = state.u @ self.T.T
-            cov = np.einsum("ab,gbc,dc->gad", self.T, batch_inverse(state.hessian_fisher), self.T)
-            return [(b, cov)]
-        model = self.model
-        modes = model.term_modes(state.u)
-        covs = model.conditional_covariances(state, self.theta)
-        return [(u @ T.T, cov) for u, T, cov in zip(modes, self.Ts, covs, strict=True)]
+        return self.model.term_effects(self._outcome.state, self.theta)
 
     @property
     def ranef(self) -> pd.DataFrame | dict[str, pd.DataFrame]:
@@ -519,7 +510,7 @@ class GLMMResults:
         if self.nAGQ == 0:  # (its beta maximises the penalised likelihood, not a likelihood to profile)
             raise GlmmteachError(f"{what} profiles the likelihood, which an nAGQ = 0 fit (an approximation) does "
                                  "not maximise; refit with nAGQ=1 (Laplace) or more")
-        if self._general:
+        if len(self.terms) > 1:
             raise GlmmteachError(f"{what} is available for a single scalar random effect; this model has "
                                  f"{len(self.terms)} random-effects terms ({', '.join(self.term_labels)})")
         if self._data.n_re != 1:
@@ -542,7 +533,7 @@ class GLMMResults:
 
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
-                n_nodes: int = 40, offset: Any = None, allow_new_levels: bool = False,
+                n_nodes: int | None = None, offset: Any = None, allow_new_levels: bool = False,
                 re_form: Any = None, interval: str | None = None, level: float = 0.95, method: str = "delta",
                 nsim: int = 1000, seed: Any = None, **interval_options: Any) -> pd.Series | pd.DataFrame:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
@@ -556,8 +547,8 @@ class GLMMResults:
         those, ``[]`` none (the same as ``conditional=False`` on the link scale).
         ``conditional=False``: population level. On the link scale this is :math:`x^\top\hat\beta + o`
         (lme4's ``re.form = NA``); on the response scale the random effects are integrated out,
-        :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, by
-        Gauss–Hermite quadrature (:func:`glmmteach.predict.population_average_mean`; with several terms
+        :math:`E[y] = \int g^{-1}(x^\top\hat\beta + o + z^\top b)\varphi_\Sigma(b)\,db`, to 1e-12
+        (:func:`glmmteach.predict.population_average_mean`; ``n_nodes``: Gauss–Hermite instead; with several terms
         :math:`z^\top b` is normal with variance :math:`\sum_i z_i^\top\Sigma_i z_i`) — not
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
         Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
@@ -670,30 +661,10 @@ class GLMMResults:
         """
         nsim = check_nsim(nsim)
         rng = as_generator(seed)
-        if self._general:
-            draws = self._simulate_general(nsim, rng, use_u)
-        else:
-            draws = simulate_glmm(self._data, self.params.to_numpy(), self.T, self._outcome.state.u, nsim, rng, use_u)
+        draws = self.model.simulate(self.params.to_numpy(), self.theta, self._outcome.state, nsim, rng, use_u)
         if self.spec.proportion:
             draws = draws / self._data.trials[:, None]
         return pd.DataFrame(draws, index=self.design.row_index, columns=[f"sim_{k + 1}" for k in range(nsim)])
-
-    def _simulate_general(self, nsim: int, rng: np.random.Generator, use_u: bool) -> np.ndarray:
-        r"""Several terms: :math:`\eta = X\hat\beta + o + A u` with :math:`A = Z\Lambda_{\hat\theta}` and
-        :math:`u \sim N(0, I_q)` per simulation (or the modes :math:`\tilde u`)."""
-        if self._data.prior_weights is not None:
-            import warnings
-
-            from ..exceptions import GlmmteachWarning
-            warnings.warn("prior weights are ignored when simulating (as lme4 does): each row is simulated from its "
-                          "fitted distribution", GlmmteachWarning, stacklevel=3)
-        model, state = self.model, self._outcome.state
-        eta0 = self._data.eta_fixed(self.params.to_numpy())
-        eta = np.empty((self.nobs, nsim))
-        for k in range(nsim):
-            u = state.u if use_u else rng.standard_normal(model.q)
-            eta[:, k] = eta0 + model.Au(state.A, u)
-        return draw_responses(self.family.base, self.family.linkinv(eta), self._data.trials, rng, self.family.theta)
 
     def simulated_residuals(self, nsim: int = 250, seed: Any = 123, simulate_re: str = "conditional") -> Any:
         """DHARMa's scaled residuals from ``nsim`` simulations: see :func:`glmmteach.residuals.simulated_residuals`."""
@@ -705,11 +676,12 @@ class GLMMResults:
         """The same model fitted to a new response (lme4's ``refit(fit, newresp)``), e.g. a column of
         :meth:`simulate`: same formula, family, design, trials, offset and weights; one value per fitted row,
         in the response's units. The fit starts from these estimates (a diagonal entry of theta, a relative SD,
-        below 0.1 restarts at 0.1). Fitting is :func:`glmmteach.glmm.api.refit_response`'s job; this record
-        only delegates."""
-        from .api import refit_response
-
-        return refit_response(self, new_response)
+        below 0.1 restarts at 0.1). Fitting is the job of the function that made this fit
+        (:func:`glmmteach.glmm.api.refit_response`, given by :func:`~glmmteach.glmer`); this record only delegates."""
+        if self._refit_with is None:
+            raise GlmmteachError("this result was built without its fitting function (refit_with): fit the model with "
+                                 "glmmteach.glmer to refit it")
+        return self._refit_with(self, new_response)
 
     # ---- reporting --------------------------------------------------------------------------
     def tidy(self, effects: str | list[str] = ("ran_pars", "fixed"), conf_int: bool = False,

@@ -10,7 +10,16 @@ optimiser stops somewhere on that ray where the gradient has underflowed, and mu
 
 The test is exact (a linear programme, as R's ``detectseparation`` package does for GLMs); it runs only
 when the fit shows the symptom, fitted probabilities within :data:`EXTREME` of the observed outcomes, so
-ordinary fits pay nothing.
+ordinary fits pay nothing. It is the one separation test of the package: :func:`glmmteach.glm` uses it too.
+There it also catches a response that is 0 (or 1) in every row, whose intercept Fisher scoring leaves at
+-25.6 with fitted probabilities of 8e-12, above the 2e-15 at which R's ``glm`` warns "fitted probabilities
+numerically 0 or 1 occurred" (R 4.2 gives no warning there and calls the fit converged; glmmteach warns and
+does not). ``glmer`` refuses such a response outright (no variation to model).
+
+A GLMM whose fixed effects do not separate the outcomes has a finite maximum even when some *group* has a
+single outcome (all 0, say): that group's random effect is pulled to a finite value by its variance, and lme4
+gives no warning; neither does this test (such a group's rows are not separated by any fixed-effect
+direction unless the fixed effects single the group out, as a group indicator among them would).
 """
 
 from __future__ import annotations
@@ -97,10 +106,20 @@ def separation_warning(family: Family, X: np.ndarray, successes: np.ndarray, tri
         return None
     terms = " ".join(f"{'-' if value < 0 else '+'} {abs(value):.2g} {name}"
                      for value, name in zip(direction, column_names, strict=True) if abs(value) > 1e-8)
+    terms = terms[2:] if terms.startswith("+ ") else "-" + terms[2:]  # "x - 0.5 z", "-1 (Intercept)"
+    used = trials > 0
+    if np.all(successes[used] <= 0) or np.all(successes[used] >= trials[used]):
+        outcome = "failure (0)" if np.all(successes[used] <= 0) else "success"
+        cause = (f"every row's outcome is a {outcome}, so the likelihood keeps rising as the linear predictor runs "
+                 f"to {'-' if outcome.startswith('failure') else '+'}infinity along {terms}")
+        remedy = "A binomial model needs outcomes of both kinds"
+    else:
+        cause = (f"along {terms} every all-success row's linear predictor rises and every all-failure "
+                 "row's falls (mixed rows unchanged), so the likelihood keeps rising as the fixed effects grow")
+        remedy = ("Drop or merge the separating terms, give the fixed effects a prior (glmmteach.bglmer with "
+                  "fixef_prior=), or collect data with both outcomes at their values")
     return FitWarning(
-        f"the fixed effects separate the outcomes ((quasi-)complete separation): along {terms.lstrip('+ ')} every "
-        "all-success row's linear predictor rises and every all-failure row's falls (mixed rows unchanged), so "
-        "the likelihood keeps rising as the fixed effects grow. Their maximum-likelihood estimates are infinite: "
-        "the values reported are where the optimiser stopped, and the fit is not converged. Drop or merge the "
-        "separating terms, or collect data with both outcomes at their values",
+        f"the fixed effects separate the outcomes (the data are (quasi-)completely separated): {cause}. Their "
+        "maximum-likelihood estimates are infinite: the values reported are where the fit stopped (fitted "
+        "probabilities within 1e-5 of the outcomes), and the fit is not converged. " + remedy,
         SeparationWarning)

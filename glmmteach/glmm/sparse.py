@@ -46,20 +46,20 @@ the single-factor engine handles).
 from __future__ import annotations
 
 import copy
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg
 
-from ..exceptions import GlmmteachError
+from ..exceptions import GlmmteachError, GlmmteachWarning
 from ..families import EtaValues, Family
-from .model import GroupedData, batch_inverse, batch_logdet
-from .pirls import first_evaluation
+from ..simulation import draw_responses
+from .model import GroupedData, batch_inverse, batch_logdet, column_sd
+from .pirls import newton_modes
+from .start import moment_theta_terms
 from .terms import CovarianceTerm
 
-# Inner Newton iterations: the same stopping rule as the single-factor engine (glmm.pirls).
-_STEP_EXACT = 1e-9
-_STEP_QUADRATIC = 1e-6
 # The Schur complement of the terms after the largest is dense: refuse designs where it is too big.
 MAX_DENSE_COLUMNS = 6000
 
@@ -247,6 +247,64 @@ class SparseModel:
         other.data = replace(self.data, family=family)
         return other
 
+    n_nodes = 1  # the Laplace approximation only (see the module docstring)
+    offers_quadrature = False
+
+    def with_nodes(self, n_nodes: int) -> SparseModel:
+        """This model (Laplace, ``n_nodes`` <= 1); quadrature is defined for one scalar term only."""
+        if n_nodes > 1:
+            raise GlmmteachError(f"nAGQ = {n_nodes} needs a single scalar random-effects term; this model has "
+                                 f"{len(self.terms)} terms (its likelihood is the Laplace approximation)")
+        return self
+
+    def sorted_by_group(self) -> SparseModel:
+        """Itself: the general engine needs no row order."""
+        return self
+
+    def warm_start(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray:
+        """:meth:`rescaled_modes`."""
+        return self.rescaled_modes(u, theta_old, theta_new)
+
+    def moment_start(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Moment start of :math:`\\theta`, term by term (:func:`glmmteach.glmm.start.moment_theta_terms`)."""
+        return moment_theta_terms(self.data, self.terms, beta)
+
+    def thetacolumn_sd(self) -> np.ndarray:
+        """Each theta entry's scale in the ridge test: the SD of its term's random-effect column."""
+        return np.concatenate([column_sd(t.Z)[t.cov.positions[0]] for t in self.terms])
+
+    @property
+    def n_groups(self) -> int:
+        """Levels of the largest grouping factor."""
+        return max(t.n_levels for t in self.terms)
+
+    @property
+    def n_terms(self) -> int:
+        return len(self.terms)
+
+    def Ts(self, theta: np.ndarray) -> list[np.ndarray]:
+        return self.covariance.Ts(theta)
+
+    def term_effects(self, state: SparseModeState, theta: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per term: conditional modes b (levels×r) and conditional covariances (levels×r×r)."""
+        covs = self.conditional_covariances(state, theta)
+        return [(u @ T.T, cov) for u, T, cov in zip(self.term_modes(state.u), self.Ts(theta), covs, strict=True)]
+
+    def simulate(self, beta: np.ndarray, theta: np.ndarray, state: SparseModeState, nsim: int,
+                 rng: np.random.Generator, use_u: bool) -> np.ndarray:
+        r"""``nsim`` response vectors: :math:`\eta = X\hat\beta + o + A u` with :math:`A = Z\Lambda_{\hat\theta}`
+        and :math:`u \sim N(0, I_q)` per simulation (or the modes :math:`\tilde u`)."""
+        data, family = self.data, self.data.family
+        if data.prior_weights is not None:
+            warnings.warn("prior weights are ignored when simulating (as lme4 does): each row is simulated from its "
+                          "fitted distribution", GlmmteachWarning, stacklevel=3)
+        eta0 = data.eta_fixed(beta)
+        eta = np.empty((self.nobs, nsim))
+        for k in range(nsim):  # loops over the simulations, not over rows or levels
+            u = state.u if use_u else rng.standard_normal(self.q)
+            eta[:, k] = eta0 + self.Au(state.A, u)
+        return draw_responses(family.base, family.linkinv(eta), data.trials, rng, family.theta)
+
     # ---- GroupedData's vocabulary, for the fixed-effects part ------------------------------
     @property
     def X(self) -> np.ndarray:
@@ -422,35 +480,18 @@ class SparseModel:
             kv = data.family.eta_values(eta, data.response, data.weights)
             return eta, kv, float(kv.loglik.sum() - 0.5 * u_try @ u_try)
 
-        u, eta, kv, h, passes = first_evaluation(evaluate, u, warm=u_start is not None)
-        converged = False
-        iterations = 0
-        factor_obs = None
-        for iterations in range(1, max_iter + 1):
-            gradient = self.At(A, kv.score) - u
-            factor_obs = self.factor(A, kv.neg_hessian)
-            step = self.solve(factor_obs, gradient)
-            decrement = float(gradient @ step)
-            largest = float(np.abs(step).max()) if step.size else 0.0
-            if iterations > min_iter and decrement <= tol * (1.0 + abs(h)) and largest <= _STEP_EXACT:
-                converged = True
-                break
-            fraction = 1.0
-            for _ in range(60):
-                u_new = u + fraction * step
-                eta_new, kv_new, h_new = evaluate(u_new)
-                passes += 1
-                if h_new >= h - 1e-12 * (1.0 + abs(h)):
-                    break
-                fraction *= 0.5
-            u, eta, kv, h = u_new, eta_new, kv_new, h_new
-            if iterations >= min_iter and largest <= _STEP_QUADRATIC and fraction == 1.0:
-                factor_obs = self.factor(A, kv.neg_hessian)
-                converged = True
-                break
-        assert factor_obs is not None
+        def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[Factor, np.ndarray, float]:
+            g = self.At(A, kv.score) - u_now
+            factor = self.factor(A, kv.neg_hessian)
+            step = self.solve(factor, g)
+            return factor, step, float(g @ step)
+
+        found = newton_modes(evaluate, newton_step, lambda kv: self.factor(A, kv.neg_hessian), u, u_start is not None,
+                             tol, max_iter, min_iter)
+        kv, factor_obs = found.values, found.curvature
         factor_fisher = factor_obs if data.family.canonical else self.factor(A, kv.fisher)
-        return SparseModeState(u, eta, kv, h, A, factor_obs, factor_fisher, iterations, passes, converged)
+        return SparseModeState(found.u, found.eta, kv, found.penalised, A, factor_obs, factor_fisher,
+                               found.iterations, found.passes, found.converged)
 
     # ---- Laplace log-likelihood and gradient -----------------------------------------------
     def laplace_loglik(self, state: SparseModeState) -> float:
@@ -520,3 +561,4 @@ class SparseModel:
                 block = factor.S_inv[pos[:, :, None], pos[:, None, :]]
             out.append(np.einsum("ab,gbc,dc->gad", T, block, T))
         return out
+

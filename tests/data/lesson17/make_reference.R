@@ -1,6 +1,7 @@
 #!/usr/bin/env Rscript
-# lme4/MASS reference fits of every model that lessons/17_richer_structures.ipynb fits, for
-# tests/test_lesson17.py.
+# lme4/MASS reference fits of every model that lessons/17_richer_structures.ipynb and
+# lessons/18_nested_crossed.ipynb fit (one lesson when this was written), for tests/test_lesson17.py and
+# tests/test_lesson18.py (through tests/lesson_reference_fits.py).
 #
 # Usage (from anywhere):  Rscript tests/data/lesson17/make_reference.R [output.json]
 #
@@ -179,7 +180,7 @@ for (spec in CASES) {
                   proc.time()[["elapsed"]] - t0))
 }
 doc <- list(
-  note = "lme4/MASS fits of the models of lessons/17_richer_structures.ipynb; made by tests/data/lesson17/make_reference.R",
+  note = "lme4/MASS fits of the models of lessons/17_richer_structures.ipynb and 18_nested_crossed.ipynb; made by tests/data/lesson17/make_reference.R",
   versions = list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                   MASS = as.character(packageVersion("MASS")), Matrix = as.character(packageVersion("Matrix"))),
   cases = results

@@ -35,12 +35,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import optimize
 
-from ..families import Family, get_glmm_family
-from ..negbin import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
-from .devfun import marginal_loglik
-from .model import GroupedData
-from .optimize import FitOutcome, fit_glmm, single_threaded_blas
-from .sparse import SparseModel
+from ..families import get_glmm_family
+from ..theta_ml import THETA_MAX, THETA_MIN, ShapeEstimate, bound_message, theta_ml
+from .grouped import as_model
+from .model import GroupedData, MixedModel
+from .optimize import fit_glmm, single_threaded_blas
+from .outcome import FitOutcome
 
 _DERIVATIVE_STEP = 1e-3  # in log theta_NB, for P'(s) at fixed (theta, beta)
 _CURVATURE_STEP = 2e-3  # in log theta_NB, for P''(s) from two values of P'
@@ -57,16 +57,9 @@ _LIMIT_PROBE = 1e5  # a shape at which the Poisson fit's likelihood gives the si
 _VERIFY_STEP = float(np.log(2.0))  # the optimum is checked against the profile at theta/2 and 2 theta
 
 
-def _with_family(model: GroupedData | SparseModel, family: Family) -> GroupedData | SparseModel:
-    """The model with another family; a model of several terms keeps its symbolic analysis."""
-    return model.with_family(family) if isinstance(model, SparseModel) else replace(model, family=family)
-
-
-def _laplace_loglik(model: GroupedData | SparseModel, outcome: FitOutcome, correlated: bool, n_nodes: int) -> float:
+def _laplace_loglik(model: MixedModel, outcome: FitOutcome) -> float:
     """The log-likelihood of ``model`` at ``outcome``'s (theta, beta), the modes solved from ``outcome``'s."""
-    if isinstance(model, SparseModel):  # the general engine (Laplace only)
-        return model.marginal_loglik(outcome.theta, outcome.beta, outcome.state.u, tol=1e-13)
-    return marginal_loglik(model, outcome.theta, outcome.beta, correlated, n_nodes, outcome.state.u, tol=1e-13)
+    return model.marginal_loglik(outcome.theta, outcome.beta, outcome.state.u, tol=1e-13)
 
 
 @dataclass
@@ -79,24 +72,23 @@ class _ProfilePoint:
 class _Profile:
     """Profile log-likelihood of the NB shape, with its slope, memoised by :math:`s = \\log\\theta_{NB}`."""
 
-    def __init__(self, data: GroupedData | SparseModel, correlated: bool, n_nodes: int, start: FitOutcome):
-        self.data, self.correlated, self.n_nodes = data, correlated, n_nodes
+    def __init__(self, model: MixedModel, start: FitOutcome):
+        self.model = model
         self.points: list[_ProfilePoint] = []
         self.start = start
         self.evaluations = 0
         self.passes = 0
 
-    def with_shape(self, s: float) -> GroupedData | SparseModel:
-        return _with_family(self.data, self.data.family.with_theta(float(np.exp(s))))
+    def with_shape(self, s: float) -> MixedModel:
+        return self.model.with_family(self.model.family.with_theta(float(np.exp(s))))
 
     def __call__(self, s: float) -> _ProfilePoint:
         for point in self.points:
             if point.s == s:
                 return point
         nearest = min(self.points, key=lambda p: abs(p.s - s)).outcome if self.points else self.start
-        outcome = fit_glmm(self.with_shape(s), self.correlated, self.n_nodes, nearest.theta, nearest.beta)
-        values = [_laplace_loglik(self.with_shape(s + sign * _DERIVATIVE_STEP), outcome, self.correlated,
-                                  self.n_nodes) for sign in (1, -1)]
+        outcome = fit_glmm(self.with_shape(s), theta_start=nearest.theta, beta_start=nearest.beta)
+        values = [_laplace_loglik(self.with_shape(s + sign * _DERIVATIVE_STEP), outcome) for sign in (1, -1)]
         point = _ProfilePoint(s, outcome, (values[0] - values[1]) / (2 * _DERIVATIVE_STEP))
         self.points.append(point)
         self.evaluations += outcome.evaluations
@@ -107,29 +99,31 @@ class _Profile:
         return self(s).slope
 
 
-def fit_negative_binomial_glmm(data: GroupedData | SparseModel, correlated: bool, n_nodes: int = 1
-                               ) -> tuple[GroupedData | SparseModel, FitOutcome, ShapeEstimate]:
+def fit_negative_binomial_glmm(model: MixedModel | GroupedData, correlated: bool | None = None,
+                               n_nodes: int | None = None) -> tuple[MixedModel, FitOutcome, ShapeEstimate]:
     """Maximum likelihood over (theta, beta) and the NB shape (lme4's ``glmer.nb``).
 
-    ``data`` is one grouping factor's :class:`GroupedData` or the general engine's :class:`SparseModel`
-    (several terms), its family the negative binomial (its ``theta``, if any, is ignored). Starts, as
-    lme4, from a Poisson GLMM and MASS's ``theta.ml`` at its conditional means. Returns the model with
+    ``model`` is an engine model (or a :class:`GroupedData` with ``correlated`` and ``n_nodes``,
+    :func:`~glmmteach.glmm.grouped.as_model`), its family the negative binomial (its ``theta``, if any, is
+    ignored). Starts, as lme4, from a Poisson GLMM and MASS's ``theta.ml`` at its conditional means. Returns the
+    model with
     the estimated shape in its family, the GLMM fit at that shape and the :class:`ShapeEstimate`
     (its ``message`` says when the shape is on a bound: no overdispersion beyond the random effects).
     """
     # The slopes between the fits factorise the general engine's small dense Schur complement many times:
     # multithreaded BLAS only adds thread wake-ups there (grouseticks: 0.6 s single-threaded, 1.8-4 s with
     # two threads on a busy machine). One grouping factor uses no BLAS beyond products with X: left as it was.
-    with single_threaded_blas() if isinstance(data, SparseModel) else contextlib.nullcontext():
-        return _fit_shape(data, correlated, n_nodes)
+    model = as_model(model, correlated, n_nodes)
+    with single_threaded_blas() if model.n_terms > 1 else contextlib.nullcontext():
+        return _fit_shape(model)
 
 
-def _fit_shape(data: GroupedData | SparseModel, correlated: bool, n_nodes: int
-               ) -> tuple[GroupedData | SparseModel, FitOutcome, ShapeEstimate]:
-    poisson = fit_glmm(_with_family(data, get_glmm_family("poisson")), correlated, n_nodes)
-    arrays = data.data if isinstance(data, SparseModel) else data
+def _fit_shape(model: MixedModel) -> tuple[MixedModel, FitOutcome, ShapeEstimate]:
+    data = model
+    poisson = fit_glmm(model.with_family(get_glmm_family("poisson")))
+    arrays = model.data
     first = theta_ml(arrays.response, np.exp(poisson.state.eta), arrays.weights)
-    profile = _Profile(_with_family(data, data.family.with_theta(first.theta)), correlated, n_nodes, poisson)
+    profile = _Profile(model.with_family(model.family.with_theta(first.theta)), poisson)
     lo, cap = np.log(THETA_MIN), np.log(_THETA_CAP)
     s_hat, bound = _bracket_and_solve(profile, float(np.clip(np.log(first.theta), lo, cap)), lo, cap)
     if bound == "upper":  # still rising at the cap: a peak beyond it, or the supremum is the Poisson limit
@@ -140,7 +134,7 @@ def _fit_shape(data: GroupedData | SparseModel, correlated: bool, n_nodes: int
         if s_hat == np.inf:
             bound = "upper"
     if bound == "upper":  # the Poisson GLMM is the fit (theta = infinity), as MASS warns
-        model, outcome, theta_nb, se = _with_family(data, get_glmm_family("poisson")), poisson, np.inf, np.nan
+        model, outcome, theta_nb, se = data.with_family(get_glmm_family("poisson")), poisson, np.inf, np.nan
         message = poisson_limit_message()
     else:
         best = profile(s_hat)
@@ -151,8 +145,8 @@ def _fit_shape(data: GroupedData | SparseModel, correlated: bool, n_nodes: int
         elif not verified:
             message = unverified_message(profile, s_hat)
             outcome = replace(outcome, converged=False)
-    outcome.evaluations = profile.evaluations + poisson.evaluations
-    outcome.passes = profile.passes + poisson.passes
+    outcome = replace(outcome, evaluations=profile.evaluations + poisson.evaluations,
+                      passes=profile.passes + poisson.passes)
     shape = ShapeEstimate(theta_nb, float(se), bound, len(profile.points), message)
     return model, outcome, shape
 
@@ -217,7 +211,7 @@ def _beyond_cap(profile: _Profile, poisson: FitOutcome, cap: float) -> tuple[flo
 def _falls_towards_limit(profile: _Profile, poisson: FitOutcome) -> bool:
     r"""Whether :math:`P` falls towards the Poisson limit, i.e. :math:`dP/d(1/\theta_{NB}) > 0` at 0: by the
     envelope theorem its sign is that of the Poisson fit's likelihood at a large shape minus its own."""
-    probe = _laplace_loglik(profile.with_shape(np.log(_LIMIT_PROBE)), poisson, profile.correlated, profile.n_nodes)
+    probe = _laplace_loglik(profile.with_shape(np.log(_LIMIT_PROBE)), poisson)
     return probe > poisson.llf + _value_tolerance(poisson.llf)
 
 
