@@ -165,27 +165,21 @@ class JointCovariance:
     conditional modes at :math:`(\hat\theta, \hat\beta)` (one PIRLS run: the fit keeps no state here)."""
 
     def __init__(self, fit: Any):
-        from .glmm import SparseModel
-        from .glmm.optimize import beta_information
-
+        model = fit.model  # the engine's model protocol (glmm.model.MixedModel)
         self.fit = fit
-        beta = fit.params.to_numpy(dtype=float)
-        model = fit.model
-        self.general = isinstance(model, SparseModel)
+        self.state = model.conditional_modes(fit.theta, fit.params.to_numpy(dtype=float))
+        self.general = hasattr(self.state, "factor_fisher")  # several terms: H factorised in blocks
         if self.general:
-            self.state = model.conditional_modes(fit.theta, beta)
             self.q = model.q
             self.starts = model.col_start[:-1]
-        else:
-            from .glmm import conditional_modes
+        else:  # one grouping factor: H is block diagonal, one r×r block per group
             from .glmm.model import batch_inverse
 
-            self.state = conditional_modes(model, fit.T, beta)
             self.H_inv = batch_inverse(self.state.hessian_fisher)
             self.q = self.H_inv.shape[0] * self.H_inv.shape[1]
             self.starts = np.zeros(1, dtype=int)
         try:
-            self.V_beta = np.linalg.inv(beta_information(model, self.state))
+            self.V_beta = np.linalg.inv(model.beta_information(self.state))
         except np.linalg.LinAlgError as error:
             raise GlmmteachError(
                 "the fixed effects' information given the random effects is singular (outcomes separated by a "
@@ -201,7 +195,7 @@ class JointCovariance:
             return np.column_stack([model.At(state.A, wX[:, k]) for k in range(wX.shape[1])])
         ZT = state.ZT  # rows' T'z (n×r): per group the sum of w x (T'z)^T
         products = (ZT[:, :, None] * wX[:, None, :]).reshape(len(ZT), -1)
-        return model.group_sum_rows(products.T).T.reshape(self.q, -1)
+        return model.data.group_sum_rows(products.T).T.reshape(self.q, -1)
 
     def solve(self, M: np.ndarray) -> np.ndarray:
         """:math:`H^{-1}M` for the columns of ``M`` (q×k)."""
