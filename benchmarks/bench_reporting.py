@@ -6,7 +6,7 @@ coefficients and covariance; reported are the largest relative difference from R
 interval ends, statistics), the largest absolute difference of the p-values, and the time of glmmteach against
 R emmeans for the same calls (each side's fits excluded: glmmteach's fitted once before its clock starts, R's
 fitted, as in tests/data/emmeans/make_reference.R, before its own).
-Profile-interval and bootstrap rows join this table when those functions exist.
+The profile-interval and bootstrap rows are in bench_inference.py, which runs this row beside them.
 
 Usage: ``python benchmarks/bench_reporting.py [--repeats N]`` (R's column needs ``Rscript`` with lme4, MASS,
 emmeans).

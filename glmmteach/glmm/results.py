@@ -534,7 +534,8 @@ class GLMMResults:
     # ---- prediction -------------------------------------------------------------------------
     def predict(self, newdata: pd.DataFrame | None = None, type: str = "link", conditional: bool = True,
                 n_nodes: int | None = None, offset: Any = None, allow_new_levels: bool = False,
-                re_form: Any = None, interval: str | None = None, level: float = 0.95) -> pd.Series | pd.DataFrame:
+                re_form: Any = None, interval: str | None = None, level: float = 0.95, method: str = "delta",
+                nsim: int = 1000, seed: Any = None, **interval_options: Any) -> pd.Series | pd.DataFrame:
         r"""Predictions on the link scale (``type="link"``) or the mean scale (``type="response"``).
 
         ``conditional=True``: given the estimated random effects,
@@ -552,16 +553,18 @@ class GLMMResults:
         :math:`g^{-1}(x^\top\hat\beta)`, which is the mean for a group with :math:`b = 0`.
         Binomial means are probabilities. ``offset`` gives the new rows' extra offset when the fit
         was given ``offset=`` as an array (a column name is looked up in ``newdata``).
-        ``interval="confidence"`` (population-level predictions: ``re_form=[]`` or ``conditional=False``):
-        a DataFrame with ``fit``, ``se_fit``, ``lower``, ``upper`` at ``level``, see
-        :func:`glmmteach.intervals.predict_interval`.
+        ``interval="confidence"``: a DataFrame with ``fit``, ``se_fit``, ``lower``, ``upper`` at ``level``, by
+        the delta method (given the random effects: their joint covariance with the fixed effects, theta held)
+        or ``method="boot"`` (``nsim``, ``seed``); ``interval_options``: ``beta_cov``, and for the bootstrap
+        ``n_jobs``, ``client``, ``boot_type``; see :func:`glmmteach.intervals.predict_interval`.
         """
         from ..predict import population_average_mean
 
-        if interval is not None:
+        if interval is not None or method != "delta" or interval_options:  # (the options without interval: refused)
             from ..intervals import predict_interval
 
-            return predict_interval(self, newdata, type, conditional, re_form, offset, interval, level, n_nodes)
+            return predict_interval(self, newdata, type, conditional, re_form, offset, interval, level, n_nodes,
+                                    allow_new_levels, method, nsim, seed, **interval_options)
 
         if type not in ("link", "response"):
             raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
