@@ -547,3 +547,28 @@ def test_search_page_text_is_the_article() -> None:
       curvature</p><script>var x = 1;</script><footer class="bd-footer-content">glmmteach 1</footer>
     </main><p>after</p></body></html>"""
     assert page_text(page) == "Laplace the mode & its curvature"
+
+
+def test_residuals_predicted_legend_covers_no_residual() -> None:
+    """The DHARMa-style residuals-vs-predicted panel (lesson 16) is filled with points from edge to edge: its
+    legend sits outside the data area, beside the title, and covers none of them (issue 17 A26)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from glmmteach import plots
+
+    rng = np.random.default_rng(1)
+    residuals = type("Residuals", (), {"fitted": rng.gamma(2.0, size=400),
+                                       "residuals": pd.Series(rng.uniform(size=400))})()
+    ax = plots.plot_residuals_predicted(residuals)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    frame = ax.get_window_extent()
+    assert legend.y0 >= frame.y1 - 1, "the legend overlaps the data area"
+    title = ax.title.get_window_extent()
+    assert title.x1 <= legend.x0 or title.y1 <= legend.y0, "the legend overlaps the title"
+    plt.close(ax.figure)
