@@ -510,8 +510,9 @@ SEARCH_WORD = "Laplace"  # taught in lessons 5-7 and used in most lessons after 
 
 def test_search_shows_excerpts_offline(chromium: str, html_dir: Path) -> None:
     """The search page of the book opened from disk (file://, no network) lists each result with an excerpt of
-    its page around the search word (issue 17 A26). Sphinx fetches a result's page to cut the excerpt, which a
-    browser refuses on file://; glmmteach.search_excerpts supplies the pages' texts instead."""
+    its page around the search word, its formulas as text rather than TeX source (issue 17 A26). Sphinx fetches a
+    result's page to cut the excerpt, which a browser refuses on file://; glmmteach.search_excerpts supplies the
+    pages' texts instead."""
     texts = html_dir / "_static" / "search_texts.js"
     assert texts.is_file(), "the build wrote no _static/search_texts.js (glmmteach.search_excerpts)"
     pages = json.loads(re.fullmatch(r"window\.SEARCH_PAGE_TEXTS = (.*);\n", texts.read_text(encoding="utf-8"),
@@ -534,6 +535,9 @@ def test_search_shows_excerpts_offline(chromium: str, html_dir: Path) -> None:
                 for item in with_excerpt]
     shown = [text for text in excerpts if SEARCH_WORD.lower() in text.lower()]
     assert len(shown) >= len(excerpts) // 2, f"most excerpts do not show {SEARCH_WORD!r}: {excerpts[:3]}"
+    # MathJax never typesets the excerpts: the pages' formulas are shown as readable text, not as TeX source
+    tex = [text for text in excerpts if re.search(r"\\[([]|\\begin\{", text)]
+    assert not tex, f"{len(tex)} excerpts show TeX source: {tex[:2]}"
 
 
 def test_search_page_text_is_the_article() -> None:
