@@ -315,9 +315,11 @@ def plot_residuals_predicted(residuals: Any, *, bins: int = 10, ax: Axes | None 
     quartiles = np.array([np.quantile(y[g], [0.25, 0.5, 0.75]) for g in groups])
     for k in range(3):
         ax.plot(centres, quartiles[:, k], color="C3", lw=1.5, label="binned quartiles" if k == 0 else None)
-    ax.set(xlim=(0, 1.02), ylim=(0, 1), xlabel="model predictions (rank transformed)",
-           ylabel="scaled residual", title="Residuals vs. predicted")
-    ax.legend(frameon=False, fontsize="small", loc="upper right")
+    ax.set(xlim=(0, 1.02), ylim=(0, 1), xlabel="model predictions (rank transformed)", ylabel="scaled residual")
+    # The residuals fill the whole square, so a legend inside it covers points: it sits above the frame,
+    # right of the title.
+    ax.set_title("Residuals vs. predicted", loc="left")
+    ax.legend(frameon=False, fontsize="small", loc="lower right", bbox_to_anchor=(1.0, 1.0), borderaxespad=0.1)
     return ax
 
 

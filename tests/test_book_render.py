@@ -19,7 +19,9 @@ disabled (no host name resolves), lets MathJax run, dumps the resulting DOM and 
   exercise set offers none: its source holds the solutions).
 
 A second test loads every page at a width of 1,200 CSS pixels and checks that nothing scrolls
-sideways: neither the page itself nor any code block, output or equation in it.
+sideways: neither the page itself nor any code block, output or equation in it.  A third loads them at
+420 px, a phone's width: the page itself still does not scroll sideways, whatever is wider than the
+column scrolls inside its own box (nothing is cut off at the edge), and no output wraps its lines.
 """
 
 from __future__ import annotations
@@ -322,8 +324,9 @@ def test_page_renders(docname: str, chromium: str, html_dir: Path) -> None:
             json.loads(target.read_text(encoding="utf-8"))  # a notebook, not an error page
 
 
-# Loads each page in a 1,200-pixel-wide frame of one wrapper page, lets MathJax run, and reports the
-# page's own horizontal overflow and every element that scrolls (or spills) sideways. The frames need
+# Loads each page in a frame WIDTH pixels wide of one wrapper page, lets MathJax run, and reports the
+# page's own horizontal overflow, every element that scrolls (or spills) sideways, what spills with no
+# box to scroll it, and the outputs whose lines wrap. The frames need
 # --disable-web-security: pages on file:// URLs are otherwise opaque to the wrapper's script.
 OVERFLOW_SCRIPT = """
 const results = {};
@@ -349,10 +352,29 @@ function measure(url) {
           if (scrolls && el.scrollWidth > el.clientWidth + 1) wide.push(describe(el));
         }
         const right = article.getBoundingClientRect().right;
+        const spills = [], cut = [];
         for (const el of article.querySelectorAll("mjx-container, pre, table, img")) {
-          if (el.getBoundingClientRect().right > right + 1) wide.push("spills: " + describe(el));
+          if (el.getBoundingClientRect().right <= right + 1) continue;
+          spills.push("spills: " + describe(el));
+          // inside a box that scrolls sideways (a table's, an equation's), it is reachable, not cut off
+          let box = el.parentElement;
+          while (box && box !== article &&
+                 !["auto", "scroll"].includes(frame.contentWindow.getComputedStyle(box).overflowX)) {
+            box = box.parentElement;
+          }
+          if (!box || box === article) cut.push(describe(el));
         }
-        resolve({scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide: wide});
+        // an output whose lines wrap: its box is taller than its lines (a wrapped table cannot be read)
+        const wrapped = [];
+        for (const pre of article.querySelectorAll("div.cell_output pre")) {
+          const style = frame.contentWindow.getComputedStyle(pre);
+          const lineHeight = parseFloat(style.lineHeight) || 1.2 * parseFloat(style.fontSize);
+          const height = pre.clientHeight - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom);
+          const lines = pre.textContent.replace(/\\n$/, "").split("\\n").length;
+          if (Math.round(height / lineHeight) > lines) wrapped.push(describe(pre));
+        }
+        resolve({scrollWidth: root.scrollWidth, clientWidth: root.clientWidth, wide: wide.concat(spills),
+                 cut: cut, wrapped: wrapped});
       } catch (error) {
         resolve({error: String(error)});
       }
@@ -371,13 +393,13 @@ function measure(url) {
 })();
 """
 PAGE_WIDTH = 1200
+PHONE_WIDTH = 420  # a phone held upright (issue 17 A26: pages looked at in a browser at 1,280 and 420 px)
 
 
-@pytest.fixture(scope="module")
-def overflow(chromium: str, html_dir: Path) -> dict[str, dict]:
-    """Horizontal overflow of every page at 1,200 px, measured in one Chromium run."""
+def measure_layout(chromium: str, html_dir: Path, width: int) -> dict[str, dict]:
+    """Horizontal overflow and wrapped outputs of every page at ``width`` px, measured in one Chromium run."""
     pages = {docname: (html_dir / f"{docname}.html").as_uri() for docname in _docnames()}
-    script = (OVERFLOW_SCRIPT.replace("WIDTH", str(PAGE_WIDTH))
+    script = (OVERFLOW_SCRIPT.replace("WIDTH", str(width))
               .replace("PAGES", json.dumps(list(pages.values()))))
     with tempfile.TemporaryDirectory() as folder:
         wrapper = Path(folder) / "measure.html"
@@ -387,7 +409,7 @@ def overflow(chromium: str, html_dir: Path) -> dict[str, dict]:
             "--disable-background-networking", "--no-first-run", "--disable-component-update",
             "--disable-sync", "--disable-extensions", f"--user-data-dir={folder}/profile",
             "--disable-web-security", "--allow-file-access-from-files",
-            "--host-resolver-rules=MAP * ~NOTFOUND", f"--window-size={PAGE_WIDTH + 100},1000",
+            "--host-resolver-rules=MAP * ~NOTFOUND", f"--window-size={width + 100},1000",
             f"--virtual-time-budget={6000 * len(pages)}", "--dump-dom", wrapper.as_uri(),
         ]
         result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
@@ -395,6 +417,18 @@ def overflow(chromium: str, html_dir: Path) -> dict[str, dict]:
     assert match, f"the overflow measurement did not finish: {result.stderr[-2000:]}"
     measured = json.loads(html.unescape(match.group(1)))
     return {docname: measured.get(url, {"error": "not measured"}) for docname, url in pages.items()}
+
+
+@pytest.fixture(scope="module")
+def overflow(chromium: str, html_dir: Path) -> dict[str, dict]:
+    """Horizontal overflow of every page at 1,200 px."""
+    return measure_layout(chromium, html_dir, PAGE_WIDTH)
+
+
+@pytest.fixture(scope="module")
+def phone_layout(chromium: str, html_dir: Path) -> dict[str, dict]:
+    """Horizontal overflow and wrapped outputs of every page at 420 px."""
+    return measure_layout(chromium, html_dir, PHONE_WIDTH)
 
 
 @pytest.mark.parametrize("docname", _docnames())
@@ -407,6 +441,26 @@ def test_no_horizontal_scrolling_at_1200px(docname: str, overflow: dict[str, dic
     )
     assert not measured["wide"], (
         f"{docname}: at {PAGE_WIDTH} px these scroll or spill sideways:\n" + "\n".join(measured["wide"])
+    )
+
+
+@pytest.mark.parametrize("docname", _docnames())
+def test_phone_width_scrolls_boxes_not_the_page(docname: str, phone_layout: dict[str, dict]) -> None:
+    """At 420 px the page itself does not scroll sideways; what is wider than the column (a code cell, a
+    printed table, a data frame, an equation) scrolls inside its own box, and no output wraps its lines:
+    a wrapped lme4-style summary() or analysis-of-deviance table cannot be read (issue 17 A26)."""
+    measured = phone_layout[docname]
+    assert "error" not in measured, f"{docname}: {measured['error']}"
+    assert measured["scrollWidth"] <= measured["clientWidth"], (
+        f"{docname}: the page is {measured['scrollWidth']} px wide in a {measured['clientWidth']} px window"
+    )
+    assert not measured["cut"], (
+        f"{docname}: at {PHONE_WIDTH} px these are cut off at the column's edge (no box scrolls):\n"
+        + "\n".join(measured["cut"])
+    )
+    assert not measured["wrapped"], (
+        f"{docname}: at {PHONE_WIDTH} px these outputs wrap their lines instead of scrolling:\n"
+        + "\n".join(measured["wrapped"])
     )
 
 
@@ -456,8 +510,9 @@ SEARCH_WORD = "Laplace"  # taught in lessons 5-7 and used in most lessons after 
 
 def test_search_shows_excerpts_offline(chromium: str, html_dir: Path) -> None:
     """The search page of the book opened from disk (file://, no network) lists each result with an excerpt of
-    its page around the search word (issue 17 A26). Sphinx fetches a result's page to cut the excerpt, which a
-    browser refuses on file://; glmmteach.search_excerpts supplies the pages' texts instead."""
+    its page around the search word, its formulas as text rather than TeX source (issue 17 A26). Sphinx fetches a
+    result's page to cut the excerpt, which a browser refuses on file://; glmmteach.search_excerpts supplies the
+    pages' texts instead."""
     texts = html_dir / "_static" / "search_texts.js"
     assert texts.is_file(), "the build wrote no _static/search_texts.js (glmmteach.search_excerpts)"
     pages = json.loads(re.fullmatch(r"window\.SEARCH_PAGE_TEXTS = (.*);\n", texts.read_text(encoding="utf-8"),
@@ -480,6 +535,9 @@ def test_search_shows_excerpts_offline(chromium: str, html_dir: Path) -> None:
                 for item in with_excerpt]
     shown = [text for text in excerpts if SEARCH_WORD.lower() in text.lower()]
     assert len(shown) >= len(excerpts) // 2, f"most excerpts do not show {SEARCH_WORD!r}: {excerpts[:3]}"
+    # MathJax never typesets the excerpts: the pages' formulas are shown as readable text, not as TeX source
+    tex = [text for text in excerpts if re.search(r"\\[([]|\\begin\{", text)]
+    assert not tex, f"{len(tex)} excerpts show TeX source: {tex[:2]}"
 
 
 def test_search_page_text_is_the_article() -> None:
@@ -493,3 +551,28 @@ def test_search_page_text_is_the_article() -> None:
       curvature</p><script>var x = 1;</script><footer class="bd-footer-content">glmmteach 1</footer>
     </main><p>after</p></body></html>"""
     assert page_text(page) == "Laplace the mode & its curvature"
+
+
+def test_residuals_predicted_legend_covers_no_residual() -> None:
+    """The DHARMa-style residuals-vs-predicted panel (lesson 16) is filled with points from edge to edge: its
+    legend sits outside the data area, beside the title, and covers none of them (issue 17 A26)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+    import pandas as pd
+
+    from glmmteach import plots
+
+    rng = np.random.default_rng(1)
+    residuals = type("Residuals", (), {"fitted": rng.gamma(2.0, size=400),
+                                       "residuals": pd.Series(rng.uniform(size=400))})()
+    ax = plots.plot_residuals_predicted(residuals)
+    ax.figure.canvas.draw()
+    legend = ax.get_legend().get_window_extent()
+    frame = ax.get_window_extent()
+    assert legend.y0 >= frame.y1 - 1, "the legend overlaps the data area"
+    title = ax.title.get_window_extent()
+    assert title.x1 <= legend.x0 or title.y1 <= legend.y0, "the legend overlaps the title"
+    plt.close(ax.figure)
