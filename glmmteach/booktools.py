@@ -27,6 +27,7 @@ check that re-executes every lesson under other OpenBLAS kernels.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 import warnings
 from collections.abc import Iterator
@@ -104,3 +105,32 @@ def shown_warnings(width: int = PAGE_WIDTH) -> Iterator[list[warnings.WarningMes
         seen.add(key)
         text = f"{key[0]}: {key[1]}"
         print(textwrap.fill(text, width=width, subsequent_indent="    ", break_on_hyphens=False))
+
+
+def lme4_style(message: str, category: type[Warning], width: int = PAGE_WIDTH) -> str:
+    """A warning as lme4 prints its messages: the class and the text, wrapped to ``width``, with every clause
+    that quotes a number shown as "...": on a flat ridge or a runaway SD those numbers say where the optimiser
+    stopped, which is not mathematics (and differs between CPUs)."""
+    shown: list[str] = []
+    for clause in re.split(r"(?<=[:;]) ", str(message)):
+        if not re.search(r"\d", clause):
+            shown.append(clause)
+        elif shown[-1:] != ["..."]:
+            shown.append("...")
+    return textwrap.fill(f"{category.__name__}: {' '.join(shown)}", width=width, subsequent_indent="    ",
+                         break_on_hyphens=False)
+
+
+def print_warnings_like_lme4() -> list[tuple[type[Warning], str]]:
+    """From now on print every warning lme4-style (:func:`lme4_style`) on standard output, without the file and
+    line Python adds, and keep each in the returned list (class, text) for a page's hidden checks."""
+    raised: list[tuple[type[Warning], str]] = []
+
+    def show(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+             line: str | None = None) -> None:
+        raised.append((category, str(message)))
+        print(lme4_style(str(message), category))
+
+    warnings.showwarning = show
+    warnings.simplefilter("always")
+    return raised
