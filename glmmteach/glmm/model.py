@@ -142,8 +142,8 @@ class GroupedData:
 
     def gather(self, per_group: np.ndarray) -> np.ndarray:
         """Each row's entry of ``per_group`` (length G): ``per_group[groups]``."""
-        if self._counts is not None:
-            return np.repeat(per_group, self._counts)
+        if self._counts is not None:  # (the method, not np.repeat: one Python call fewer in the inner loop)
+            return per_group.repeat(self._counts)
         return per_group[self.groups]
 
 

@@ -146,7 +146,7 @@ class _Objective:
         if not np.isfinite(value):
             return 1e300, np.zeros_like(x)
         self.u = state.u
-        self.u_theta = self.split(x)[0]
+        self.u_theta = x[: self.n_theta] * self.theta_scale  # split(x)'s theta, without its beta
         if self.best is None or value > self.best[0]:
             self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x

@@ -57,7 +57,7 @@ def first_evaluation(evaluate: Callable[[np.ndarray], tuple[np.ndarray, EtaValue
     modes of another (theta, beta)) where the penalised log-likelihood is not finite. Returns the start,
     what ``evaluate`` gave there and the number of data passes (1 or 2)."""
     eta, kv, h = evaluate(u)
-    if not warm or np.all(np.isfinite(h)):
+    if not warm or np.isfinite(h).all():
         return u, eta, kv, h, 1
     u = np.zeros_like(u)
     eta, kv, h = evaluate(u)
@@ -112,8 +112,10 @@ def newton_modes(
     H = None
     for iterations in range(1, max_iter + 1):
         H, step, decrement = newton_step(u, kv)
-        largest_step = float(np.abs(step).max()) if step.size else 0.0
-        total = float(h.sum()) if per_block else h
+        # the ufuncs' reductions directly (the same sums and maxima as .max()/.sum(), without their Python
+        # wrappers: on small data the inner loop's cost is its number of Python calls)
+        largest_step = float(np.maximum.reduce(np.abs(step), axis=None)) if step.size else 0.0
+        total = float(np.add.reduce(h, axis=None)) if per_block else h
         if iterations > min_iter and decrement <= tol * (1.0 + abs(total)) and largest_step <= _STEP_EXACT:
             converged = True
             break

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -98,15 +99,30 @@ class GLMMResults:
         self.params = pd.Series(outcome.beta, index=names, name="Estimate")
         self.warnings: list[str] = [item.message for item in diagnosis.warnings]
         self._cov_full = diagnosis.cov_full
-        self._cov = pd.DataFrame(diagnosis.cov_beta, index=names, columns=names)
+        self._cov_beta = diagnosis.cov_beta
+        # the tables below are built when first asked for: a refit in a simulation or bootstrap loop that
+        # reads only estimates does not pay for four pandas objects
+
+    @cached_property
+    def _cov(self) -> pd.DataFrame:
+        return pd.DataFrame(self._cov_beta, index=self.params.index, columns=self.params.index)
+
+    @cached_property
+    def bse(self) -> pd.Series:
         # a variance that is not positive is NaN by now (glmm.diagnosis names it in a warning)
-        bse = np.sqrt(np.diag(diagnosis.cov_beta))
+        return pd.Series(np.sqrt(np.diag(self._cov_beta)), index=self.params.index, name="Std. Error")
+
+    @cached_property
+    def zvalues(self) -> pd.Series:
         with np.errstate(divide="ignore", invalid="ignore"):  # (as pandas divides: a zero SE gives inf quietly)
-            z = self.params.to_numpy() / bse
-        self.bse = pd.Series(bse, index=names, name="Std. Error")
-        self.zvalues = pd.Series(z, index=names, name="z value")
+            z = self.params.to_numpy() / self.bse.to_numpy()
+        return pd.Series(z, index=self.params.index, name="z value")
+
+    @cached_property
+    def pvalues(self) -> pd.Series:
         # the normal tail as stats.norm.sf computes it (ndtr(-|z|)), without its per-call argument handling
-        self.pvalues = pd.Series(2 * special.ndtr(-np.abs(z)), index=names, name="Pr(>|z|)")
+        return pd.Series(2 * special.ndtr(-np.abs(self.zvalues.to_numpy())), index=self.params.index,
+                         name="Pr(>|z|)")
 
     # ---- basic quantities -------------------------------------------------------------------
     @property
