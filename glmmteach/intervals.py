@@ -32,7 +32,8 @@ the row's :math:`\hat\eta` is
 
 .. math::
 
-    \operatorname{Var}(\hat\eta) = d^\top V_\beta\, d + a^\top H^{-1} a, \qquad d = x - K^\top a,\quad
+    \operatorname{Var}(\hat\eta) = d^\top V_\beta\, d + a^\top H^{-1} a, \qquad d = x - K^\top a,
+
     K = H^{-1}A^\top W X,\quad V_\beta = (X^\top W X - X^\top W A\,K)^{-1}:
 
 :math:`a^\top H^{-1}a` is the conditional variance of the random part with :math:`\beta` known (lme4's
