@@ -9,25 +9,40 @@ maximum a posteriori fit with its priors (:mod:`glmmteach.priors`), :func:`all_f
 conditional logistic regression).
 """
 
+from importlib import import_module
+
 from .bootstrap import BootstrapResult, bootstrap
 from .compare import BootstrapLRT, anova, bootstrap_lrt, compare_ic
-from .crossover import (
-    ConditionalLogit,
-    MainlandGart,
-    Prescott,
-    conditional_logit,
-    mainland_gart,
-    pair_table,
-    prescott,
-)
 from .emmeans import MarginalMeans, contrast, emmeans
 from .exceptions import GlmmteachError
 from .glm import GLMResults, glm
 from .glmm import GLMMResults, glmer, priors
-from .glmm.allfit import AllFit, all_fit
-from .glmm.bglmer import bglmer
-from .residuals import SimulatedResiduals, simulated_residuals
-from .tidy import tidy_glm, tidy_glmm
+
+# Imported when first used (PEP 562): a fit needs none of these, and ``import glmmteach`` is most of a short
+# script's time (issue 15: at most 1.3x numpy, pandas, scipy.optimize and scipy.sparse). A name whose module
+# has the same name (bootstrap, emmeans) stays eager: importing that module later would rebind the name.
+_LAZY = {
+    "ConditionalLogit": "crossover", "MainlandGart": "crossover", "Prescott": "crossover",
+    "conditional_logit": "crossover", "mainland_gart": "crossover", "pair_table": "crossover",
+    "prescott": "crossover",
+    "AllFit": "glmm.allfit", "all_fit": "glmm.allfit",
+    "bglmer": "glmm.bglmer",
+    "SimulatedResiduals": "residuals", "simulated_residuals": "residuals",
+    "tidy_glm": "tidy", "tidy_glmm": "tidy",
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'glmmteach' has no attribute {name!r}")
+    value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AllFit",

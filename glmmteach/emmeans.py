@@ -40,9 +40,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import integrate
 
 from .exceptions import DataError, GlmmteachError, check_level
+from .predict import population_average_mean, population_average_slope
 
 CONTRAST_METHODS = ("pairwise", "revpairwise", "trt.vs.ctrl")
 ADJUSTMENTS = ("tukey", "holm", "bonferroni", "sidak", "none")
@@ -360,24 +360,9 @@ def _re_variance(fit: Any, grid: _Grid, weights: np.ndarray) -> np.ndarray:
 
 def _population_mean(eta: np.ndarray, variance: np.ndarray, link: Any) -> tuple[np.ndarray, np.ndarray]:
     r""":math:`E[g^{-1}(\eta + s)]` and its derivative in :math:`\eta`, :math:`E[(g^{-1})'(\eta + s)]`,
-    :math:`s \sim N(0, v)`: exact for the log link, by adaptive quadrature otherwise (one integral per mean:
-    a handful of means, each to 1e-12)."""
-    if link.name == "log":
-        mean = np.exp(eta + variance / 2)
-        return mean, mean
-    from scipy import stats  # imported when used: scipy.stats is the slowest import of the package
-
-    def expect(f: Any, e: float, v: float) -> float:
-        sd = np.sqrt(v)
-        if sd == 0:
-            return float(f(np.array(e)))
-        value, _ = integrate.quad(lambda s: float(f(np.array(e + sd * s))) * stats.norm.pdf(s), -np.inf, np.inf,
-                                  epsabs=1e-13, epsrel=1e-12, limit=200)
-        return value
-
-    means = np.array([expect(link.linkinv, e, v) for e, v in zip(eta, variance, strict=True)])
-    slopes = np.array([expect(link.mu_eta, e, v) for e, v in zip(eta, variance, strict=True)])
-    return means, slopes
+    :math:`s \sim N(0, v)`: the one population-average integral of the package
+    (:func:`glmmteach.predict.population_average_mean`, to 1e-12 for every variance)."""
+    return population_average_mean(eta, variance, link), population_average_slope(eta, variance, link)
 
 
 # ---- contrasts -----------------------------------------------------------------------------------------

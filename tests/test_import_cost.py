@@ -19,7 +19,8 @@ from scipy import special, stats
 
 import glmmteach
 
-LAZY = ["scipy.stats", "matplotlib"]
+LAZY = ["scipy.stats", "matplotlib", "scipy.integrate", "glmmteach.crossover", "glmmteach.glmm.allfit",
+        "glmmteach.residuals", "glmmteach.tidy"]
 
 
 def _modules_after(code: str) -> dict[str, bool]:
@@ -30,6 +31,20 @@ def _modules_after(code: str) -> dict[str, bool]:
 
 def test_import_does_not_load_scipy_stats_or_matplotlib():
     assert _modules_after("import glmmteach") == dict.fromkeys(LAZY, False)
+
+
+def test_lazy_names_are_the_modules_objects():
+    # the names imported on first use are the same objects as in their modules, listed in dir() and __all__
+    from glmmteach import crossover, residuals, tidy
+    from glmmteach.glmm import allfit, bglmer
+
+    assert glmmteach.prescott is crossover.prescott and glmmteach.all_fit is allfit.all_fit
+    assert glmmteach.bglmer is bglmer.bglmer and glmmteach.tidy_glmm is tidy.tidy_glmm
+    assert glmmteach.simulated_residuals is residuals.simulated_residuals
+    assert set(glmmteach.__all__) <= set(dir(glmmteach))
+    assert all(callable(getattr(glmmteach, name)) for name in glmmteach.__all__ if name != "priors")
+    with pytest.raises(AttributeError, match="no attribute 'fit_everything'"):
+        glmmteach.fit_everything  # noqa: B018
 
 
 def test_glm_and_glmer_fits_do_not_load_scipy_stats():
