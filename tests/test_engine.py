@@ -36,3 +36,31 @@ def test_glmer_warns_once_per_finding_and_records_the_same_messages() -> None:
     assert any(issubclass(w.category, ScalingWarning) for w in caught)
     assert emitted == fit.warnings
     assert all(w.filename == __file__ for w in caught)  # the warnings point at the user's call
+
+
+def test_quadrature_is_available_for_exactly_one_scalar_term_and_every_check_asks_the_model() -> None:
+    import inspect
+
+    import pytest
+
+    from glmmteach.exceptions import GlmmteachError
+    from glmmteach.glmm import api, diagnosis, laplace_check, terms
+
+    ticks = datasets.load_grouseticks()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        scalar = glmer("TICKS ~ cHEIGHT + (1 | LOCATION)", ticks, "poisson")
+        vector = glmer("TICKS ~ cHEIGHT + (1 + cHEIGHT | LOCATION)", ticks, "poisson")
+        crossed = glmer("TICKS ~ cHEIGHT + (1 | LOCATION) + (1 | BROOD)", ticks, "poisson")
+    assert [f.model.quadrature_available for f in (scalar, vector, crossed)] == [True, False, False]
+    assert [f.model.one_grouping_factor for f in (scalar, vector, crossed)] == [True, True, False]
+    assert terms.quadrature_available([1]) and not terms.quadrature_available([2])
+    assert not terms.quadrature_available([1, 1])
+    for bars, said in (("(1 + cHEIGHT | LOCATION)", "2 effects per group"),
+                       ("(1 | LOCATION) + (1 | BROOD)", "2 random-effects terms")):
+        with pytest.raises(GlmmteachError, match=said):
+            glmer(f"TICKS ~ cHEIGHT + {bars}", ticks, "poisson", nAGQ=5)
+    # the rule is written once: the diagnosis, the Laplace check and glmer's refusal ask it
+    for module in (api, diagnosis, laplace_check):
+        source = inspect.getsource(module)
+        assert "n_re > 1" not in source and "offers_quadrature" not in source

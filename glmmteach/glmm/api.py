@@ -46,7 +46,7 @@ from .optimize import fit_glmm
 from .results import GLMMResults, ModelSpec
 from .separation import separation_warning
 from .sparse import SparseModel, StackedCovariance, TermLayout
-from .terms import CovarianceTerm
+from .terms import CovarianceTerm, quadrature_available
 
 
 def _check_nagq(nAGQ: Any) -> int:
@@ -269,18 +269,8 @@ def glmm_design(
             f"the formula {formula!r} has no fixed effect (no intercept and no other term); glmer needs at least "
             "one: drop the '0' (or '- 1') or add a term")
     terms = design.random
-    if n_nodes > 1 and len(terms) > 1:
-        raise GlmmteachError(
-            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
-            f"{' + '.join(map(str, parsed.bars))} has {len(terms)} random-effects terms "
-            f"({', '.join(t.group_name for t in terms)}), as lme4 refuses. Use nAGQ=1 (Laplace)."
-        )
-    if n_nodes > 1 and terms[0].Z.shape[1] != 1:
-        raise GlmmteachError(
-            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; "
-            f"{' + '.join(map(str, parsed.bars))} has "
-            f"{terms[0].Z.shape[1]} effects per group ({', '.join(terms[0].names)}). Use nAGQ=1 (Laplace)."
-        )
+    if n_nodes > 1 and not quadrature_available([term.Z.shape[1] for term in terms]):
+        _refuse_quadrature(terms, parsed.bars)
     _check_finite(design, terms)
     for term in terms:
         _check_random_effects(term, design.nobs)
@@ -412,6 +402,20 @@ def refit_response(result: GLMMResults, new_response: Any) -> GLMMResults:
     diagonal = result.model.covariance.diagonal
     theta0 = np.where(diagonal & (np.abs(result.theta) < 0.1), 0.1, result.theta)
     return fit_design(spec, new_design, result.frame, theta0, result.params.to_numpy(), stacklevel=4)
+
+
+def _refuse_quadrature(terms: list, bars: list) -> None:
+    """glmer's refusal of nAGQ > 1 where quadrature is not defined (:func:`~glmmteach.glmm.terms.quadrature_available`),
+    naming the terms or the effects, as lme4 refuses."""
+    random_part = " + ".join(map(str, bars))
+    if len(terms) > 1:
+        raise GlmmteachError(
+            f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; {random_part} has "
+            f"{len(terms)} random-effects terms ({', '.join(t.group_name for t in terms)}), as lme4 refuses. "
+            "Use nAGQ=1 (Laplace).")
+    raise GlmmteachError(
+        f"nAGQ > 1 (adaptive Gauss-Hermite quadrature) needs a single scalar random effect; {random_part} has "
+        f"{terms[0].Z.shape[1]} effects per group ({', '.join(terms[0].names)}). Use nAGQ=1 (Laplace).")
 
 
 def _proportions_as_trials(design: Design, weights: Any) -> Design:

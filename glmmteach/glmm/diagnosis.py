@@ -208,7 +208,7 @@ def _ridge_warning(outcome: FitOutcome, model: MixedModel, column_names: list[st
     per_group = model.nobs / n_groups
     if theta_share >= 0.1:
         advice = "theta and the fixed effects trade off along it"
-        if not model.offers_quadrature or model.data.n_re > 1:  # nAGQ > 1 needs a single scalar term
+        if not model.quadrature_available:
             advice += (f": with {per_group:.3g} observations per level of the largest grouping factor the Laplace "
                        "approximation may be crude here (quadrature, nAGQ > 1, is defined for a single scalar "
                        "random effect only), and only more observations per level identify it")

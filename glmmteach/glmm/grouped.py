@@ -20,7 +20,7 @@ from . import devfun, start
 from .model import GroupedData, MixedModel, batch_inverse, column_sd
 from .pirls import ModeState, conditional_modes
 from .simulate import simulate_glmm
-from .terms import CovarianceTerm
+from .terms import CovarianceTerm, quadrature_available
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,12 @@ class GroupedModel:
     covariance: CovarianceTerm
     n_nodes: int = 1
 
-    offers_quadrature = True  # adaptive Gauss-Hermite rules are defined for one grouping factor
+    one_grouping_factor = True  # the groups' integrals are independent
+
+    @property
+    def quadrature_available(self) -> bool:
+        """Adaptive Gauss-Hermite quadrature is defined here: one scalar random effect per group."""
+        return quadrature_available([self.data.n_re])
 
     # ---- the data's vocabulary ------------------------------------------------------------------
     @property

@@ -103,8 +103,8 @@ def laplace_accuracy(model: MixedModel, theta: np.ndarray, beta: np.ndarray, lap
     """The importance-sampling estimate of the log-likelihood at ``(theta, beta)`` next to the Laplace value
     ``laplace`` there (see the module docstring); for a fit of any size."""
     rng = np.random.default_rng(seed)
-    # one grouping factor (the model that offers quadrature): its groups' integrals are independent
-    sample = _grouped_sample if model.offers_quadrature else _joint_sample
+    # one grouping factor: its groups' integrals are independent
+    sample = _grouped_sample if model.one_grouping_factor else _joint_sample
     logs, variances = sample(model, theta, beta, draws, rng)
     constant = model.data.log_constant
     return LaplaceAccuracy(float(laplace), float(logs.sum() + constant), float(np.sqrt(variances.sum())), draws)
@@ -181,9 +181,11 @@ def checked_by_default(model: MixedModel, n_nodes: int) -> bool:
     :mod:`glmmteach.glmm.optimize` with twice the nodes."""
     if n_nodes != 1 or model.nobs * SCREEN_DRAWS > MAX_DRAWS_X_ROWS:
         return False
-    if not model.offers_quadrature:  # several terms: one joint sample of all random effects
+    if model.quadrature_available:
+        return False
+    if not model.one_grouping_factor:  # several terms: one joint sample of all random effects
         return model.q <= MAX_JOINT_DIMENSION
-    return model.data.n_re > 1
+    return True
 
 
 def laplace_warning(model: MixedModel, theta: np.ndarray, beta: np.ndarray, laplace: float,

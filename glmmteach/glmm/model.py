@@ -240,7 +240,8 @@ class MixedModel(Protocol):
     data: GroupedData
     covariance: Any
     n_nodes: int
-    offers_quadrature: bool
+    one_grouping_factor: bool  # the groups' integrals are independent (one grouping factor)
+    quadrature_available: bool  # nAGQ > 1 is defined (terms.quadrature_available)
 
     @property
     def X(self) -> np.ndarray: ...

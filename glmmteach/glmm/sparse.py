@@ -248,7 +248,8 @@ class SparseModel:
         return other
 
     n_nodes = 1  # the Laplace approximation only (see the module docstring)
-    offers_quadrature = False
+    one_grouping_factor = False  # several terms: the groups' integrals are not independent
+    quadrature_available = False  # (terms.quadrature_available: several terms)
 
     def with_nodes(self, n_nodes: int) -> SparseModel:
         """This model (Laplace, ``n_nodes`` <= 1); quadrature is defined for one scalar term only."""

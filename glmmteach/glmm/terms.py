@@ -83,6 +83,13 @@ class CovarianceTerm:
         return np.asarray(T, dtype=float)[rows, cols]
 
 
+def quadrature_available(effects_per_term: list[int]) -> bool:
+    """The one statement of the rule: adaptive Gauss-Hermite quadrature (nAGQ > 1) is defined for a single
+    random-effects term with a single (scalar) effect per group, as in lme4 (its integral over each group is
+    one-dimensional). Models answer it as their ``quadrature_available``; glmer refuses nAGQ > 1 by it."""
+    return len(effects_per_term) == 1 and effects_per_term[0] == 1
+
+
 def theta_to_T(theta: np.ndarray, n_re: int, correlated: bool) -> np.ndarray:
     r"""lme4's relative covariance factor :math:`T_\theta` (r×r lower triangular).
 
