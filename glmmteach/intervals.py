@@ -169,16 +169,8 @@ class JointCovariance:
         model = fit.model  # the engine's model protocol (glmm.model.MixedModel)
         self.fit = fit
         self.state = model.conditional_modes(fit.theta, fit.params.to_numpy(dtype=float))
-        self.general = hasattr(self.state, "factor_fisher")  # several terms: H factorised in blocks
-        if self.general:
-            self.q = model.q
-            self.starts = model.col_start[:-1]
-        else:  # one grouping factor: H is block diagonal, one r×r block per group
-            from .glmm.model import batch_inverse
-
-            self.H_inv = batch_inverse(self.state.hessian_fisher)
-            self.q = self.H_inv.shape[0] * self.H_inv.shape[1]
-            self.starts = np.zeros(1, dtype=int)
+        self.q = model.q
+        self.starts = model.effect_starts
         try:
             self.V_beta = np.linalg.inv(model.beta_information(self.state))
         except np.linalg.LinAlgError as error:
@@ -190,21 +182,12 @@ class JointCovariance:
 
     def _AtWX(self) -> np.ndarray:
         r""":math:`A^\top W X` (q×p)."""
-        model, state = self.fit.model, self.state
-        wX = state.values.fisher[:, None] * np.asarray(model.X, dtype=float)
-        if self.general:
-            return np.column_stack([model.At(state.A, wX[:, k]) for k in range(wX.shape[1])])
-        ZT = state.ZT  # rows' T'z (n×r): per group the sum of w x (T'z)^T
-        products = (ZT[:, :, None] * wX[:, None, :]).reshape(len(ZT), -1)
-        return model.data.group_sum_rows(products.T).T.reshape(self.q, -1)
+        wX = self.state.values.fisher[:, None] * np.asarray(self.fit.model.X, dtype=float)
+        return self.fit.model.effects_crossprod(self.state, wX)
 
     def solve(self, M: np.ndarray) -> np.ndarray:
         """:math:`H^{-1}M` for the columns of ``M`` (q×k)."""
-        if self.general:
-            model, factor = self.fit.model, self.state.factor_fisher
-            return np.column_stack([model.solve(factor, M[:, k]) for k in range(M.shape[1])]) if M.shape[1] else M
-        G, r = self.H_inv.shape[:2]
-        return np.einsum("gab,gbk->gak", self.H_inv, M.reshape(G, r, -1)).reshape(self.q, -1)
+        return self.fit.model.fisher_solve(self.state, M)
 
     def rows(self, chosen: list[int], newdata: pd.DataFrame | None) -> sparse.csr_matrix:
         r""":math:`a^\top = z^\top\Lambda_{\hat\theta}` of each row (n×q, sparse) at its levels of the chosen

@@ -64,3 +64,30 @@ def test_quadrature_is_available_for_exactly_one_scalar_term_and_every_check_ask
     for module in (api, diagnosis, laplace_check):
         source = inspect.getsource(module)
         assert "n_re > 1" not in source and "offers_quadrature" not in source
+
+
+def test_both_representations_solve_the_penalised_system_the_same_way() -> None:
+    # A'V and H^{-1}M from each model equal the dense algebra: A = Z Lambda (n x q), H = I + A'WA
+    from glmmteach.glmm.sparse import SparseModel, TermLayout
+
+    ticks = datasets.load_grouseticks()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = glmer("TICKS ~ cHEIGHT + (1 + cHEIGHT | LOCATION)", ticks, "poisson")
+    grouped = fit.model
+    data = grouped.data
+    sparse_model = SparseModel(data, [TermLayout("LOCATION", data.groups, data.n_groups, data.Z, grouped.covariance)])
+    beta = fit.params.to_numpy()
+    rng = np.random.default_rng(2)
+    V, M = rng.normal(size=(data.nobs, 3)), rng.normal(size=(grouped.q, 2))
+    T = grouped.covariance.T(fit.theta)
+    A = np.zeros((data.nobs, grouped.q))
+    r = data.n_re
+    for a in range(r):  # group-major: effect a of group g is column g r + a
+        A[np.arange(data.nobs), data.groups * r + a] = (data.Z @ T)[:, a]
+    for model in (grouped, sparse_model):
+        state = model.conditional_modes(fit.theta, beta, tol=1e-13, min_iter=2)
+        H = np.eye(grouped.q) + A.T @ (state.values.fisher[:, None] * A)
+        assert model.q == grouped.q
+        np.testing.assert_allclose(model.effects_crossprod(state, V), A.T @ V, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(model.fisher_solve(state, M), np.linalg.solve(H, M), rtol=1e-9, atol=1e-12)

@@ -142,6 +142,26 @@ class GroupedModel:
         """``nsim`` response vectors (:func:`glmmteach.glmm.simulate.simulate_glmm`)."""
         return simulate_glmm(self.data, beta, self.covariance.T(theta), state.u, nsim, rng, use_u)
 
+    # ---- the penalised system in (beta, u), for intervals given the random effects --------------------------
+    @property
+    def q(self) -> int:
+        """Number of random effects (groups × effects per group), in ``u``'s group-major order."""
+        return self.data.n_groups * self.data.n_re
+
+    effect_starts = np.zeros(1, dtype=int)  # one term: its effects start at 0
+
+    def effects_crossprod(self, state: ModeState, values: np.ndarray) -> np.ndarray:
+        r""":math:`A^\top V` (q×k) for row values ``V`` (n×k): per group the sum of :math:`(T^\top z_j) v_j^\top`."""
+        ZT = state.ZT
+        products = (ZT[:, :, None] * values[:, None, :]).reshape(len(ZT), -1)
+        return self.data.group_sum_rows(products.T).T.reshape(self.q, -1)
+
+    def fisher_solve(self, state: ModeState, M: np.ndarray) -> np.ndarray:
+        """:math:`H^{-1}M` (q×k), :math:`H` block diagonal (one r×r block per group, expected information)."""
+        G, r = state.hessian_fisher.shape[:2]
+        blocks = M.reshape(G, r, -1)
+        return np.linalg.solve(state.hessian_fisher, blocks).reshape(self.q, -1)
+
 
 
 def as_model(model: Any, correlated: bool | None = None, n_nodes: int | None = None) -> MixedModel:

@@ -234,7 +234,9 @@ class MixedModel(Protocol):
     ``marginal_loglik``, ``laplace_loglik(state)``, ``beta_information(state)``; starts:
     ``moment_start(beta)``, ``warm_start(u, theta_old, theta_new)``; variants: ``with_family``,
     ``with_nodes``, ``sorted_by_group``; reports: ``term_effects(state, theta)``,
-    ``simulate(beta, theta, state, nsim, rng, use_u)``, ``theta_column_sd()``, ``Ts(theta)``.
+    ``simulate(beta, theta, state, nsim, rng, use_u)``, ``theta_column_sd()``, ``Ts(theta)``; the penalised system
+    in :math:`(\beta, u)` (intervals given the random effects): ``q``, ``effect_starts``,
+    ``effects_crossprod(state, values)`` (:math:`A^\top V`), ``fisher_solve(state, M)`` (:math:`H^{-1}M`).
     """
 
     data: GroupedData

@@ -563,3 +563,18 @@ class SparseModel:
             out.append(np.einsum("ab,gbc,dc->gad", T, block, T))
         return out
 
+    # ---- the penalised system in (beta, u), for intervals given the random effects --------------------------
+    @property
+    def effect_starts(self) -> np.ndarray:
+        """The first position in ``u`` of each term's effects."""
+        return self.col_start[:-1]
+
+    def effects_crossprod(self, state: SparseModeState, values: np.ndarray) -> np.ndarray:
+        r""":math:`A^\top V` (q×k) for row values ``V`` (n×k), :math:`A = Z\Lambda_\theta` at the modes ``state``."""
+        return np.column_stack([self.At(state.A, values[:, k]) for k in range(values.shape[1])])
+
+    def fisher_solve(self, state: SparseModeState, M: np.ndarray) -> np.ndarray:
+        """:math:`H^{-1}M` (q×k) with the expected-information :math:`H` of the modes ``state``."""
+        if not M.shape[1]:
+            return M
+        return np.column_stack([self.solve(state.factor_fisher, M[:, k]) for k in range(M.shape[1])])
