@@ -17,11 +17,12 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
-from ..exceptions import DataError, GlmmteachError
+from ..exceptions import GlmmteachError
 from ..families import Family
 from ..formula import Design
 from ..simulation import as_generator, check_nsim
 from ..theta_ml import ShapeEstimate
+from . import prediction
 from .diagnosis import Diagnosis, is_singular
 from .model import MixedModel
 from .outcome import FitOutcome
@@ -232,6 +233,12 @@ class GLMMResults:
         index = pd.MultiIndex.from_tuples([(label, name) for label, t in zip(self.term_labels, self.terms, strict=True)
                                            for name in t.names], names=["group", "effect"])
         return pd.Series(sd, index=index, name="Std.Dev.")
+
+    @property
+    def outcome(self) -> FitOutcome:
+        """The optimiser's immutable record of the fit (:class:`~glmmteach.glmm.outcome.FitOutcome`: estimates,
+        conditional modes, Hessian, evaluations), as statsmodels' ``mle_retvals``."""
+        return self._outcome
 
     def _term_effects(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per term: conditional modes b (levels×r) and conditional covariances (levels×r×r)."""
@@ -574,94 +581,8 @@ class GLMMResults:
         or ``method="boot"`` (``nsim``, ``seed``); ``interval_options``: ``beta_cov``, and for the bootstrap
         ``n_jobs``, ``client``, ``boot_type``; see :func:`glmmteach.intervals.predict_interval`.
         """
-        from ..predict import population_average_mean
-
-        if interval is not None or method != "delta" or interval_options:  # (the options without interval: refused)
-            from ..intervals import predict_interval
-
-            return predict_interval(self, newdata, type, conditional, re_form, offset, interval, level, n_nodes,
-                                    allow_new_levels, method, nsim, seed, **interval_options)
-
-        if type not in ("link", "response"):
-            raise GlmmteachError(f"type must be 'link' or 'response', got {type!r}")
-        selected = self._selected_terms(re_form) if conditional else []
-        if newdata is None:
-            X, offset = self._data.X, self.design.offset
-            index = self.design.row_index
-            rows = [(np.asarray(t.Z, dtype=float).reshape(self.nobs, -1), np.asarray(t.group_codes))
-                    for t in self.terms]
-        else:
-            X, offset = self.design.new_fixed(newdata, offset)
-            index = newdata.index
-            rows = [self._new_random(t, newdata, k in selected) for k, t in enumerate(self.terms)]
-            for k in selected:
-                codes = rows[k][1]
-                if not allow_new_levels and np.any(codes < 0):
-                    term = self.terms[k]
-                    self._refuse_new_levels(term, np.asarray(term.group_values(newdata), dtype=object)[codes < 0])
-        eta_fixed = X @ self.params.to_numpy() + offset
-        if conditional:
-            eta = eta_fixed.copy()
-            effects = self._term_effects()
-            for k in selected:
-                Z, codes = rows[k]
-                b = effects[k][0]
-                b_rows = np.where((codes >= 0)[:, None], b[np.clip(codes, 0, None)], 0.0)
-                eta += np.einsum("nr,nr->n", Z, b_rows)
-            values = eta if type == "link" else self.family.linkinv(eta)
-        elif type == "link":
-            values = eta_fixed
-        else:
-            re_variance = sum(np.einsum("na,ab,nb->n", Z, T @ T.T, Z)
-                              for (Z, _), T in zip(rows, self.Ts, strict=True))
-            values = population_average_mean(eta_fixed, re_variance, self.family, n_nodes)
-        out = pd.Series(values, index=index, name=f"{type}{'' if conditional else ' (population)'}")
-        return self.design.pad(out) if newdata is None else out  # (na_action="exclude": NaN rows, as R)
-
-    def _selected_terms(self, re_form: Any) -> list[int]:
-        """Indices of the terms that ``re_form`` conditions on (None: all)."""
-        if re_form is None:
-            return list(range(len(self.terms)))
-        wanted = [re_form] if isinstance(re_form, str) else list(re_form)
-        known = {name: [k] for k, name in enumerate(self.term_labels)}
-        for k, t in enumerate(self.terms):
-            known.setdefault(t.group_name, [])
-            if k not in known[t.group_name]:
-                known[t.group_name].append(k)
-        chosen: list[int] = []
-        for name in wanted:
-            if name not in known:
-                raise GlmmteachError(f"re_form names {name!r}, which is not a random-effects term of this model; the "
-                                     f"terms are {', '.join(map(repr, self.term_labels))}")
-            chosen += [k for k in known[name] if k not in chosen]
-        return sorted(chosen)
-
-    def _refuse_new_levels(self, term: Any, unseen: np.ndarray) -> None:
-        column = term.group_name
-        if pd.isna(unseen).any():
-            raise DataError(f"newdata has missing values in the grouping factor {column!r}: give every row a level "
-                            "(or predict with allow_new_levels=True to give those rows the random effect 0)")
-        levels = list(dict.fromkeys(unseen.tolist()))
-        shown = ", ".join(map(repr, levels[:5])) + (f" and {len(levels) - 5} more" if len(levels) > 5 else "")
-        raise DataError(
-            f"newdata has level(s) {shown} of {column!r} that the model was not fitted to; pass "
-            "allow_new_levels=True to predict them with the random effect 0 (a new group), or conditional=False "
-            "for population-level predictions"
-        )
-
-    def _new_random(self, term: Any, newdata: pd.DataFrame, conditional: bool) -> tuple[np.ndarray, np.ndarray]:
-        frame = newdata
-        missing = [c for c in term.group_name.split(":") if c not in frame.columns]
-        if missing:
-            if conditional:
-                raise DataError(
-                    f"newdata has no column {missing[0]!r} (of the grouping factor {term.group_name!r}); add it, or "
-                    "use conditional=False (or a re_form without that term) for predictions without its effects"
-                )
-            # predictions without this term's effects need its Z but no group: any level will do
-            Z = term.new_covariates(newdata)
-            return Z, np.full(len(newdata), -1, dtype=np.intp)
-        return term.new_rows(frame)
+        return prediction.predict(self, newdata, type, conditional, n_nodes, offset, allow_new_levels, re_form,
+                                  interval, level, method, nsim, seed, **interval_options)
 
     # ---- simulation and refitting -----------------------------------------------------------
     def simulate(self, nsim: int = 1, seed: Any = None, use_u: bool = False) -> pd.DataFrame:
