@@ -81,7 +81,8 @@ def test_results_object_is_passive(crossover_fit) -> None:
         warnings.simplefilter("error")
         diagnosis = diagnose(outcome, model, column_names=crossover_fit.design.column_names)
         result = GLMMResults(crossover_fit.formula, crossover_fit.family, crossover_fit.design, model, outcome,
-                             diagnosis, crossover_fit.nAGQ)
+                             diagnosis)
+        assert result.nAGQ == crossover_fit.nAGQ == outcome.n_nodes
         str(result.summary())
         result._repr_html_()
     assert result.llf == crossover_fit.llf

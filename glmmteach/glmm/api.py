@@ -362,7 +362,7 @@ def fit_design(spec: ModelSpec, design: Design, frame: pd.DataFrame | None = Non
         diagnosis.warnings.extend(problems)
         outcome = replace(outcome, converged=False)
     diagnosis.emit(stacklevel=stacklevel)
-    return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, spec.n_nodes, frame, spec,
+    return GLMMResults(spec.formula, model.family, design, model, outcome, diagnosis, frame, spec,
                        nb_shape=shape, refit_with=refit_response)
 
 

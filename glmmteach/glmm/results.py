@@ -58,17 +58,17 @@ class GLMMResults:
 
     def __init__(self, formula: str, family: Family, design: Design, data: MixedModel,
                  outcome: FitOutcome,
-                 diagnosis: Diagnosis, n_nodes: int, frame: pd.DataFrame | None = None,
+                 diagnosis: Diagnosis, frame: pd.DataFrame | None = None,
                  spec: ModelSpec | None = None, *, nb_shape: ShapeEstimate | None = None,
                  refit_with: Callable[[GLMMResults, Any], GLMMResults] | None = None):
         self.formula = formula
-        self.spec = ModelSpec(formula, family, n_nodes) if spec is None else spec
+        # nAGQ is held once, in the spec (what was asked: 0, 1 or the nodes); the outcome records the same
+        self.spec = ModelSpec(formula, family, outcome.n_nodes) if spec is None else spec
         self.frame = frame
         self.nb_shape = nb_shape
         self._refit_with = refit_with  # glmer's refit_response: the record refits without importing the API
         self.family = family
         self.design = design
-        self.nAGQ = n_nodes
         self.model = data  # the engine model the likelihood is computed from (make_devfun(fit) uses it)
         self._data = data.data  # X, response, family, weights
         self._outcome = outcome
@@ -233,6 +233,11 @@ class GLMMResults:
         index = pd.MultiIndex.from_tuples([(label, name) for label, t in zip(self.term_labels, self.terms, strict=True)
                                            for name in t.names], names=["group", "effect"])
         return pd.Series(sd, index=index, name="Std.Dev.")
+
+    @property
+    def nAGQ(self) -> int:
+        """lme4's ``nAGQ``: 0 (lme4's fast approximation), 1 (Laplace) or the adaptive Gauss-Hermite nodes."""
+        return self.spec.n_nodes
 
     @property
     def outcome(self) -> FitOutcome:
