@@ -63,6 +63,6 @@ def test_sorted_copy_keeps_the_model() -> None:
     assert work.log_constant == pytest.approx(data.log_constant, rel=1e-14)
     order = np.argsort(groups, kind="stable")
     np.testing.assert_array_equal(work.response, data.response[order])
-    np.testing.assert_array_equal(work.weights, data.weights[order])
+    np.testing.assert_array_equal(work.family_weights, data.family_weights[order])
     np.testing.assert_allclose(work.group_sum(work.y), data.group_sum(data.y))
     assert work.sorted_by_group() is work

@@ -33,7 +33,7 @@ def _direct_modes(data: GroupedData, T: np.ndarray, beta: np.ndarray) -> np.ndar
 
         def negative(u: np.ndarray, rows=rows) -> float:
             eta = eta0[rows] + data.Z[rows] @ (T @ u)
-            w = None if data.weights is None else data.weights[rows]
+            w = None if data.family_weights is None else data.family_weights[rows]
             return -float(data.family.eta_values(eta, data.response[rows], w).loglik.sum()) + 0.5 * u @ u
 
         modes.append(optimize.minimize(negative, np.zeros(data.n_re), method="BFGS", options={"gtol": 1e-10}).x)

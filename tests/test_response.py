@@ -55,7 +55,7 @@ def test_grouped_data_is_fitted_to_the_same_response_and_weights(counts):
     model = GroupedData(design.X, term.Z, design.y, term.group_codes, term.n_groups, "binomial",
                         trials=design.trials, prior_weights=design.weights)
     np.testing.assert_array_equal(model.response, proportions(design.y, design.trials))
-    np.testing.assert_array_equal(model.weights, family_weights(design.trials, design.weights))
+    np.testing.assert_array_equal(model.family_weights, family_weights(design.trials, design.weights))
 
 
 def _doubled(data: pd.DataFrame) -> pd.DataFrame:

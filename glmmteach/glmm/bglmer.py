@@ -100,7 +100,7 @@ def map_glm_start(design: Design, family: Family, prior: ResolvedFixef) -> np.nd
                        prior_weights=design.weights if np.any(design.weights != 1) else None)
 
     def objective(beta: np.ndarray) -> tuple[float, np.ndarray]:
-        kv = family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+        kv = family.eta_values(data.eta_fixed(beta), data.response, data.family_weights)
         penalty, slope = prior.penalty(beta)
         return -float(kv.loglik.sum()) + 0.5 * penalty, -(data.X.T @ kv.score) + 0.5 * slope
 

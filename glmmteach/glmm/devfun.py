@@ -95,7 +95,7 @@ def agq_loglik(
 
 
 def _node_log_terms(data: GroupedData, state: ModeState, eta0: np.ndarray, n_nodes: int):
-    nodes, weights = gauss_hermite(n_nodes)
+    nodes, node_weights = gauss_hermite(n_nodes)
     u_mode = state.u[:, 0]
     scale = 1.0 / np.sqrt(state.hessian_fisher[:, 0, 0])
     zt = state.ZT[:, 0]
@@ -104,12 +104,12 @@ def _node_log_terms(data: GroupedData, state: ModeState, eta0: np.ndarray, n_nod
     sums = np.empty((n_nodes, data.n_groups))
     for block in _node_blocks(data, nodes):  # the nodes in blocks, each block one pass over the data
         eta = eta0[None, :] + zt[None, :] * u_nodes.T[block][:, data.groups]  # nodes x rows
-        weights_rows = None if data.weights is None else data.weights[None, :]
-        sums[block] = data.group_sum_rows(data.family.loglik_eta(eta, data.response[None, :], weights_rows))
+        family_rows = None if data.family_weights is None else data.family_weights[None, :]
+        sums[block] = data.group_sum_rows(data.family.loglik_eta(eta, data.response[None, :], family_rows))
     for k in range(n_nodes):
         if nodes[k] == 0.0:
             sums[k] = state.penalised + 0.5 * u_mode**2
-        log_terms[:, k] = np.log(weights[k]) + nodes[k] ** 2 - 0.5 * LOG_2PI + sums[k] - 0.5 * u_nodes[:, k] ** 2
+        log_terms[:, k] = np.log(node_weights[k]) + nodes[k] ** 2 - 0.5 * LOG_2PI + sums[k] - 0.5 * u_nodes[:, k] ** 2
     return nodes, scale, u_nodes, log_terms
 
 
@@ -163,34 +163,34 @@ def _agq_gradient(data, state, eta0, T, nodes, scale, u_nodes, log_terms) -> np.
     u_mode = state.u[:, 0]
     H_obs = state.hessian_obs[:, 0, 0]
     H_f = state.hessian_fisher[:, 0, 0]
-    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
-    weights_node = np.exp(log_terms - _logsumexp_rows(log_terms))  # G×K, pi_ik
+    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.family_weights, kv)
+    posterior_node = np.exp(log_terms - _logsumexp_rows(log_terms))  # G×K, pi_ik
 
     # Second sweep over the nodes: the pi-weighted score per row and the per-group sums E_ik.
     score_avg = np.zeros(data.nobs)
     E = np.empty_like(u_nodes)
-    weights_rows = None if data.weights is None else data.weights[None, :]
+    family_rows = None if data.family_weights is None else data.family_weights[None, :]
     is_zero = nodes == 0.0  # the node at the mode (odd rules): its scores are the modes' own
 
     def add_zero_nodes(k: int) -> None:  # the weighted scores of the zero node(s) from k on, in node order
         nonlocal score_avg
         while k < len(nodes) and is_zero[k]:
-            score_avg += weights_node[g, k] * kv.score
+            score_avg += posterior_node[g, k] * kv.score
             E[:, k] = data.group_sum(kv.score * z)
             k += 1
 
     add_zero_nodes(0)
     for block in _node_blocks(data, nodes):
         eta = eta0[None, :] + tau * z[None, :] * u_nodes.T[block][:, g]  # nodes x rows
-        scores = data.family.eta_values(eta, data.response[None, :], weights_rows).score
+        scores = data.family.eta_values(eta, data.response[None, :], family_rows).score
         E[:, block] = data.group_sum_rows(scores * z[None, :]).T
         for row, k in enumerate(block):  # summed in node order, as one node at a time did
-            score_avg += weights_node[g, k] * scores[row]
+            score_avg += posterior_node[g, k] * scores[row]
             add_zero_nodes(k + 1)
     D = tau * E - u_nodes
-    alpha = (weights_node * D).sum(axis=1)
-    gamma = 1.0 / scale + np.sqrt(2.0) * (weights_node * D * nodes[None, :]).sum(axis=1)
-    explicit_tau = (weights_node * E * u_nodes).sum(axis=1)
+    alpha = (posterior_node * D).sum(axis=1)
+    gamma = 1.0 / scale + np.sqrt(2.0) * (posterior_node * D * nodes[None, :]).sum(axis=1)
+    explicit_tau = (posterior_node * E * u_nodes).sum(axis=1)
 
     A = data.group_sum(kv.fisher * z * z)
     C = data.group_sum(fisher_deriv * z**3)
@@ -217,7 +217,7 @@ def _laplace_gradient(data: GroupedData, state: ModeState, T: np.ndarray, correl
         return _scalar_laplace_gradient(data, state, float(T[0, 0]))
     kv = state.values
     ZT = state.ZT
-    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
+    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.family_weights, kv)
     M = batch_inverse(state.hessian_fisher)  # G×r×r
     e = -0.5 * fisher_deriv * leverage(data, ZT, M)  # dG/deta_j
     dG_du = group_vector_sum(data, e, ZT)
@@ -243,7 +243,7 @@ def _scalar_laplace_gradient(data: GroupedData, state: ModeState, tau: float) ->
     length-G vectors (fewer NumPy calls; no r×r bookkeeping)."""
     kv = state.values
     z = None if data.z_is_ones else data.Z[:, 0]
-    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
+    fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.family_weights, kv)
     M = 1.0 / state.hessian_fisher[:, 0, 0]
     H_obs = state.hessian_obs[:, 0, 0]
     u = state.u[:, 0]

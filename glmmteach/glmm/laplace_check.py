@@ -144,8 +144,8 @@ def _grouped_sample(model: MixedModel, theta: np.ndarray, beta: np.ndarray, draw
     u = state.u[None] + offsets
     log_det_L = np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
     eta = work.eta_fixed(beta)[None] + np.einsum("nk,snk->sn", state.ZT, u[:, work.groups])
-    weights = None if work.weights is None else work.weights[None]
-    loglik = work.group_sum_rows(work.family.loglik_eta(eta, work.response[None], weights))  # draws x G
+    family_rows = None if work.family_weights is None else work.family_weights[None]
+    loglik = work.group_sum_rows(work.family.loglik_eta(eta, work.response[None], family_rows))  # draws x G
     log_prior = -0.5 * np.einsum("sgk,sgk->sg", u, u) - 0.5 * r * np.log(2 * np.pi)
     return _log_mean_and_variance(loglik + log_prior - (log_q + log_det_L[None]), axis=0)
 
@@ -166,8 +166,8 @@ def _joint_sample(model: SparseModel, theta: np.ndarray, beta: np.ndarray, draws
     u = state.u[None] + offsets
     eta = state.eta[None] + offsets @ M.T
     data = model.data
-    weights = None if data.weights is None else data.weights[None]
-    loglik = data.family.loglik_eta(eta, data.response[None], weights).sum(axis=1)
+    family_rows = None if data.family_weights is None else data.family_weights[None]
+    loglik = data.family.loglik_eta(eta, data.response[None], family_rows).sum(axis=1)
     log_prior = -0.5 * np.einsum("sk,sk->s", u, u) - 0.5 * model.q * np.log(2 * np.pi)
     log_det_L = np.log(np.diag(L)).sum()
     value, variance = _log_mean_and_variance((loglik + log_prior - log_q - log_det_L)[:, None], axis=0)

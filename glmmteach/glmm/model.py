@@ -29,9 +29,9 @@ class GroupedData:
     ``prior_weights`` are lme4's ``weights=`` (``None``: all 1): row :math:`j` contributes
     :math:`w_j \log f(y_j)` to the log-likelihood.
 
-    ``response`` and ``weights`` are the response in the family's (R's) convention: the proportion
-    ``y / trials`` with ``weights = trials`` for the binomial family, the counts otherwise, and the
-    prior weights multiplied into ``weights`` (as R's ``glm`` multiplies them into the trials). The
+    ``response`` and ``family_weights`` are the response in the family's (R's) convention: the proportion
+    ``y / trials`` with ``family_weights = trials`` for the binomial family, the counts otherwise, and the
+    prior weights multiplied into ``family_weights`` (as R's ``glm`` multiplies them into the trials). The
     engine passes those to the family, which multiplies every row's log-likelihood, score and
     informations by them.
     """
@@ -46,7 +46,7 @@ class GroupedData:
     offset: np.ndarray | None = None
     prior_weights: np.ndarray | None = None
     response: np.ndarray = field(init=False)
-    weights: np.ndarray | None = field(init=False)
+    family_weights: np.ndarray | None = field(init=False)
     log_constant: float = field(init=False)
     z_is_ones: bool = field(init=False)
     # rows sorted by group with every group present: group sums by np.add.reduceat over these
@@ -71,7 +71,7 @@ class GroupedData:
         if self.prior_weights is not None:
             self.prior_weights = np.ascontiguousarray(self.prior_weights, dtype=float)
             constant = self.prior_weights * constant
-        self.weights = family_weights(self.trials, self.prior_weights)
+        self.family_weights = family_weights(self.trials, self.prior_weights)
         self.log_constant = float(constant.sum())
         self.z_is_ones = self.n_re == 1 and bool(np.all(self.Z[:, 0] == 1.0))
         if self.groups.size and self.groups[0] == 0 and np.all(np.diff(self.groups) >= 0):

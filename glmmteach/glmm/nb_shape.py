@@ -122,7 +122,7 @@ def _fit_shape(model: MixedModel) -> tuple[MixedModel, FitOutcome, ShapeEstimate
     data = model
     poisson = fit_glmm(model.with_family(get_glmm_family("poisson")))
     arrays = model.data
-    first = theta_ml(arrays.response, np.exp(poisson.state.eta), arrays.weights)
+    first = theta_ml(arrays.response, np.exp(poisson.state.eta), arrays.family_weights)
     profile = _Profile(model.with_family(model.family.with_theta(first.theta)), poisson)
     lo, cap = np.log(THETA_MIN), np.log(_THETA_CAP)
     s_hat, bound = _bracket_and_solve(profile, float(np.clip(np.log(first.theta), lo, cap)), lo, cap)

@@ -203,7 +203,7 @@ def conditional_modes(
 
     def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, EtaValues, np.ndarray]:
         eta = eta0 + random_part(data, ZT, u_try)
-        kv = data.family.eta_values(eta, data.response, data.weights)
+        kv = data.family.eta_values(eta, data.response, data.family_weights)
         h = data.group_sum(kv.loglik) - 0.5 * np.einsum("gr,gr->g", u_try, u_try)
         return eta, kv, h
 
@@ -234,7 +234,7 @@ def _scalar_modes(
     z = None if data.z_is_ones else data.Z[:, 0]
     zt = tau * z if z is not None else None
     zt2 = zt * zt if zt is not None else None
-    family, response, weights = data.family, data.response, data.weights
+    family, response, weights = data.family, data.response, data.family_weights
     u = np.zeros(data.n_groups) if u_start is None else np.array(u_start, dtype=float).reshape(data.n_groups)
 
     def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, EtaValues, np.ndarray]:

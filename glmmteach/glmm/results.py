@@ -342,7 +342,7 @@ class GLMMResults:
         mu = self._conditional_mean()
         data = self._data
         y = data.response  # R's convention: proportions for binomial data, weights = prior weights x trials
-        w = np.ones(data.nobs) if data.weights is None else data.weights
+        w = np.ones(data.nobs) if data.family_weights is None else data.family_weights
         if type == "deviance":
             unit = self.family.deviance_residuals(y, mu, w)
             values = np.where(y > mu, 1.0, -1.0) * np.sqrt(np.maximum(unit, 0.0))

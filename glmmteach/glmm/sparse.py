@@ -478,7 +478,7 @@ class SparseModel:
 
         def evaluate(u_try: np.ndarray):
             eta = eta0 + self.Au(A, u_try)
-            kv = data.family.eta_values(eta, data.response, data.weights)
+            kv = data.family.eta_values(eta, data.response, data.family_weights)
             return eta, kv, float(kv.loglik.sum() - 0.5 * u_try @ u_try)
 
         def newton_step(u_now: np.ndarray, kv: EtaValues) -> tuple[Factor, np.ndarray, float]:
@@ -506,7 +506,7 @@ class SparseModel:
         state = self.conditional_modes(theta, beta, u_start, tol, min_iter=min_iter)
         value = self.laplace_loglik(state)
         kv, A = state.values, state.A
-        fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.weights, kv)
+        fisher_deriv = data.family.fisher_deriv(state.eta, data.response, data.family_weights, kv)
         MA = self.inverse_times_rows(state.factor_fisher, A)
         leverage = np.einsum("ns,ns->n", A, MA)
         e = -0.5 * fisher_deriv * leverage

@@ -29,14 +29,14 @@ def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.nda
     """
     family = data.family
     offset = 0.0 if data.offset is None else data.offset
-    eta_start = family.starting_eta(data.response, data.weights)
+    eta_start = family.starting_eta(data.response, data.family_weights)
     target = eta_start - offset
     gram = data.X.T @ data.X
     if np.linalg.cond(gram) < 1e10:  # normal equations: a tenth of lstsq's SVD of the n-row matrix
         beta = np.linalg.solve(gram, data.X.T @ target)
     else:
         beta = np.linalg.lstsq(data.X, target, rcond=None)[0]
-    kv = family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    kv = family.eta_values(data.eta_fixed(beta), data.response, data.family_weights)
     value = float(kv.loglik.sum())
     info = np.eye(data.X.shape[1])
     for _ in range(max_iter):
@@ -46,7 +46,7 @@ def glm_start(data: GroupedData, max_iter: int = 50) -> tuple[np.ndarray, np.nda
         if float(grad @ step) < 1e-6:
             break
         for _ in range(40):  # step-halving: the new point must not lower the log-likelihood
-            kv_new = family.eta_values(data.eta_fixed(beta + step), data.response, data.weights)
+            kv_new = family.eta_values(data.eta_fixed(beta + step), data.response, data.family_weights)
             new_value = float(kv_new.loglik.sum())
             if new_value >= value - 1e-12 * abs(value):
                 break
@@ -67,7 +67,7 @@ def moment_theta(data: GroupedData, beta: np.ndarray, term: CovarianceTerm) -> t
     A column whose spread says nothing (no excess, or under 3 groups) keeps lme4's start, 1.
     See :func:`_moment_sd` for the information.
     """
-    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.family_weights)
     columns = []
     for a in range(data.n_re):  # loop over the few random-effect columns
         z = data.Z[:, a]
@@ -112,7 +112,7 @@ def _moment_sd(info: np.ndarray, score: np.ndarray) -> tuple[float, float, float
 def moment_theta_terms(data: GroupedData, terms: list[Any], beta: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """:func:`moment_theta` for each term of the general engine (``terms``: its term layouts), every term read
     at the GLM fit on its own (the other terms' effects only add to the spread: a start, not an estimate)."""
-    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.weights)
+    kv = data.family.eta_values(data.eta_fixed(beta), data.response, data.family_weights)
     starts = []
     for term in terms:  # loop over the few terms and their columns
         columns = [(np.bincount(term.codes, kv.fisher * z * z, minlength=term.n_levels),
