@@ -20,7 +20,7 @@ from scipy import special, stats
 import glmmteach
 
 LAZY = ["scipy.stats", "matplotlib", "scipy.integrate", "glmmteach.crossover", "glmmteach.glmm.allfit",
-        "glmmteach.residuals", "glmmteach.tidy"]
+        "glmmteach.residuals", "glmmteach.tidy", "formulae", "scipy.interpolate"]
 
 
 def _modules_after(code: str) -> dict[str, bool]:

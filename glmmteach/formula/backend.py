@@ -16,8 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from formulae import design_matrices, model_description
-from formulae.transforms import TRANSFORMS
 
 from ..exceptions import FormulaError
 from .contrasts import CONTRASTS, contrast_box, ordered_box
@@ -94,6 +92,8 @@ def to_formulae(rhs: str, ordered: frozenset[str] = frozenset(),
 @lru_cache(maxsize=256)
 def variables(rhs: str) -> frozenset[str]:
     # parsed once per right-hand side: formulae's parser costs about half a millisecond a call
+    from formulae import model_description  # (formulae is imported when a formula is first read)
+
     _check_calls(rhs)
     try:
         names = model_description(to_formulae(rhs)).var_names
@@ -107,6 +107,8 @@ def variables(rhs: str) -> frozenset[str]:
 def _known_function(name: str) -> bool:
     if name.startswith("np."):
         return callable(getattr(np, name[3:], None))
+    from formulae.transforms import TRANSFORMS
+
     return name in NAMESPACE or name in TRANSFORMS or name == "factor"
 
 
@@ -124,6 +126,8 @@ def _check_calls(rhs: str) -> None:
 def formulae_matrices(formulae_rhs: str, frame: pd.DataFrame) -> Any:
     """formulae's model matrices of ``formulae_rhs`` (already in formulae's spelling, :func:`to_formulae`) on
     ``frame``, with glmmteach's functions and no row dropped (missing values were handled before)."""
+    from formulae import design_matrices
+
     return design_matrices(formulae_rhs, frame, na_action="error", extra_namespace=NAMESPACE)
 
 

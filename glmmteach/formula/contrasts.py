@@ -8,11 +8,11 @@ intercept by indicators of all its levels, as R's full coding does.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 
 from ..exceptions import DataError
 
@@ -33,24 +33,55 @@ def contr_poly_names(n_levels: int) -> list[str]:
     return [".L", ".Q", ".C", *(f"^{k}" for k in range(4, n_levels))][: n_levels - 1]
 
 
-class _PolyContrasts(Encoding):
-    """formulae's encoding of an ordered factor as R codes it: polynomial contrasts (with indicators where the
-    factor spans the intercept, as R's full coding)."""
+@cache
+def _encodings() -> tuple[type, type, type]:
+    """formulae's encodings of R's codings, and its ``CategoricalBox``: built on first use, so that ``import
+    glmmteach`` does not import formulae (and the scipy.interpolate it loads) before a formula is read."""
+    from formulae.categorical import CategoricalBox, ContrastMatrix, Encoding
 
-    def code_with_intercept(self, levels: list) -> ContrastMatrix:
-        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+    class PolyContrasts(Encoding):
+        """An ordered factor as R codes it: polynomial contrasts (with indicators where the factor spans the
+        intercept, as R's full coding)."""
 
-    def code_without_intercept(self, levels: list) -> ContrastMatrix:
-        return ContrastMatrix(contr_poly(len(levels)), contr_poly_names(len(levels)))
+        def code_with_intercept(self, levels: list) -> ContrastMatrix:
+            return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+        def code_without_intercept(self, levels: list) -> ContrastMatrix:
+            return ContrastMatrix(contr_poly(len(levels)), contr_poly_names(len(levels)))
+
+    class RContrasts(Encoding):
+        """A factor coded by one of R's contrasts (``contrasts=`` or ``C(f, sum)``): ``kind`` one of
+        :data:`CONTRASTS`, ``base`` the reference level's position for ``contr.treatment``; indicators of every
+        level where the factor spans the intercept, as R's full coding."""
+
+        def __init__(self, kind: str, base: int = 0):
+            self.kind, self.base = kind, base
+
+        def code_with_intercept(self, levels: list) -> ContrastMatrix:
+            return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
+
+        def code_without_intercept(self, levels: list) -> ContrastMatrix:
+            n = len(levels)
+            if self.kind == "contr.treatment":
+                keep = [k for k in range(n) if k != self.base]
+                return ContrastMatrix(np.eye(n)[:, keep], [str(levels[k]) for k in keep])
+            if self.kind == "contr.poly":
+                return ContrastMatrix(contr_poly(n), contr_poly_names(n))
+            matrix = contr_sum(n) if self.kind == "contr.sum" else contr_helmert(n)
+            return ContrastMatrix(matrix, [str(k) for k in range(1, n)])
+
+    return PolyContrasts, RContrasts, CategoricalBox
 
 
-def ordered_box(values: Any) -> CategoricalBox:
+def ordered_box(values: Any) -> Any:
+    """formulae's box of an ordered factor, coded as R codes it (polynomial contrasts)."""
+    poly, _, box = _encodings()
     if isinstance(getattr(values, "dtype", None), pd.CategoricalDtype):
         # the levels in the categorical's order; only those present (new rows need not have every level:
         # formulae codes them with the levels of the fit)
         present = values.cat.remove_unused_categories()
-        return CategoricalBox(present, _PolyContrasts(), list(present.cat.categories))
-    return CategoricalBox(values, _PolyContrasts(), None)
+        return box(present, poly(), list(present.cat.categories))
+    return box(values, poly(), None)
 
 
 def contr_sum(n_levels: int) -> np.ndarray:
@@ -67,33 +98,12 @@ def contr_helmert(n_levels: int) -> np.ndarray:
 CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
 
 
-class _RContrasts(Encoding):
-    """formulae's encoding of a factor by one of R's contrasts (``contrasts=`` or ``C(f, sum)``): ``kind`` one of
-    :data:`CONTRASTS`, ``base`` the reference level's position for ``contr.treatment``; indicators of every level
-    where the factor spans the intercept, as R's full coding."""
-
-    def __init__(self, kind: str, base: int = 0):
-        self.kind, self.base = kind, base
-
-    def code_with_intercept(self, levels: list) -> ContrastMatrix:
-        return ContrastMatrix(np.eye(len(levels)), [str(level) for level in levels])
-
-    def code_without_intercept(self, levels: list) -> ContrastMatrix:
-        n = len(levels)
-        if self.kind == "contr.treatment":
-            keep = [k for k in range(n) if k != self.base]
-            return ContrastMatrix(np.eye(n)[:, keep], [str(levels[k]) for k in keep])
-        if self.kind == "contr.poly":
-            return ContrastMatrix(contr_poly(n), contr_poly_names(n))
-        matrix = contr_sum(n) if self.kind == "contr.sum" else contr_helmert(n)
-        return ContrastMatrix(matrix, [str(k) for k in range(1, n)])
-
-
 def contrast_box(kind: str) -> Any:
-    def box(values: Any, base: int = 0) -> CategoricalBox:
+    def box(values: Any, base: int = 0) -> Any:
+        _, coding, categorical_box = _encodings()
         levels = list(values.cat.remove_unused_categories().cat.categories) if isinstance(
             getattr(values, "dtype", None), pd.CategoricalDtype) else None
-        return CategoricalBox(values, _RContrasts(kind, int(base)), levels)
+        return categorical_box(values, coding(kind, int(base)), levels)
     return box
 
 

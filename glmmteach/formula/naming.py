@@ -16,8 +16,6 @@ import re
 from collections.abc import Sequence
 from functools import lru_cache
 
-from formulae import model_description
-
 from ..exceptions import FormulaError
 from ..rformat import format_r
 from .backend import ORDERED, ORDERED_FACTOR, to_formulae
@@ -205,6 +203,8 @@ def r_deparse(call: str) -> str:
 @lru_cache(maxsize=256)
 def call_names(rhs: str, ordered: frozenset[str] = frozenset()) -> dict[str, str]:
     """formulae's name of each function call in ``rhs`` (its columns' names begin with it) -> R's name of it."""
+    from formulae import model_description  # (imported when a formula is first read)
+
     names = {}
     for term in split_top_level(rhs):
         for name, call in outer_calls(term):
