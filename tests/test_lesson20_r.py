@@ -9,8 +9,9 @@ on another CPU (another OpenBLAS kernel) the same script gives estimates that di
 significant digit, other max|grad| values and even another count of warnings (found on a fresh machine:
 allFit's bobyqa without its "nearly unidentifiable" warning, nlminb stopping on its iteration limit instead
 of "false convergence"). Compared: every structure and string that is not a number or a diagnostic of the stop
-exactly; estimates and log-likelihoods to lme4's stop (1e-3 relative or 1e-4 absolute); whether a fit is
-flagged as unconverged, and its max|grad| on the same side of lme4's tolerance.
+exactly; glmmTMB's converged fits and every other number to 1e-6; lme4's estimates and log-likelihoods to its
+stop (1e-3 relative or 1e-4 absolute; 1e-2 for a fit it flags); whether lme4 flags a fit as unconverged or
+singular, and its max|grad| on the same side of lme4's tolerance.
 """
 
 from __future__ import annotations
@@ -32,25 +33,29 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 FOLDER = DATA / "lme4_practice"
 
 
+EXACT_TOLERANCE = {"rel_tol": 1e-6, "abs_tol": 1e-9}  # a converged optimum (glmmTMB's) and everything else
 STOP_TOLERANCE = {"rel_tol": 1e-3, "abs_tol": 1e-4}  # lme4's estimates are determined to its optimiser's stop
+FLAGGED_TOLERANCE = {"rel_tol": 1e-2, "abs_tol": 1e-4}  # a fit lme4 flags stopped short: to about 1 %
 GRADIENT_TOLERANCE = 0.002  # lme4's check.conv.grad (stored under "tolerances")
 
 
-def differences(old: Any, new: Any, where: str = "") -> list[str]:
-    """Where ``new`` differs from ``old`` in what R's answers determine (module docstring)."""
+def differences(old: Any, new: Any, where: str = "", tolerance: dict = EXACT_TOLERANCE) -> list[str]:
+    """Where ``new`` differs from ``old`` in what R's answers determine (module docstring): strings and structure
+    exactly, numbers to ``tolerance``, an lme4 fit by :func:`_fit_differences`."""
     if isinstance(old, dict) and isinstance(new, dict):
         if set(old) != set(new):
             return [f"{where}: keys {sorted(set(old) ^ set(new))}"]
-        if "warnings" in old and "fixef" in old:  # an lme4 fit
+        if {"warnings", "fixef", "theta"} <= set(old):  # an lme4 fit (glmmTMB's keep no theta)
             return _fit_differences(old, new, where)
-        return [d for key in old for d in differences(old[key], new[key], f"{where}/{key}")]
+        return [d for key in old for d in differences(old[key], new[key], f"{where}/{key}", tolerance)]
     if isinstance(old, list) and isinstance(new, list):
         if len(old) != len(new):
             return [f"{where}: length {len(old)} -> {len(new)}"]
-        return [d for i, (a, b) in enumerate(zip(old, new, strict=True)) for d in differences(a, b, f"{where}[{i}]")]
+        return [d for i, (a, b) in enumerate(zip(old, new, strict=True))
+                for d in differences(a, b, f"{where}[{i}]", tolerance)]
     numbers = (int, float)
     if isinstance(old, numbers) and isinstance(new, numbers) and not isinstance(old, bool):
-        return [] if math.isclose(old, new, **STOP_TOLERANCE) else [f"{where}: {old} -> {new}"]
+        return [] if math.isclose(old, new, **tolerance) else [f"{where}: {old} -> {new}"]
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
@@ -81,13 +86,14 @@ def _borderline(old: dict, new: dict) -> bool:
 
 
 def _fit_differences(old: dict, new: dict, where: str) -> list[str]:
+    """An lme4 fit: its verdicts (unconverged, singular), its max|grad| on the same side of the tolerance, and
+    its estimates to its optimiser's stop."""
     found = []
     flagged = _flagged(old["warnings"]), _flagged(new["warnings"])
     if (flagged[0] != flagged[1] and not _borderline(old, new)) or (
             _singular(old["warnings"]) != _singular(new["warnings"])):
         found.append(f"{where}/warnings: {old['warnings']!r} -> {new['warnings']!r}")
-    # a fit lme4 flags stopped short: its estimates are determined only to about 1 % (the stop's max|grad|)
-    tolerance = {"rel_tol": 1e-2, "abs_tol": 1e-4} if any(flagged) else STOP_TOLERANCE
+    tolerance = FLAGGED_TOLERANCE if any(flagged) else STOP_TOLERANCE
     for key in old:
         if key == "warnings":
             continue
@@ -96,20 +102,8 @@ def _fit_differences(old: dict, new: dict, where: str) -> list[str]:
             if (before > GRADIENT_TOLERANCE) != (after > GRADIENT_TOLERANCE) and not _borderline(old, new):
                 found.append(f"{where}/conv/max_grad: {before} -> {after} (across lme4's tolerance)")
             continue
-        found += [d for d in differences(old[key], new[key], f"{where}/{key}")
-                  if not _within(old[key], new[key], tolerance)]
+        found += differences(old[key], new[key], f"{where}/{key}", tolerance)
     return found
-
-
-def _within(old: Any, new: Any, tolerance: dict) -> bool:
-    """Every number of ``old`` and ``new`` (same structure) equal to ``tolerance``."""
-    if isinstance(old, dict):
-        return set(old) == set(new) and all(_within(old[k], new[k], tolerance) for k in old)
-    if isinstance(old, list):
-        return len(old) == len(new) and all(_within(a, b, tolerance) for a, b in zip(old, new, strict=True))
-    if isinstance(old, (int, float)) and not isinstance(old, bool):
-        return math.isclose(old, new, **tolerance)
-    return old == new
 
 
 def test_make_reference_reproduces_the_stored_output(tmp_path: Path) -> None:
