@@ -234,13 +234,13 @@ def _scalar_modes(
     z = None if data.z_is_ones else data.Z[:, 0]
     zt = tau * z if z is not None else None
     zt2 = zt * zt if zt is not None else None
-    family, response, weights = data.family, data.response, data.family_weights
+    family, response, family_weights = data.family, data.response, data.family_weights
     u = np.zeros(data.n_groups) if u_start is None else np.array(u_start, dtype=float).reshape(data.n_groups)
 
     def evaluate(u_try: np.ndarray) -> tuple[np.ndarray, EtaValues, np.ndarray]:
         b = data.gather(u_try)
         eta = eta0 + (tau * b if zt is None else zt * b)
-        kv = family.eta_values(eta, response, weights)
+        kv = family.eta_values(eta, response, family_weights)
         return eta, kv, data.group_sum(kv.loglik) - 0.5 * u_try * u_try
 
     def information(values: np.ndarray) -> np.ndarray:  # 1 + sum_j w_j (tau z_j)^2 per group
