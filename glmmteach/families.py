@@ -526,6 +526,24 @@ class Family:
         assert values.fisher_deriv is not None
         return values.fisher_deriv
 
+    @property
+    def has_fisher_second_deriv(self) -> bool:
+        r"""Whether :meth:`fisher_second_deriv` is available: the canonical links with a likelihood in
+        :math:`\eta` (binomial logit, Poisson log), where the log-likelihood's third and fourth derivatives
+        are minus the expected-information weight's first and second."""
+        return self.canonical and self.has_eta_likelihood
+
+    def fisher_second_deriv(self, values: EtaValues) -> np.ndarray:
+        r""":math:`\partial^2 w/\partial\eta^2` of the expected-information weight, from ``values`` (with the
+        mean) at the same :math:`\eta`: :math:`w` for the log link (:math:`w = \mu`), and
+        :math:`w(1 - 6\mu(1-\mu))` for the logit (:math:`w = \mu(1-\mu)` per trial)."""
+        if not self.has_fisher_second_deriv or values.mu is None:
+            raise FamilyError(f"the second derivative of the weights is not available for the {self.name} "
+                              f"family with the {self.link.name} link")
+        if self.link.name == "log":
+            return values.fisher
+        return values.fisher * (1.0 - 6.0 * values.mu * (1.0 - values.mu))
+
 
 FAMILY_LINKS: dict[str, tuple[str, ...]] = {
     # the first link listed is the canonical (default) one

@@ -5,11 +5,12 @@ estimates are wrong. lme4's advice is to refit with other optimisers: if they al
 log-likelihood and estimates (to the precision that matters), the warning was a false alarm; if they
 disagree, the model is not identified by the data (a flat ridge, a runaway SD) and no single fit should be
 trusted. :func:`all_fit` refits a :class:`~glmmteach.glmm.results.GLMMResults` (or a :func:`glmmteach.bglmer`
-fit, with its priors) with each optimiser of :data:`~glmmteach.glmm.optimize.OPTIMISERS` — L-BFGS-B with the
-analytic gradient (glmmteach's default), Nelder-Mead, COBYQA (Powell's successor of lme4's bobyqa) and Powell
-on the log-likelihood alone — each followed by glmmteach's Newton polish and convergence test, and tabulates
-what allFit's ``summary`` shows: which fits succeeded, their log-likelihoods, estimates and warnings, and the
-time each took.
+fit, with its priors) with each optimiser of :data:`~glmmteach.glmm.optimize.OPTIMISERS` that applies to it —
+Newton's method with the analytic Hessian (glmmteach's default for a Laplace fit of one scalar random effect
+with a canonical link), L-BFGS-B with the analytic gradient (the default otherwise), Nelder-Mead, COBYQA
+(Powell's successor of lme4's bobyqa) and Powell on the log-likelihood alone — each followed by glmmteach's
+Newton polish and convergence test, and tabulates what allFit's ``summary`` shows: which fits succeeded, their
+log-likelihoods, estimates and warnings, and the time each took.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pandas as pd
 
 from ..exceptions import GlmmteachError
 from .api import fit_design
-from .optimize import OPTIMISERS
+from .optimize import available_optimisers
 from .results import GLMMResults
 
 
@@ -118,8 +119,11 @@ class AllFit:
     __repr__ = __str__
 
 
-def all_fit(fit: GLMMResults, optimizers: Sequence[str] = OPTIMISERS) -> AllFit:
+def all_fit(fit: GLMMResults, optimizers: Sequence[str] | None = None) -> AllFit:
     """Refit ``fit``'s model with each optimiser (lme4's ``allFit``) and tabulate the results.
+
+    ``optimizers``: names from ``OPTIMISERS``; ``None``: every one that applies to the model (Newton's method
+    only where the analytic Hessian is defined and there is no prior).
 
     Each refit starts where glmmteach's fits start (the GLM and moment estimates, not ``fit``'s estimates),
     so that the optimisers' paths are independent; each ends with the same Newton polish and convergence
@@ -133,9 +137,13 @@ def all_fit(fit: GLMMResults, optimizers: Sequence[str] = OPTIMISERS) -> AllFit:
     """
     if not isinstance(fit, GLMMResults):
         raise GlmmteachError(f"all_fit needs a fitted GLMM (glmer or bglmer), got {type(fit).__name__}")
-    unknown = [name for name in optimizers if name not in OPTIMISERS]
+    applicable = available_optimisers(fit.model, prior=fit.spec.prior is not None)
+    if optimizers is None:
+        optimizers = applicable
+    unknown = [name for name in optimizers if name not in applicable]
     if unknown or not optimizers:
-        raise GlmmteachError(f"optimizers must be some of {', '.join(OPTIMISERS)}; got {list(optimizers)!r}")
+        raise GlmmteachError(f"optimizers must be some of {', '.join(applicable)} for this model; got "
+                             f"{list(optimizers)!r}")
     if fit.spec.n_nodes == 0 or (fit.family.is_negative_binomial and fit.nb_shape is not None):
         raise GlmmteachError("all_fit refits Laplace and quadrature fits of a known family (not nAGQ = 0 or an "
                              "estimated negative binomial shape, whose optimisers are not these)")

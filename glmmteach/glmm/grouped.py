@@ -16,7 +16,7 @@ import numpy as np
 
 from ..exceptions import GlmmteachError
 from ..families import Family
-from . import devfun, start
+from . import devfun, hessian, start
 from .model import GroupedData, MixedModel, batch_inverse, column_sd
 from .pirls import ModeState, conditional_modes
 from .simulate import simulate_glmm
@@ -38,6 +38,11 @@ class GroupedModel:
     def quadrature_available(self) -> bool:
         """Adaptive Gauss-Hermite quadrature is defined here: one scalar random effect per group."""
         return quadrature_available([self.data.n_re])
+
+    @property
+    def hessian_available(self) -> bool:
+        """:meth:`loglik_hessian` is defined: Laplace, one scalar random effect, a canonical link."""
+        return hessian.hessian_available(self.data, self.n_nodes)
 
     # ---- the data's vocabulary ------------------------------------------------------------------
     @property
@@ -117,6 +122,12 @@ class GroupedModel:
                 B[:, a, k] = data.group_sum(wa * X[:, k])
         HinvB = np.linalg.solve(state.hessian_fisher, B)
         return info - np.einsum("gak,gal->kl", B, HinvB)
+
+    def loglik_hessian(self, theta: np.ndarray, state: ModeState) -> tuple[np.ndarray, np.ndarray]:
+        r"""Hessian of the log-likelihood in :math:`(\theta, \beta)` at the modes ``state`` (computed at ``theta``
+        and the fixed effects of interest), and the modes' derivatives in :math:`(\theta, \beta)`
+        (:func:`glmmteach.glmm.hessian.scalar_laplace_hessian`)."""
+        return hessian.scalar_laplace_hessian(self.data, state, float(np.asarray(theta, dtype=float)[0]))
 
     def warm_start(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray:
         """A start for the modes at ``theta_new`` from those at ``theta_old``: the same ``u``."""

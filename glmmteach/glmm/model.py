@@ -231,7 +231,8 @@ class MixedModel(Protocol):
     :math:`\theta \leftrightarrow T` (``lower_bounds``, ``diagonal``, ``n_theta``); ``n_nodes`` the quadrature
     nodes of the likelihood (1: Laplace). The stages: ``conditional_modes(theta, beta, u_start, tol, max_iter,
     min_iter)``, ``loglik_and_gradient(theta, beta, u_start, tol, min_iter)`` (gradient theta first),
-    ``marginal_loglik``, ``laplace_loglik(state)``, ``beta_information(state)``; starts:
+    ``marginal_loglik``, ``laplace_loglik(state)``, ``beta_information(state)``, ``loglik_hessian(theta, state)``
+    (the Hessian and the modes' derivatives, where ``hessian_available``); starts:
     ``moment_start(beta)``, ``warm_start(u, theta_old, theta_new)``; variants: ``with_family``,
     ``with_nodes``, ``sorted_by_group``; reports: ``term_effects(state, theta)``,
     ``simulate(beta, theta, state, nsim, rng, use_u)``, ``theta_column_sd()``, ``Ts(theta)``; the penalised system
@@ -244,6 +245,7 @@ class MixedModel(Protocol):
     n_nodes: int
     one_grouping_factor: bool  # the groups' integrals are independent (one grouping factor)
     quadrature_available: bool  # nAGQ > 1 is defined (terms.quadrature_available)
+    hessian_available: bool  # loglik_hessian is defined (glmm.hessian: Laplace, one scalar effect, canonical link)
 
     @property
     def X(self) -> np.ndarray: ...
@@ -280,6 +282,8 @@ class MixedModel(Protocol):
     def laplace_loglik(self, state: Any) -> float: ...
 
     def beta_information(self, state: Any) -> np.ndarray: ...
+
+    def loglik_hessian(self, theta: np.ndarray, state: Any) -> tuple[np.ndarray, np.ndarray]: ...
 
     def warm_start(self, u: np.ndarray, theta_old: np.ndarray, theta_new: np.ndarray) -> np.ndarray: ...
 

@@ -1,8 +1,9 @@
 r"""Fitting a GLMM: the optimiser, the Newton polish, the boundary checks and the convergence test.
 
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
-log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)` with L-BFGS-B and the
-analytic gradient, starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
+log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)`: by Newton's method with the
+analytic Hessian (:mod:`glmmteach.glmm.hessian`) for a Laplace fit of one scalar random effect with a canonical
+link, otherwise with L-BFGS-B and the analytic gradient; starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
 a diagonal :math:`T_\theta` from moment estimates of the random effects' SDs at the GLM fit
 (:func:`_moment_theta`; lme4 starts from :math:`T_\theta = I`), both scaled from marginal to conditional
 for a logit or probit model (:func:`_conditional_scale`). The fixed effects are optimised in whitened coordinates
@@ -10,8 +11,9 @@ for a logit or probit model (:func:`_conditional_scale`). The fixed effects are 
 and each :math:`\theta_k` is divided by its standard error at the start, so that all directions
 have a comparable scale.
 
-The Hessian of the log-likelihood in :math:`(\theta, \beta)` at the optimum (forward differences of
-the analytic gradient, made central in any column where they are not symmetric) gives a final Newton
+The Hessian of the log-likelihood in :math:`(\theta, \beta)` at the optimum (analytic where the model gives
+it, else forward differences of the analytic gradient, made central in any column where they are not
+symmetric) gives a final Newton
 step, the convergence test (Newton decrement below 1e-6, whatever
 message the optimiser stopped with) and, inverted, the covariance of the estimates (as lme4).
 
@@ -41,6 +43,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
+from ..exceptions import GlmmteachError
 from .diagnosis import QUADRATURE_CHECK_FACTOR, QUADRATURE_TOLERANCE, SINGULAR_TOLERANCE
 from .grouped import as_model
 from .model import GroupedData, MixedModel
@@ -151,7 +154,28 @@ class _Objective:
             self.best = (value, x.copy(), grad_x, state)
         return -value, -grad_x
 
-    def hessian(self, x: np.ndarray, grad_x: np.ndarray, u_start: np.ndarray) -> np.ndarray:
+    @property
+    def analytic_hessian(self) -> bool:
+        """The model gives its Hessian (:mod:`glmmteach.glmm.hessian`) and the objective is the log-likelihood
+        (a MAP fit adds a prior whose Hessian the model does not know)."""
+        return self.log_prior is None and self.model.hessian_available
+
+    def hessian(self, x: np.ndarray, grad_x: np.ndarray, state: ModeState) -> np.ndarray:
+        """The Hessian of the objective in optimiser coordinates at ``x`` (``grad_x`` and the modes ``state``
+        evaluated there): the model's analytic one where it has one, else :meth:`difference_hessian`."""
+        return self.hessian_and_mode_slopes(x, grad_x, state)[0]
+
+    def hessian_and_mode_slopes(self, x: np.ndarray, grad_x: np.ndarray,
+                                state: ModeState) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`hessian`, and with the analytic Hessian the modes' derivatives in optimiser coordinates
+        (G×k: a step ``s`` moves the modes by about ``slopes @ s``)."""
+        if self.analytic_hessian:
+            J = self.jacobian()
+            H, mode_slopes = self.model.loglik_hessian(self.split(x)[0], state)
+            return J.T @ H @ J, mode_slopes @ J
+        return self.difference_hessian(x, grad_x, state.u), None
+
+    def difference_hessian(self, x: np.ndarray, grad_x: np.ndarray, u_start: np.ndarray) -> np.ndarray:
         """Differences of the analytic gradient (log-likelihood, optimiser coordinates): forward from the known
         ``grad_x``, completed to central differences in every column whose forward result is not symmetric to
         ``FORWARD_ASYMMETRY`` (the asymmetry of a forward-difference Hessian shows its truncation error, the
@@ -188,7 +212,7 @@ def fit_glmm(
     theta_start: np.ndarray | None = None,
     beta_start: np.ndarray | None = None,
     log_prior: LogPrior | None = None,
-    method: str = "L-BFGS-B",
+    method: str | None = None,
 ) -> FitOutcome:
     """Maximise the (approximate) marginal likelihood over (theta, beta); see the module docstring.
 
@@ -197,7 +221,8 @@ def fit_glmm(
     ``log_prior`` (:mod:`glmmteach.glmm.bglmer`): maximise the log-likelihood plus this log density of
     (theta, beta) instead, the posterior mode; the outcome's ``llf`` is still the log-likelihood there.
     ``method``: the optimiser, one of ``OPTIMISERS`` (:func:`glmmteach.all_fit` tries each); every one ends
-    with the same Newton polish, boundary checks and convergence test.
+    with the same Newton polish, boundary checks and convergence test. ``None``: :func:`default_optimiser`
+    (Newton's method where the model gives its Hessian, else L-BFGS-B).
 
     The linear algebra here is on tiny matrices (parameters, r×r blocks), where multithreaded
     BLAS only costs time, so BLAS runs single-threaded during the fit when threadpoolctl is present.
@@ -205,6 +230,12 @@ def fit_glmm(
     returned modes and linear predictor are in the caller's order.
     """
     model = as_model(model, correlated, n_nodes)
+    if method is None:
+        method = default_optimiser(model, log_prior)
+    elif method == "Newton" and not (model.hessian_available and log_prior is None):
+        raise GlmmteachError("optimizer 'Newton' needs the analytic Hessian: a Laplace fit (nAGQ = 1) of one scalar "
+                             "random effect with a canonical link (binomial logit, Poisson log) and no prior; "
+                             f"use one of {', '.join(OPTIMISERS[1:])}")
     with single_threaded_blas():
         work = model.sorted_by_group()
         outcome = _fit_glmm(work, theta_start, beta_start, log_prior, method)
@@ -219,8 +250,8 @@ def _fit_glmm(
     model: MixedModel,
     theta_start: np.ndarray | None,
     beta_start: np.ndarray | None,
-    log_prior: LogPrior | None = None,
-    method: str = "L-BFGS-B",
+    log_prior: LogPrior | None,
+    method: str,
 ) -> FitOutcome:
     beta0 = glm_start(model.data)[0] if beta_start is None else np.asarray(beta_start, dtype=float)
     term = model.covariance
@@ -270,7 +301,7 @@ def _fit_glmm(
         result = _minimise(objective, x, bounds, method)
         assert objective.best is not None
         x, value, grad_x, state, H_x, decrement = _polish(objective, objective.best[1], objective.best[3],
-                                                           lower)
+                                                           lower, result.get("polish_start"))
         # A variance parameter at 0 is a stationary point whatever the data (the likelihood is even
         # in it), so the optimiser's stop proves nothing there: look inside the boundary, and
         # restart from the interior when the likelihood rises.
@@ -305,7 +336,18 @@ LogPrior = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 # (the default), and two derivative-free methods on the log-likelihood alone, as lme4's Nelder-Mead and
 # bobyqa: Nelder-Mead and COBYQA (Powell's successor of BOBYQA, in scipy >= 1.14), and Powell's conjugate
 # directions. Derivative-free stops are tested by the same analytic gradient afterwards.
-OPTIMISERS = ("L-BFGS-B", "Nelder-Mead", "COBYQA", "Powell")
+OPTIMISERS = ("Newton", "L-BFGS-B", "Nelder-Mead", "COBYQA", "Powell")
+
+
+def available_optimisers(model: MixedModel, prior: bool = False) -> tuple[str, ...]:
+    """The optimisers of ``OPTIMISERS`` for ``model`` (``prior``: a MAP fit): Newton's method needs the analytic
+    Hessian of the objective, which the model gives for its log-likelihood only."""
+    return OPTIMISERS if model.hessian_available and not prior else OPTIMISERS[1:]
+
+
+def default_optimiser(model: MixedModel, log_prior: LogPrior | None = None) -> str:
+    """Newton's method where the model gives its Hessian and the objective is the log-likelihood, else L-BFGS-B."""
+    return "Newton" if model.hessian_available and log_prior is None else "L-BFGS-B"
 _DERIVATIVE_FREE_OPTIONS = {
     "Nelder-Mead": {"maxfev": 20000, "xatol": 1e-9, "fatol": 1e-12, "adaptive": True},
     "COBYQA": {"maxfev": 20000, "final_tr_radius": 1e-7},
@@ -315,6 +357,8 @@ _DERIVATIVE_FREE_OPTIONS = {
 
 def _minimise(objective: _Objective, x: np.ndarray, bounds: list, method: str) -> optimize.OptimizeResult:
     """One run of the chosen optimiser from ``x`` (the derivative-free ones see only the value)."""
+    if method == "Newton":
+        return _newton(objective, x)
     if method == "L-BFGS-B":
         return optimize.minimize(objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
                                  options={"maxiter": 2000, "maxfun": 5000, "ftol": 1e-13, "gtol": 1e-6,
@@ -325,6 +369,88 @@ def _minimise(objective: _Objective, x: np.ndarray, bounds: list, method: str) -
                              options=_DERIVATIVE_FREE_OPTIONS[method])
 
 
+def _newton(objective: _Objective, x: np.ndarray) -> optimize.OptimizeResult:
+    r"""Newton's method with the analytic Hessian (:mod:`glmmteach.glmm.hessian`), for one scalar
+    :math:`\theta`: each step solves with :math:`|{-H}|` (the eigenvalues' absolute values, so that it rises
+    where the log-likelihood is not concave), at most a bound long (``NEWTON_MAX_STEP`` at first, doubled after
+    each full step at the bound: a start far from the optimum is left in a few steps), halved until the
+    log-likelihood does not fall. The likelihood is even in the SD :math:`\theta`, so a step past 0 is
+    reflected (the same likelihood), and a full step to an SD of nearly 0 (``NEWTON_SNAP``) is tried at 0
+    itself: where the maximum is on the boundary the steps shrink towards it (cubically: the likelihood is
+    even) but never reach it, and the boundary probes test 0, not a point near it. The modes of each trial
+    point start from their first-order prediction (the implicit function theorem). Stops when the Newton
+    decrement is below ``NEWTON_DECREMENT``; the fit's polish, boundary probes and convergence test follow as
+    after any optimiser, the polish from the last point's evaluation.
+
+    On the crossover trial (134 rows, SD 23.5 from a start of 1.5) it takes 13 evaluations where L-BFGS-B took
+    32 and its Hessian 5 more; on a 500-row random intercept, 4 where L-BFGS-B took 11 (and 2 more)."""
+    n_theta = objective.n_theta
+    if objective.known is not None and np.array_equal(x, objective.known[0]):
+        value, grad_x, state = objective.known[1:]
+    else:
+        value, grad_x, state = objective.loglik(x)
+    objective.known = None
+    message = f"Newton: {NEWTON_MAX_ITER} steps without a decrement below {NEWTON_DECREMENT:g}"
+    tight, polish_start, radius = False, None, NEWTON_MAX_STEP
+    for _ in range(NEWTON_MAX_ITER):  # the optimiser's steps, each over all the data
+        H_x, mode_slopes = objective.hessian_and_mode_slopes(x, grad_x, state)
+        step, decrement = _ascent_step(H_x, grad_x, radius)
+        if decrement < NEWTON_DECREMENT:
+            message = f"Newton decrement below {NEWTON_DECREMENT:g}"
+            if tight:  # the point was evaluated as the polish evaluates it: hand it over
+                polish_start = (value, grad_x, state, H_x)
+            break
+        tight = decrement < NEWTON_TIGHTEN  # near the end: evaluate as tightly as the polish does
+        evaluation = (1e-13, 2) if tight else (1e-10, 1)
+        mode_step = (mode_slopes @ step).reshape(state.u.shape)
+        accepted = None
+        for halving in range(NEWTON_HALVINGS):
+            fraction = 0.5**halving
+            trial = x + fraction * step
+            # the modes predicted to first order (implicit function theorem): fewer inner Newton steps
+            u_start = state.u + fraction * mode_step if np.all(trial[:n_theta] >= 0) else state.u
+            trial[:n_theta] = np.abs(trial[:n_theta])
+            if halving == 0:  # a boundary is reached exactly: Newton's steps towards it shrink (cubically)
+                trial[:n_theta] = np.where(trial[:n_theta] < NEWTON_SNAP, 0.0, trial[:n_theta])
+            trial_value, trial_grad, trial_state = objective.loglik(trial, u_start, *evaluation)
+            if trial_value >= value - 1e-12 * (1.0 + abs(value)):
+                accepted = trial
+                break
+        if accepted is None:
+            message = "Newton: no step raised the log-likelihood"
+            break
+        # the step bound follows the steps taken: doubled after a full step at the bound, else the step taken
+        length = float(np.sqrt(step @ step))
+        radius = 2.0 * radius if halving == 0 and length >= radius * (1 - 1e-12) else max(0.5**halving * length,
+                                                                                         NEWTON_MAX_STEP)
+        x, value, grad_x, state = accepted, trial_value, trial_grad, trial_state
+    objective.u, objective.u_theta = state.u, objective.split(x)[0]
+    objective.best = (value, x.copy(), grad_x, state)
+    return optimize.OptimizeResult(x=x, fun=-value, jac=-grad_x, message=message,
+                                   polish_start=polish_start)
+
+
+def _ascent_step(H_x: np.ndarray, grad_x: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
+    """The Newton step up the log-likelihood with the absolute eigenvalues of ``-H_x`` (at least 1e-8 of the
+    largest), shortened to ``radius``, and the decrement ``g' |H|^{-1} g``."""
+    eigenvalues, vectors = np.linalg.eigh(-H_x)
+    magnitude = np.abs(eigenvalues)
+    magnitude = np.maximum(magnitude, 1e-8 * max(float(magnitude.max()), 1e-300))
+    projected = vectors.T @ grad_x
+    step = vectors @ (projected / magnitude)
+    decrement = float(projected @ (projected / magnitude))
+    length = float(np.sqrt(step @ step))
+    if length > radius:
+        step *= radius / length
+    return step, decrement
+
+
+NEWTON_MAX_ITER = 200
+NEWTON_HALVINGS = 40
+NEWTON_MAX_STEP = 20.0  # the first step bound, in optimiser units: about twenty standard errors at the start
+NEWTON_SNAP = 1e-4  # a full step to an SD below this (optimiser units) is tried at the boundary, 0, itself
+NEWTON_TIGHTEN = 1e-4  # below this decrement the trial points are evaluated with the polish's tolerance
+NEWTON_DECREMENT = 1e-12  # twice the distance to the maximum, in log-likelihood units
 MAP_THETA_FLOOR = 1e-10  # lower bound of a diagonal theta (optimiser units) in a MAP fit; < SINGULAR_TOLERANCE
 MAX_RESTARTS = 10  # each restart strictly raises the log-likelihood; this only bounds the work
 MAX_PLAIN_RESTARTS = 2  # restarts of an unconverged fit away from the boundary (fresh L-BFGS-B memory)
@@ -332,15 +458,20 @@ BOUNDARY_PROBES = (0.01, 0.1, 0.3, 1.0)  # trial values of a boundary theta, in 
 BOUNDARY_RISE = 1e-7  # a rise of the log-likelihood above evaluation noise (PIRLS to 1e-13)
 
 
-def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray):
+def _polish(objective: _Objective, x: np.ndarray, state: ModeState, lower: np.ndarray,
+            evaluated: tuple[float, np.ndarray, ModeState, np.ndarray] | None = None):
     """Re-evaluate ``x`` tightly, take one Newton step if it helps, and return the point with its
-    log-likelihood, gradient, modes, Hessian (optimiser coordinates) and Newton decrement.
+    log-likelihood, gradient, modes, Hessian (optimiser coordinates) and Newton decrement. ``evaluated``: the
+    value, gradient, modes and Hessian at ``x`` already evaluated tightly (by Newton's method), not redone.
 
-    Convergence is judged by the gradient (Newton decrement on the finite-difference Hessian of the
-    analytic gradient), not by the optimiser's message."""
+    Convergence is judged by the gradient (Newton decrement on the analytic Hessian, or the finite-difference
+    Hessian of the analytic gradient), not by the optimiser's message."""
     n_theta = objective.n_theta
-    value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
-    H_x = objective.hessian(x, grad_x, state.u)
+    if evaluated is None:
+        value, grad_x, state = objective.loglik(x, state.u, tol=1e-13, min_iter=2)
+        H_x = objective.hessian(x, grad_x, state)
+    else:
+        value, grad_x, state, H_x = evaluated
     decrement, step = _newton_decrement(H_x, grad_x, x, n_theta, lower)
     if decrement > 1e-10:
         x_new = x + step

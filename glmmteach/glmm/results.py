@@ -43,7 +43,7 @@ class ModelSpec:
     n_nodes: int
     proportion: bool = False
     prior: Any = None  # a MAP fit's priors (glmmteach.glmm.bglmer.Priors); None: maximum likelihood
-    optimizer: str = "L-BFGS-B"  # fit_glmm's method (glmmteach.all_fit refits with each of OPTIMISERS)
+    optimizer: str | None = None  # fit_glmm's method (None: its default; glmmteach.all_fit refits with each)
 
 
 class GLMMResults:
@@ -92,7 +92,7 @@ class GLMMResults:
         self.dropped_rows = design.dropped_rows
         self.converged = outcome.converged
         self.n_evaluations = outcome.evaluations
-        self.optimizer = getattr(outcome, "method", "L-BFGS-B")  # fit_glmm's method (glmmteach.all_fit)
+        self.optimizer = outcome.method  # the optimiser fit_glmm used (glmmteach.all_fit)
         self.optimizer_message = str(getattr(outcome, "message", ""))
         self.newton_decrement = float(getattr(outcome, "newton_decrement", np.nan))  # the convergence test's
         self.data_passes = outcome.passes

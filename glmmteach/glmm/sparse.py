@@ -250,6 +250,11 @@ class SparseModel:
     n_nodes = 1  # the Laplace approximation only (see the module docstring)
     one_grouping_factor = False  # several terms: the groups' integrals are not independent
     quadrature_available = False  # (terms.quadrature_available: several terms)
+    hessian_available = False  # (glmm.hessian: one scalar random effect only)
+
+    def loglik_hessian(self, theta: np.ndarray, state: SparseModeState) -> tuple[np.ndarray, np.ndarray]:
+        """Not defined for several terms (``hessian_available`` is False): the fit differences the gradient."""
+        raise GlmmteachError("the analytic Hessian is defined for one scalar random effect only")
 
     def with_nodes(self, n_nodes: int) -> SparseModel:
         """This model (Laplace, ``n_nodes`` <= 1); quadrature is defined for one scalar term only."""
