@@ -3,8 +3,8 @@ r"""Fitting a GLMM: the optimiser, the Newton polish, the boundary checks and th
 :func:`fit_glmm` maximises the Laplace (``nAGQ=1``) or adaptive Gauss–Hermite (``nAGQ>1``)
 log-likelihood of :mod:`glmmteach.glmm.devfun` over :math:`(\theta, \beta)`: by Newton's method with the
 analytic Hessian (:mod:`glmmteach.glmm.hessian`) for a Laplace fit of one scalar random effect with a canonical
-link, otherwise with L-BFGS-B and the analytic gradient; starting from the GLM fit for :math:`\beta` (:func:`glm_start`) and
-a diagonal :math:`T_\theta` from moment estimates of the random effects' SDs at the GLM fit
+link, otherwise with L-BFGS-B and the analytic gradient; starting from the GLM fit for :math:`\beta`
+(:func:`glm_start`) and a diagonal :math:`T_\theta` from moment estimates of the random effects' SDs at the GLM fit
 (:func:`_moment_theta`; lme4 starts from :math:`T_\theta = I`), both scaled from marginal to conditional
 for a logit or probit model (:func:`_conditional_scale`). The fixed effects are optimised in whitened coordinates
 :math:`\delta = R(\beta - \beta_0)`, :math:`R^\top R` the information for :math:`\beta` at the start,
@@ -232,7 +232,7 @@ def fit_glmm(
     model = as_model(model, correlated, n_nodes)
     if method is None:
         method = default_optimiser(model, log_prior)
-    elif method == "Newton" and not (model.hessian_available and log_prior is None):
+    elif method == "Newton" and method not in available_optimisers(model, log_prior is not None):
         raise GlmmteachError("optimizer 'Newton' needs the analytic Hessian: a Laplace fit (nAGQ = 1) of one scalar "
                              "random effect with a canonical link (binomial logit, Poisson log) and no prior; "
                              f"use one of {', '.join(OPTIMISERS[1:])}")
@@ -332,8 +332,9 @@ def _fit_glmm(
 # A log prior density of (theta, beta) and its gradient: the hook of a MAP fit (glmmteach.glmm.bglmer)
 LogPrior = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
-# The optimisers fit_glmm offers (lme4's allFit tries each of its own): L-BFGS-B with the analytic gradient
-# (the default), and two derivative-free methods on the log-likelihood alone, as lme4's Nelder-Mead and
+# The optimisers fit_glmm offers (lme4's allFit tries each of its own): Newton's method with the analytic
+# Hessian (the default where the model gives one: available_optimisers), L-BFGS-B with the analytic gradient
+# (the default otherwise), and derivative-free methods on the log-likelihood alone, as lme4's Nelder-Mead and
 # bobyqa: Nelder-Mead and COBYQA (Powell's successor of BOBYQA, in scipy >= 1.14), and Powell's conjugate
 # directions. Derivative-free stops are tested by the same analytic gradient afterwards.
 OPTIMISERS = ("Newton", "L-BFGS-B", "Nelder-Mead", "COBYQA", "Powell")
@@ -346,8 +347,10 @@ def available_optimisers(model: MixedModel, prior: bool = False) -> tuple[str, .
 
 
 def default_optimiser(model: MixedModel, log_prior: LogPrior | None = None) -> str:
-    """Newton's method where the model gives its Hessian and the objective is the log-likelihood, else L-BFGS-B."""
-    return "Newton" if model.hessian_available and log_prior is None else "L-BFGS-B"
+    """The first of :func:`available_optimisers`: Newton's method where the model gives its Hessian and the
+    objective is the log-likelihood, else L-BFGS-B."""
+    return available_optimisers(model, log_prior is not None)[0]
+
 _DERIVATIVE_FREE_OPTIONS = {
     "Nelder-Mead": {"maxfev": 20000, "xatol": 1e-9, "fatol": 1e-12, "adaptive": True},
     "COBYQA": {"maxfev": 20000, "final_tr_radius": 1e-7},
