@@ -36,9 +36,11 @@ def test_every_optimiser_reaches_the_crossover_optimum(crossover_fits) -> None:
     np.testing.assert_allclose(fits.loglik.to_numpy(), fit.llf, atol=1e-7)
     np.testing.assert_allclose(fits.fixef.to_numpy(), np.tile(fit.params.to_numpy(), (len(OPTIMISERS), 1)),
                                rtol=1e-6)
-    np.testing.assert_allclose(fits.theta.to_numpy().ravel(), fit.theta[0], rtol=1e-6)
+    # tau lies on a flat ridge (curvature about -0.05 per unit tau squared at 23.5): a derivative-free stop that
+    # passes the decrement test can leave it 1.5e-6 relative (3.5e-5) from Newton's, 1e-11 in log-likelihood
+    np.testing.assert_allclose(fits.theta.to_numpy().ravel(), fit.theta[0], rtol=1e-5)
     spread = fits.spread()
-    assert spread["logLik"] < 1e-7 and spread.drop("logLik").max() < 1e-5
+    assert spread["logLik"] < 1e-7 and spread.drop("logLik").max() < 1e-4  # tau's ridge, as above
     assert all(any("flat likelihood ridge" in text for text in fits.warnings[name]) for name in OPTIMISERS)
 
 

@@ -200,14 +200,17 @@ def test_reference_covers_the_planned_cases() -> None:
 
 
 def test_csv_files_are_what_make_data_generates() -> None:
-    """Every CSV is exactly what make_data.py generates (the script is the source)."""
+    """Every CSV is what make_data.py generates (the script is the source): exactly, but for the last bit of
+    ``logexpo``, which NumPy's ``np.log`` gives by a CPU-dependent SIMD kernel (one value of 320 differs by one
+    ulp on an AMD EPYC from the machine that wrote the file). The CSV, not the script, is what R fitted."""
     make_data = import_make_data(DATA_DIR, "lme4_extra_make_data")
     files = {spec.file for spec in make_data.SPECS}
     assert {case["data"] for case in CASES.values()} <= files
     for spec in make_data.SPECS:
         simulated = make_data.simulate(spec)
         stored = pd.read_csv(DATA_DIR / spec.file)
-        pd.testing.assert_frame_equal(stored, simulated, check_dtype=False, check_exact=True, obj=spec.file)
+        pd.testing.assert_frame_equal(stored, simulated, check_dtype=False, check_exact=False, rtol=4e-16, atol=0.0,
+                                      obj=spec.file)
 
 
 @pytest.mark.r
