@@ -51,16 +51,13 @@ def scalar_laplace_hessian(data: GroupedData, state: ModeState, tau: float) -> t
     Q = np.column_stack([u_rows if z is None else z * u_rows, data.X])  # d eta / d(tau, beta), per row
     m = Q.shape[1]
     t2 = tau * tau
-    if z is None:  # z = 1: no products with z (on small data each NumPy call counts)
-        zw, z2w1, z2w2 = w, w1, w2
-        scalars, weights = [kv.score, w, w1, w2], np.stack([w, w1, w2])
-    else:
-        z2 = z * z
-        zw, z2w1, z2w2 = z * w, z2 * w1, z2 * w2
-        scalars, weights = [kv.score * z, z2 * w, z2w1 * z, z2w2 * z2], np.stack([zw, z2w1, z2w2 * z])
+    z2 = 1.0 if z is None else z * z
+    zw, z2w1, z2w2 = (w, w1, w2) if z is None else (z * w, z2 * w1, z2 * w2)
 
     # every group sum in one reduction: four per-row sums and three weighted sums of the columns of Q
-    rows = np.concatenate([np.stack(scalars), (weights[:, None, :] * Q.T[None, :, :]).reshape(3 * m, -1)])
+    scalars = [kv.score if z is None else kv.score * z, z2 * w, z2w1 * (1.0 if z is None else z), z2w2 * z2]
+    rows = np.concatenate([np.stack(scalars), (np.stack([zw, z2w1, z2w2 * (1.0 if z is None else z)])[:, None, :]
+                                               * Q.T[None, :, :]).reshape(3 * m, -1)])
     sums = data.group_sum_rows(rows)
     l1z, S, w1z3, w2z4 = sums[:4]
     wzQ, S_phi, w2z3Q = sums[4:].reshape(3, m, -1).transpose(0, 2, 1)  # each G×m

@@ -133,12 +133,6 @@ class _Objective:
             # H lost positive definiteness to rounding at an extreme trial point of the line search (huge
             # weights): a point to back off from, not the end of the fit (lme4 fits these data)
             return -np.inf, np.zeros(len(x)), None
-        return self.in_x(theta, beta, value, grad, state)
-
-    def in_x(self, theta: np.ndarray, beta: np.ndarray, value: float, grad: np.ndarray,
-             state: ModeState) -> tuple[float, np.ndarray, ModeState]:
-        """The objective and its gradient in optimiser coordinates from the model's log-likelihood ``value`` and
-        gradient ``grad`` (in (theta, beta)) at the modes ``state``; counts the evaluation's data passes."""
         self.passes += state.passes + (1 if self.model.n_nodes == 1 else 2 * self.model.n_nodes)
         if self.log_prior is not None:
             prior_value, prior_grad = self.log_prior(theta, beta)
@@ -268,23 +262,20 @@ def _fit_glmm(
         scale = conditional_scale(model.family, variance)
         theta0, theta_information = theta0 * scale, theta_information / scale**2
         beta0 = beta0 * scale if beta_start is None else beta0
-    # the modes at the start, and the log-likelihood and gradient there: the whitening of beta needs the modes,
-    # the optimiser's first step the value and gradient (one evaluation for both)
-    value0, grad0, state_start = model.loglik_and_gradient(theta0, beta0)
-    info = model.beta_information(state_start)
+    state0 = model.conditional_modes(theta0, beta0)
+    info = model.beta_information(state0)
     try:
         R = np.linalg.cholesky(info).T
     except np.linalg.LinAlgError:
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
     objective = _Objective(model, beta0, R, log_prior)
-    objective.evaluations += 1
-    objective.passes += 1  # beta's information
-    value0, grad0, state_start = objective.in_x(theta0, beta0, value0, grad0, state_start)
-    objective.u, objective.u_theta = state_start.u, theta0
+    objective.passes += state0.passes + 1
+    objective.u, objective.u_theta = state0.u, theta0
     n_theta = objective.n_theta
 
     # Scale theta by its curvature at the start: the moment start's information where it gives one, else
     # one gradient difference per theta element.
+    value0, grad0, state_start = objective.loglik(objective.to_x(theta0, beta0))
     for k in range(n_theta):
         curvature = -theta_information[k]
         if not (np.isfinite(curvature) and curvature < 0):
@@ -294,7 +285,7 @@ def _fit_glmm(
             curvature = (objective.loglik(objective.to_x(shifted, beta0))[1][k] - grad0[k]) / step
         if curvature < 0 and np.isfinite(curvature):
             objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
-    objective.u, objective.u_theta = state_start.u, theta0
+    objective.u, objective.u_theta = state0.u, theta0
     # the optimiser's first call is at this start point, evaluated above from the same modes: reuse it
     x0 = objective.to_x(theta0, beta0)
     objective.known = (x0, value0, np.concatenate([grad0[:n_theta] * objective.theta_scale, grad0[n_theta:]]),
