@@ -34,13 +34,16 @@ def test_every_optimiser_reaches_the_crossover_optimum(crossover_fits) -> None:
     assert list(fits.table.index) == list(OPTIMISERS)
     assert fits.table["converged"].all()
     np.testing.assert_allclose(fits.loglik.to_numpy(), fit.llf, atol=1e-7)
-    np.testing.assert_allclose(fits.fixef.to_numpy(), np.tile(fit.params.to_numpy(), (len(OPTIMISERS), 1)),
-                               rtol=1e-6)
-    # tau lies on a flat ridge (curvature about -0.05 per unit tau squared at 23.5): a derivative-free stop that
-    # passes the decrement test can leave it 1.5e-6 relative (3.5e-5) from Newton's, 1e-11 in log-likelihood
+    # Where a stop that passes the decrement test (< 1e-6) leaves the estimates depends on the optimiser's path,
+    # and for COBYQA on the CPU's last bits: on an AMD EPYC it ends 6e-6 standard errors from Newton in beta and
+    # 2.7e-6 relative in tau (on the ridge, curvature about -0.05 per unit tau squared), 3e-11 in log-likelihood.
+    # The estimates are compared in standard errors (beta) and relative to their size, not to the last digits.
+    assert ((fits.fixef - fit.params) / fit.bse).abs().to_numpy().max() < 1e-4
     np.testing.assert_allclose(fits.theta.to_numpy().ravel(), fit.theta[0], rtol=1e-5)
     spread = fits.spread()
-    assert spread["logLik"] < 1e-7 and spread.drop("logLik").max() < 1e-4  # tau's ridge, as above
+    estimates = pd.concat([fit.params, pd.Series(fit.theta, index=fits.theta.columns)])
+    assert spread["logLik"] < 1e-7
+    assert (spread.drop("logLik") <= 1e-5 * np.maximum(1.0, estimates.abs())).all()
     assert all(any("flat likelihood ridge" in text for text in fits.warnings[name]) for name in OPTIMISERS)
 
 

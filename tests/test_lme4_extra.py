@@ -209,8 +209,11 @@ def test_csv_files_are_what_make_data_generates() -> None:
     for spec in make_data.SPECS:
         simulated = make_data.simulate(spec)
         stored = pd.read_csv(DATA_DIR / spec.file)
-        pd.testing.assert_frame_equal(stored, simulated, check_dtype=False, check_exact=False, rtol=4e-16, atol=0.0,
-                                      obj=spec.file)
+        last_bit = [column for column in ("logexpo",) if column in simulated]  # np.log's, to one ulp
+        pd.testing.assert_frame_equal(stored.drop(columns=last_bit), simulated.drop(columns=last_bit),
+                                      check_dtype=False, check_exact=True, obj=spec.file)
+        for column in last_bit:
+            np.testing.assert_array_max_ulp(stored[column].to_numpy(), simulated[column].to_numpy(), maxulp=1)
 
 
 @pytest.mark.r
