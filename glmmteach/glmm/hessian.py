@@ -48,17 +48,27 @@ def scalar_laplace_hessian(data: GroupedData, state: ModeState, tau: float) -> t
     w2 = data.family.fisher_second_deriv(kv)
     H = state.hessian_obs[:, 0, 0]  # = D = 1 + tau^2 S, S = sum z^2 w (canonical: observed = expected)
     u_rows = data.gather(state.u[:, 0])
-    Q = np.column_stack([u_rows if z is None else z * u_rows, data.X])  # d eta / d(tau, beta), per row
-    m = Q.shape[1]
+    n, m = data.nobs, data.X.shape[1] + 1
     t2 = tau * tau
-    z2 = 1.0 if z is None else z * z
-    zw, z2w1, z2w2 = (w, w1, w2) if z is None else (z * w, z2 * w1, z2 * w2)
+    if z is None:  # z = 1: no products with z (on small data each NumPy call counts)
+        zw, z2w1, z2w2 = w, w1, w2
+        scalars, weights = (kv.score, w, w1, w2), (w, w1, w2)
+    else:
+        z2 = z * z
+        zw, z2w1, z2w2 = z * w, z2 * w1, z2 * w2
+        scalars, weights = (kv.score * z, z2 * w, z2w1 * z, z2w2 * z2), (zw, z2w1, z2w2 * z)
 
-    # every group sum in one reduction: four per-row sums and three weighted sums of the columns of Q
-    scalars = [kv.score if z is None else kv.score * z, z2 * w, z2w1 * (1.0 if z is None else z), z2w2 * z2]
-    rows = np.concatenate([np.stack(scalars), (np.stack([zw, z2w1, z2w2 * (1.0 if z is None else z)])[:, None, :]
-                                               * Q.T[None, :, :]).reshape(3 * m, -1)])
-    sums = data.group_sum_rows(rows)
+    # every group sum in one reduction: four per-row sums and three weighted sums of the columns of Q =
+    # d eta / d(tau, beta), filled into one array (stack and concatenate cost more than the products here)
+    rows = np.empty((4 + 4 * m, n))
+    QT = rows[4 + 3 * m:]  # Q transposed (m×n), kept after the reduction's rows
+    QT[0] = u_rows if z is None else z * u_rows
+    QT[1:] = data.X.T
+    rows[:4] = scalars
+    for k, weight in enumerate(weights):  # the three weights
+        np.multiply(weight, QT, out=rows[4 + k * m: 4 + (k + 1) * m])
+    Q = QT.T
+    sums = data.group_sum_rows(rows[:4 + 3 * m])
     l1z, S, w1z3, w2z4 = sums[:4]
     wzQ, S_phi, w2z3Q = sums[4:].reshape(3, m, -1).transpose(0, 2, 1)  # each G×m
 

@@ -36,7 +36,7 @@ covariance of the estimates and the warnings about the fit, and :mod:`glmmteach.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -133,6 +133,12 @@ class _Objective:
             # H lost positive definiteness to rounding at an extreme trial point of the line search (huge
             # weights): a point to back off from, not the end of the fit (lme4 fits these data)
             return -np.inf, np.zeros(len(x)), None
+        return self.in_x(theta, beta, value, grad, state)
+
+    def in_x(self, theta: np.ndarray, beta: np.ndarray, value: float, grad: np.ndarray,
+             state: ModeState) -> tuple[float, np.ndarray, ModeState]:
+        """The objective and its gradient in optimiser coordinates from the model's log-likelihood ``value`` and
+        gradient ``grad`` (in (theta, beta)) at the modes ``state``; counts the evaluation's data passes."""
         self.passes += state.passes + (1 if self.model.n_nodes == 1 else 2 * self.model.n_nodes)
         if self.log_prior is not None:
             prior_value, prior_grad = self.log_prior(theta, beta)
@@ -262,20 +268,23 @@ def _fit_glmm(
         scale = conditional_scale(model.family, variance)
         theta0, theta_information = theta0 * scale, theta_information / scale**2
         beta0 = beta0 * scale if beta_start is None else beta0
-    state0 = model.conditional_modes(theta0, beta0)
-    info = model.beta_information(state0)
+    # the modes at the start, and the log-likelihood and gradient there: the whitening of beta needs the modes,
+    # the optimiser's first step the value and gradient (one evaluation for both)
+    value0, grad0, state_start = model.loglik_and_gradient(theta0, beta0)
+    info = model.beta_information(state_start)
     try:
         R = np.linalg.cholesky(info).T
     except np.linalg.LinAlgError:
         R = np.diag(np.sqrt(np.maximum(np.diag(info), 1e-12)))
     objective = _Objective(model, beta0, R, log_prior)
-    objective.passes += state0.passes + 1
-    objective.u, objective.u_theta = state0.u, theta0
+    objective.evaluations += 1
+    objective.passes += 1  # beta's information
+    value0, grad0, state_start = objective.in_x(theta0, beta0, value0, grad0, state_start)
+    objective.u, objective.u_theta = state_start.u, theta0
     n_theta = objective.n_theta
 
     # Scale theta by its curvature at the start: the moment start's information where it gives one, else
     # one gradient difference per theta element.
-    value0, grad0, state_start = objective.loglik(objective.to_x(theta0, beta0))
     for k in range(n_theta):
         curvature = -theta_information[k]
         if not (np.isfinite(curvature) and curvature < 0):
@@ -285,7 +294,7 @@ def _fit_glmm(
             curvature = (objective.loglik(objective.to_x(shifted, beta0))[1][k] - grad0[k]) / step
         if curvature < 0 and np.isfinite(curvature):
             objective.theta_scale[k] = min(1.0 / np.sqrt(-curvature), 10.0)
-    objective.u, objective.u_theta = state0.u, theta0
+    objective.u, objective.u_theta = state_start.u, theta0
     # the optimiser's first call is at this start point, evaluated above from the same modes: reuse it
     x0 = objective.to_x(theta0, beta0)
     objective.known = (x0, value0, np.concatenate([grad0[:n_theta] * objective.theta_scale, grad0[n_theta:]]),
@@ -378,9 +387,10 @@ def _newton(objective: _Objective, x: np.ndarray) -> optimize.OptimizeResult:
     where the log-likelihood is not concave), at most a bound long (``NEWTON_MAX_STEP`` at first, doubled after
     each full step at the bound: a start far from the optimum is left in a few steps), halved until the
     log-likelihood does not fall. The likelihood is even in the SD :math:`\theta`, so a step past 0 is
-    reflected (the same likelihood), and a full step to an SD of nearly 0 (``NEWTON_SNAP``) is tried at 0
-    itself: where the maximum is on the boundary the steps shrink towards it (cubically: the likelihood is
-    even) but never reach it, and the boundary probes test 0, not a point near it. The modes of each trial
+    reflected (the same likelihood), after first trying the point where it crosses 0
+    (:func:`_step_fractions`); a full step to an SD of nearly 0 (``NEWTON_SNAP``) is tried at 0 itself: where
+    the maximum is on the boundary the steps shrink towards it (cubically: the likelihood is even) but never
+    reach it, and the boundary probes test 0, not a point near it. The modes of each trial
     point start from their first-order prediction (the implicit function theorem). Stops when the Newton
     decrement is below ``NEWTON_DECREMENT``; the fit's polish, boundary probes and convergence test follow as
     after any optimiser, the polish from the last point's evaluation.
@@ -407,13 +417,13 @@ def _newton(objective: _Objective, x: np.ndarray) -> optimize.OptimizeResult:
         evaluation = (1e-13, 2) if tight else (1e-10, 1)
         mode_step = (mode_slopes @ step).reshape(state.u.shape)
         accepted = None
-        for halving in range(NEWTON_HALVINGS):
-            fraction = 0.5**halving
+        for halving, fraction in enumerate(_step_fractions(x[:n_theta], step[:n_theta])):
             trial = x + fraction * step
             # the modes predicted to first order (implicit function theorem): fewer inner Newton steps
             u_start = state.u + fraction * mode_step if np.all(trial[:n_theta] >= 0) else state.u
             trial[:n_theta] = np.abs(trial[:n_theta])
             if halving == 0:  # a boundary is reached exactly: Newton's steps towards it shrink (cubically)
+                # (and the fraction that ends on 0 ends there, not a rounding error away)
                 trial[:n_theta] = np.where(trial[:n_theta] < NEWTON_SNAP, 0.0, trial[:n_theta])
             trial_value, trial_grad, trial_state = objective.loglik(trial, u_start, *evaluation)
             if trial_value >= value - 1e-12 * (1.0 + abs(value)):
@@ -424,13 +434,25 @@ def _newton(objective: _Objective, x: np.ndarray) -> optimize.OptimizeResult:
             break
         # the step bound follows the steps taken: doubled after a full step at the bound, else the step taken
         length = float(np.sqrt(step @ step))
-        radius = 2.0 * radius if halving == 0 and length >= radius * (1 - 1e-12) else max(0.5**halving * length,
-                                                                                         NEWTON_MAX_STEP)
+        radius = 2.0 * radius if fraction == 1.0 and length >= radius * (1 - 1e-12) else max(fraction * length,
+                                                                                            NEWTON_MAX_STEP)
         x, value, grad_x, state = accepted, trial_value, trial_grad, trial_state
     objective.u, objective.u_theta = state.u, objective.split(x)[0]
     objective.best = (value, x.copy(), grad_x, state)
     return optimize.OptimizeResult(x=x, fun=-value, jac=-grad_x, message=message,
                                    polish_start=polish_start)
+
+
+def _step_fractions(theta_x: np.ndarray, theta_step: np.ndarray) -> Iterator[float]:
+    """The fractions of a Newton step tried in turn: 1, 1/2, 1/4, ...; and first, when the full step takes an SD
+    (``theta_x``, optimiser units) past 0, the fraction that ends on 0. Its reflection has the same likelihood,
+    but a step that crosses 0 is most often one towards a boundary maximum that overshoots it (a quadratic
+    model of a likelihood that is flat in the SD), and the reflected point is then far on the other side."""
+    crossing = (theta_x > 0) & (theta_x + theta_step < 0)
+    if crossing.any():
+        yield float(np.min(theta_x[crossing] / -theta_step[crossing]))
+    for halving in range(NEWTON_HALVINGS):
+        yield 0.5**halving
 
 
 def _ascent_step(H_x: np.ndarray, grad_x: np.ndarray, radius: float) -> tuple[np.ndarray, float]:
